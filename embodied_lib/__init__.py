@@ -1,0 +1,2 @@
+"""Embodied AI Deployment Workbook library: envs, models, training, export, runtimes."""
+__version__ = "0.1.0"

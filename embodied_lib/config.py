@@ -1,0 +1,66 @@
+"""Profiles, paths and seeds: the one place a run's size is decided.
+
+A profile is a plain dict of numbers, nanoGPT-style: notebooks pick one by name
+(`PROFILE` parameter, or the `EMBODIED_PROFILE` environment variable) and may
+override single keys. `quick` and `full` run exactly the same code.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPORTS_DIR = Path(os.environ.get("EMBODIED_EXPORTS", REPO_ROOT / "exports"))
+DATA_DIR = Path(os.environ.get("EMBODIED_DATA", REPO_ROOT / "data"))
+RUNS_DIR = Path(os.environ.get("EMBODIED_RUNS", REPO_ROOT / "runs"))
+
+# Seed ranges are disjoint so evaluation maps are never seen in training.
+TRAIN_SEED_BASE = 0
+EVAL_SEED_BASE = 1_000_000
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "quick": {
+        "navigation": dict(
+            grid_size=8, obstacle_fraction=0.15, total_steps=12_000, learning_starts=1_000,
+            buffer_size=20_000, batch_size=64, lr=5e-4, gamma=0.95, train_every=1,
+            target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.5,
+            eval_maps=100, seed=0,
+        ),
+    },
+    "full": {
+        "navigation": dict(
+            grid_size=8, obstacle_fraction=0.15, total_steps=400_000, learning_starts=5_000,
+            buffer_size=200_000, batch_size=128, lr=3e-4, gamma=0.95, train_every=1,
+            target_update_every=2_000, eps_start=1.0, eps_end=0.02, eps_fraction=0.3,
+            eval_maps=500, seed=0,
+        ),
+    },
+}
+
+
+def profile_name(name: str | None = None) -> str:
+    name = name or os.environ.get("EMBODIED_PROFILE", "quick")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return name
+
+
+def get_config(section: str, profile: str | None = None, **overrides) -> dict:
+    """The settings of one workbook section for a profile, with keyword overrides."""
+    cfg = dict(PROFILES[profile_name(profile)][section])
+    unknown = set(overrides) - set(cfg)
+    if unknown:
+        raise KeyError(f"unknown {section} settings {sorted(unknown)}; known: {sorted(cfg)}")
+    cfg.update(overrides)
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so the same seed gives the same metrics."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,84 @@
+"""Export any ModelSpec'd model to every deployment format, with a manifest and golden vectors.
+
+One path with flags (ExecuTorch examples-style)::
+
+    python -m embodied_lib.export --model navigation --checkpoint runs/navigation --out exports/navigation
+
+Each format is a module with ``save(spec, model, program, path)`` and
+``load(path, spec) -> run(*tensors)``; FORMATS below is the only list of them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from embodied_lib.export import aoti_package, executorch_pte, onnx_model, torch_export, weights
+from embodied_lib.export.artifacts import ArtifactError, sha256_of
+from embodied_lib.export.golden import make_golden, write_golden
+from embodied_lib.export.manifest import package_versions, write_manifest
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str          # file name = <model><suffix>
+    runtime: str         # what runs it
+    save: Callable
+    load: Callable
+
+
+FORMATS = {f.name: f for f in (
+    Format("torch_export", ".export.pt2", "torch.export.load (Python)", torch_export.save, torch_export.load),
+    Format("executorch", ".pte", "ExecuTorch runtime, XNNPACK backend", executorch_pte.save, executorch_pte.load),
+    Format("onnx", ".onnx", "ONNX Runtime", onnx_model.save, onnx_model.load),
+    Format("safetensors", ".safetensors", "weights for a rebuilt module (PyTorch, LibTorch, tch-rs)",
+           weights.save_safetensors, weights.load_safetensors),
+    Format("pth", ".pth", "plain-dict state_dict (PyTorch weights_only, LibTorch pickle_load)",
+           weights.save_pth, weights.load_pth),
+    Format("aoti", ".aoti.pt2", "AOTInductor package loader (Python, C++)", aoti_package.save, aoti_package.load),
+)}
+GOLDEN_FILE = "golden.bin"
+
+
+def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=print) -> dict:
+    """Write every requested format plus golden vectors and manifest.json into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    names = list(formats or FORMATS)
+    unknown = set(names) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown formats {sorted(unknown)}; choose from {list(FORMATS)}")
+    program = torch_export.export_program(spec, model)
+    artifacts = []
+    for name in names:
+        fmt = FORMATS[name]
+        path = out_dir / f"{spec.name}{fmt.suffix}"
+        started = time.perf_counter()
+        fmt.save(spec, model, program, path)
+        seconds = time.perf_counter() - started
+        artifacts.append({
+            "format": name, "file": path.name, "runtime": fmt.runtime,
+            "sha256": sha256_of(path), "bytes": path.stat().st_size,
+            "inputs": [s.to_json() for s in spec.inputs],
+            "outputs": [s.to_json() for s in spec.outputs],
+            "export_seconds": round(seconds, 2),
+        })
+        log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
+    golden = make_golden(spec, model, n=golden_count)
+    write_golden(out_dir / GOLDEN_FILE, golden)
+    manifest = {
+        "model": spec.name,
+        **{k: v for k, v in spec.to_json().items() if k != "model"},
+        "versions": package_versions(),
+        "artifacts": artifacts,
+        "golden": {"file": GOLDEN_FILE, "sha256": sha256_of(out_dir / GOLDEN_FILE), "count": golden_count,
+                   "tensors": {k: list(v.shape) for k, v in golden.items()}},
+    }
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+__all__ = ["ArtifactError", "FORMATS", "export_all"]

@@ -1,0 +1,27 @@
+"""ONNX models (.onnx) from the dynamo exporter, run with ONNX Runtime."""
+from __future__ import annotations
+
+import torch
+
+from embodied_lib.export.artifacts import load_or_explain
+from embodied_lib.export.torch_export import dynamic_shapes
+
+
+def save(spec, model, program, path):
+    # external_data=False keeps weights inside the one .onnx file the runners are given.
+    torch.onnx.export(model.eval(), spec.example_inputs(batch=2), str(path), dynamo=True,
+                      input_names=[s.name for s in spec.inputs],
+                      output_names=[s.name for s in spec.outputs],
+                      dynamic_shapes=dynamic_shapes(spec), external_data=False,
+                      optimize=True, verbose=False)
+
+
+def load(path, spec):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = load_or_explain(path, "ONNX model", lambda: ort.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"]))
+    names = [s.name for s in spec.inputs]
+    return lambda *inputs: tuple(session.run(None, {n: t.numpy() for n, t in zip(names, inputs)}))

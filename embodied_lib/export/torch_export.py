@@ -1,0 +1,29 @@
+"""torch.export programs (.pt2): the graph every other compiled format starts from."""
+from __future__ import annotations
+
+import torch
+from torch.export import Dim
+
+from embodied_lib.export.artifacts import load_or_explain
+from embodied_lib.models.spec import BATCH, ModelSpec
+
+
+def dynamic_shapes(spec: ModelSpec) -> dict:
+    """One shared ``batch`` Dim for every input whose shape starts with BATCH."""
+    batch = Dim("batch", min=1, max=spec.max_batch)
+    return {ts.name: {i: batch for i, d in enumerate(ts.shape) if d == BATCH} for ts in spec.inputs}
+
+
+def export_program(spec: ModelSpec, model: torch.nn.Module) -> torch.export.ExportedProgram:
+    # Batch 2 example: a batch-1 example would specialise the batch dimension to 1.
+    return torch.export.export(model.eval(), spec.example_inputs(batch=2),
+                               dynamic_shapes=dynamic_shapes(spec), strict=False)
+
+
+def save(spec, model, program, path):
+    torch.export.save(program, str(path))
+
+
+def load(path, spec):
+    module = load_or_explain(path, "torch.export program", lambda: torch.export.load(str(path)).module())
+    return lambda *inputs: module(*inputs)
