@@ -26,16 +26,16 @@ PROFILES: dict[str, dict[str, dict]] = {
     "quick": {
         "navigation": dict(
             grid_size=8, obstacle_fraction=0.15, total_steps=12_000, learning_starts=1_000,
-            buffer_size=20_000, batch_size=64, lr=5e-4, gamma=0.95, train_every=1,
-            target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.5,
-            eval_maps=100, seed=0,
+            buffer_size=20_000, batch_size=64, lr=1e-3, gamma=0.95, train_every=2,
+            target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.4,
+            eval_maps=500, seed=0,
         ),
     },
     "full": {
         "navigation": dict(
-            grid_size=8, obstacle_fraction=0.15, total_steps=400_000, learning_starts=5_000,
-            buffer_size=200_000, batch_size=128, lr=3e-4, gamma=0.95, train_every=1,
-            target_update_every=2_000, eps_start=1.0, eps_end=0.02, eps_fraction=0.3,
+            grid_size=8, obstacle_fraction=0.15, total_steps=150_000, learning_starts=2_000,
+            buffer_size=100_000, batch_size=128, lr=1e-3, gamma=0.95, train_every=2,
+            target_update_every=1_000, eps_start=1.0, eps_end=0.02, eps_fraction=0.2,
             eval_maps=500, seed=0,
         ),
     },

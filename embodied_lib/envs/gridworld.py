@@ -4,13 +4,21 @@ An N x N grid with random obstacles, a start and a goal; every map is solvable
 (checked with breadth-first search). The agent moves up, down, left or right.
 
 Observation layout (the contract with the exported models and native runners):
-a float32 vector of length N*N*4, the grid as ``[channel, row, col]`` flattened
-in C order, so ``obs.reshape(4, N, N)[c]`` is channel ``c`` of ``CHANNELS``:
+a float32 vector of length N*N*4, an N x N window *centred on the robot* (like a
+robot's local occupancy map), as ``[channel, row, col]`` flattened in C order, so
+``obs.reshape(4, N, N)[c]`` is channel ``c`` of ``CHANNELS``. Window cell
+``(i, j)`` shows world cell ``(agent_row + i - N//2, agent_col + j - N//2)``:
 
-    0 agent     1.0 at the agent's cell
-    1 goal      1.0 at the goal cell
-    2 obstacle  1.0 at every blocked cell
+    0 agent     1.0 at the window centre (N//2, N//2), where the robot always is
+    1 goal      1.0 at the goal; a goal outside the window is drawn on the window's
+                border cell nearest to it, so the direction is always visible
+    2 obstacle  1.0 at every blocked cell, and everywhere outside the world
     3 visited   1.0 at every cell the agent has stood on this episode (start included)
+
+Why robot-centred: with an allocentric (world-fixed) grid, a 256-wide MLP must learn
+"read the cells next to wherever the agent is" for all 64 positions, and in our
+trials it reached only ~65 % success even when imitating the BFS planner on 58k
+labelled states. Centred on the robot, the neighbours are fixed inputs.
 
 Rewards (documented once, here):
     +1.0   reaching the goal (the episode terminates)
@@ -61,13 +69,22 @@ def bfs_distances(obstacles: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
 
 
 def encode_observation(agent, goal, obstacles: np.ndarray, visited: np.ndarray) -> np.ndarray:
-    """Build the flat ``[4*N*N]`` float32 observation described in the module docstring."""
+    """Build the flat ``[4*N*N]`` float32 robot-centred observation (module docstring)."""
     n = obstacles.shape[0]
+    centre = n // 2
     grid = np.zeros((len(CHANNELS), n, n), dtype=np.float32)
-    grid[0][tuple(agent)] = 1.0
-    grid[1][tuple(goal)] = 1.0
-    grid[2] = obstacles
-    grid[3] = visited
+    grid[2] = 1.0  # everything outside the world counts as blocked
+    # world cells that fall inside the window: window (i, j) <-> world (i - centre + r, j - centre + c)
+    r, c = agent
+    lo_r, lo_c = max(0, r - centre), max(0, c - centre)
+    hi_r, hi_c = min(n, r - centre + n), min(n, c - centre + n)
+    win_r, win_c = slice(lo_r - r + centre, hi_r - r + centre), slice(lo_c - c + centre, hi_c - c + centre)
+    grid[2][win_r, win_c] = obstacles[lo_r:hi_r, lo_c:hi_c]
+    grid[3][win_r, win_c] = visited[lo_r:hi_r, lo_c:hi_c]
+    grid[0][centre, centre] = 1.0
+    gi = min(max(goal[0] - r + centre, 0), n - 1)  # a goal beyond the window sits on its border
+    gj = min(max(goal[1] - c + centre, 0), n - 1)
+    grid[1][gi, gj] = 1.0
     return grid.reshape(-1)
 
 

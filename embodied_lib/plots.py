@@ -1,0 +1,96 @@
+"""Figures the notebooks show: maps, observations, learning curves, rollouts, tables."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from embodied_lib.envs.gridworld import CHANNELS, GridWorldEnv, render_grid
+from embodied_lib.training.navigation_dqn import greedy_action
+
+
+def show_maps(seeds, grid_size: int = 8, obstacle_fraction: float = 0.15):
+    """One rendered map per seed: red robot, green goal, dark obstacles."""
+    fig, axes = plt.subplots(1, len(seeds), figsize=(3 * len(seeds), 3))
+    for ax, seed in zip(np.atleast_1d(axes), seeds):
+        env = GridWorldEnv(grid_size, obstacle_fraction, render_mode="rgb_array")
+        _, info = env.reset(seed=seed)
+        ax.imshow(env.render())
+        ax.set_title(f"map {seed}: shortest path {info['shortest_path']}")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def show_observation(obs: np.ndarray, grid_size: int = 8):
+    """The four robot-centred channels of one observation vector."""
+    grid = obs.reshape(len(CHANNELS), grid_size, grid_size)
+    fig, axes = plt.subplots(1, len(CHANNELS), figsize=(3 * len(CHANNELS), 3))
+    for ax, name, channel in zip(axes, CHANNELS, grid):
+        ax.imshow(channel, cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("observation channels (window centred on the robot)")
+    fig.tight_layout()
+    return fig
+
+
+def _smooth(values, window: int):
+    values = np.asarray(values, dtype=float)
+    if len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_learning_curves(metrics: dict):
+    h = metrics["history"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
+    window = max(1, min(100, len(h["episode_return"]) // 10))
+    x = h["episode_step"][window - 1:] if len(h["episode_return"]) >= window else h["episode_step"]
+    axes[0].plot(x, _smooth(h["episode_return"], window))
+    axes[0].set(title=f"episode return (mean of {window})", xlabel="env step")
+    axes[1].plot(h["step"], h["loss"], alpha=0.6)
+    axes[1].set(title="Huber TD loss", xlabel="env step", yscale="log")
+    axes[2].plot(h["validation_step"], h["validation_success"], marker="o", label="validation success")
+    axes[2].axhline(metrics["random_policy"]["success_rate"], color="grey", ls="--", label="random policy")
+    axes[2].set(title="greedy success on validation maps", xlabel="env step", ylim=(0, 1.02))
+    axes[2].legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rollout(model, seed: int, grid_size: int = 8, obstacle_fraction: float = 0.15):
+    """Start, path taken by the greedy policy, and end state of one episode."""
+    env = GridWorldEnv(grid_size, obstacle_fraction, render_mode="rgb_array")
+    obs, info = env.reset(seed=seed)
+    start = env.render()
+    path = [env.agent]
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(greedy_action(model, obs))
+        path.append(env.agent)
+    end = render_grid(env.agent, env.goal, env.obstacles, env.visited)
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
+    axes[0].imshow(start)
+    axes[0].set_title("start")
+    axes[1].imshow(end)
+    cell = start.shape[0] / grid_size
+    rows, cols = zip(*path)
+    axes[1].plot((np.array(cols) + 0.5) * cell, (np.array(rows) + 0.5) * cell, "r-", lw=2)
+    outcome = "reached goal" if terminated else "did not reach goal"
+    axes[1].set_title(f"{outcome}: {info['steps']} steps (shortest {info['shortest_path']})")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(rows: list[dict], columns=None, floatfmt: str = ".3g") -> str:
+    """A Markdown table of ``rows`` (list of dicts) for IPython.display.Markdown."""
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

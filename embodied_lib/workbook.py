@@ -1,0 +1,88 @@
+"""Run the whole workbook headlessly: every notebook in order with papermill, then a summary.
+
+    python -m embodied_lib.workbook --profile quick        # what `make run` does
+    python -m embodied_lib.workbook --only 01 --profile full
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from embodied_lib.config import EXPORTS_DIR, REPO_ROOT, RUNS_DIR, profile_name
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def notebooks(only=None) -> list[Path]:
+    found = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        found = [p for p in found if any(p.name.startswith(prefix) for prefix in only)]
+    return found
+
+
+def run_notebook(path: Path, profile: str, kernel: str, out_dir: Path, parameters: dict | None = None) -> Path:
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    os.environ["EMBODIED_PROFILE"] = profile  # the library's default; notebooks may still override
+    papermill.execute_notebook(str(path), str(output), parameters={"PROFILE": profile, **(parameters or {})},
+                               kernel_name=kernel, cwd=str(path.parent), progress_bar=False,
+                               log_output=False)
+    return output
+
+
+def summary(runs_dir=RUNS_DIR, exports_dir=EXPORTS_DIR) -> str:
+    """One screen: training metrics per model, then every exported artifact with its parity."""
+    lines = ["", "=" * 78, "Embodied AI Deployment Workbook: summary", "=" * 78]
+    for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
+        m = json.loads(metrics_path.read_text())
+        ev, rnd = m["evaluation"], m["random_policy"]
+        lines.append(f"{metrics_path.parent.name}: success {ev['success_rate']:.1%} on {ev['episodes']} held-out maps "
+                     f"(random {rnd['success_rate']:.1%}), path ratio {ev['path_ratio']:.3f}, "
+                     f"trained {m['train_seconds']:.0f} s")
+    for manifest_path in sorted(Path(exports_dir).glob("*/manifest.json")):
+        manifest = json.loads(manifest_path.read_text())
+        parity_path = manifest_path.parent / "parity.json"
+        parity = {r["format"]: r for r in json.loads(parity_path.read_text())} if parity_path.is_file() else {}
+        lines.append(f"exports/{manifest_path.parent.name}/ (torch {manifest['versions']['torch']}, "
+                     f"executorch {manifest['versions']['executorch']}):")
+        for a in manifest["artifacts"]:
+            p = parity.get(a["format"])
+            check = f"max|diff| {p['max_abs_diff']:.1e} {'ok' if p['passed'] else 'FAILED'}" if p else "no parity run"
+            lines.append(f"  {a['format']:13s} {a['file']:28s} {a['bytes'] / 1e6:6.2f} MB  {check}")
+        lines.append(f"  golden vectors: {manifest['golden']['file']} ({manifest['golden']['count']})")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="quick (default) or full")
+    parser.add_argument("--kernel", default="embodied-workbook", help="Jupyter kernel to run the notebooks with")
+    parser.add_argument("--only", nargs="+", help="notebook number prefixes to run, e.g. 01 04")
+    parser.add_argument("--out", type=Path, default=RUNS_DIR / "notebooks", help="where executed copies go")
+    args = parser.parse_args(argv)
+    profile = profile_name(args.profile)
+    selected = notebooks(args.only)
+    if not selected:
+        parser.error(f"no notebooks match {args.only} in {NOTEBOOKS_DIR}")
+    for path in selected:
+        started = time.perf_counter()
+        print(f"[{profile}] {path.name} ...", flush=True)
+        try:
+            run_notebook(path, profile, args.kernel, args.out)
+        except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+            print(f"FAILED: {path.name}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}\n"
+                  f"  executed copy with the error: {args.out / path.name}", file=sys.stderr)
+            return 1
+        print(f"[{profile}] {path.name} done in {time.perf_counter() - started:.0f} s -> {args.out / path.name}")
+    print(summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

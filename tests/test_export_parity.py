@@ -1,0 +1,69 @@
+"""Every exported format, loaded through its own runtime, reproduces eager PyTorch."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_lib.export import FORMATS
+from embodied_lib.export.artifacts import sha256_of
+from embodied_lib.export.golden import read_golden
+from embodied_lib.runtimes import eager_runtime, load_runtime, parity_report
+
+# Tolerance: float32 kernels may sum in another order (XNNPACK, ONNX Runtime), which moves
+# outputs of this size by ~1e-7; 1e-5 leaves room for that and catches any real change.
+TOLERANCE = 1e-5
+
+
+def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exports):
+    spec, model = navigation_model
+    rows = parity_report(navigation_exports, eager_runtime(spec, model), n=1000)
+    assert {r["format"] for r in rows} == set(FORMATS)
+    for row in rows:
+        assert row["inputs"] == 1000
+        assert row["max_abs_diff"] <= TOLERANCE, row
+        assert row["argmax_agreement"] == 1.0, row
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("batch", [1, 7])
+def test_dynamic_batch(navigation_model, navigation_exports, fmt, batch):
+    spec, model = navigation_model
+    (states,) = spec.sample_inputs(batch, seed=3)
+    (got,) = load_runtime(navigation_exports, fmt)(states)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(states)).numpy()
+    assert got.shape == (batch, 4)
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+
+
+def test_manifest_describes_every_artifact(navigation_exports):
+    manifest = json.loads((navigation_exports / "manifest.json").read_text())
+    assert manifest["model"] == "navigation"
+    assert manifest["metadata"]["channels"] == ["agent", "goal", "obstacle", "visited"]
+    assert manifest["metadata"]["actions"] == ["up", "down", "left", "right"]
+    assert set(manifest["versions"]) >= {"torch", "executorch", "onnx", "onnxruntime"}
+    assert all(manifest["versions"][k] for k in ("torch", "executorch", "onnx", "onnxruntime"))
+    assert [a["format"] for a in manifest["artifacts"]] == list(FORMATS)
+    for artifact in manifest["artifacts"]:
+        path = navigation_exports / artifact["file"]
+        assert sha256_of(path) == artifact["sha256"]
+        assert path.stat().st_size == artifact["bytes"]
+        assert artifact["inputs"] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32"}]
+        assert artifact["outputs"] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32"}]
+
+
+def test_golden_vectors_hold_eager_outputs(navigation_model, navigation_exports):
+    spec, model = navigation_model
+    golden = read_golden(navigation_exports / "golden.bin")
+    assert list(golden) == ["input.state", "output.q_values"]
+    assert golden["input.state"].shape == (32, 256)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(golden["input.state"])).numpy()
+    assert np.array_equal(golden["output.q_values"], expected)
+
+
+def test_pth_is_a_plain_dict_that_loads_with_weights_only(navigation_exports):
+    state = torch.load(navigation_exports / "navigation.pth", weights_only=True)
+    assert type(state) is dict  # an OrderedDict is what C++ pickle_load rejects
+    assert sorted(state) == sorted(f"fc{i}.{p}" for i in range(1, 5) for p in ("weight", "bias"))
