@@ -1,7 +1,7 @@
 # Embodied AI Deployment Workbook
 #   make run    set up everything and execute every notebook headlessly (PROFILE=quick|full)
 #   make test   set up everything and run the test suite
-#   make bench  latency/memory benchmarks, written to runs/bench/
+#   make clean-outputs  remove generated runs/, exports and data
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -10,7 +10,7 @@ PROFILE ?= quick
 KERNEL := embodied-workbook
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test bench clean-outputs help
+.PHONY: setup system-deps run test clean-outputs help
 help:
 	@sed -n '2,4p' Makefile
 
@@ -34,9 +34,6 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
-
-bench: setup
-	$(PY) -m embodied_lib.benchmark --out runs/bench
 
 clean-outputs:
 	rm -rf runs exports/*/ data/*/

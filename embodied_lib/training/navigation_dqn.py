@@ -113,8 +113,16 @@ def train_dqn(cfg: dict, out_dir: Path | None = None, progress: bool = True):
     Returns ``(model, metrics)``; with ``out_dir`` also writes the checkpoint
     (model.safetensors + config.json) and metrics.json there.
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 256-wide MLP trains faster on one thread than split over two
+    try:
+        return _train(cfg, out_dir, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: dict, out_dir: Path | None, progress: bool):
     seed_everything(cfg["seed"])
-    torch.set_num_threads(1)  # a 256-wide MLP is faster on one thread than split over two
     rng = np.random.default_rng(cfg["seed"])
     n, frac = cfg["grid_size"], cfg["obstacle_fraction"]
     spec = navigation_spec(n, frac)

@@ -1,0 +1,42 @@
+"""Run both notebooks headlessly with papermill and the quick profile, as `make run` does."""
+import json
+
+import pytest
+
+from embodied_lib.export import FORMATS
+from embodied_lib.workbook import notebooks, run_notebook
+
+KERNEL = "embodied-workbook"
+
+
+@pytest.fixture
+def isolated_outputs(tmp_path, monkeypatch):
+    """Point the library (in the papermill kernel too) at temporary runs/ and exports/."""
+    monkeypatch.setenv("EMBODIED_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("EMBODIED_EXPORTS", str(tmp_path / "exports"))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_navigation_then_export_notebooks_run_with_the_quick_profile(isolated_outputs):
+    selected = notebooks(["01", "04"])
+    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "04_export_all_formats.ipynb"]
+    for path in selected:
+        executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
+        nb = json.loads(executed.read_text())
+        errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors
+
+    metrics = json.loads((isolated_outputs / "runs" / "navigation" / "metrics.json").read_text())
+    assert metrics["evaluation"]["episodes"] == 500
+    assert metrics["evaluation"]["success_rate"] >= metrics["random_policy"]["success_rate"] + 0.3
+
+    out = isolated_outputs / "exports" / "navigation"
+    manifest = json.loads((out / "manifest.json").read_text())
+    for fmt in FORMATS.values():
+        assert (out / f"navigation{fmt.suffix}").is_file()
+    assert [a["format"] for a in manifest["artifacts"]] == list(FORMATS)
+    assert (out / "golden.bin").is_file()
+    parity = json.loads((out / "parity.json").read_text())
+    assert len(parity) == len(FORMATS) and all(r["passed"] for r in parity)
