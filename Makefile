@@ -1,7 +1,8 @@
 # Embodied AI Deployment Workbook
 #   make run    set up everything and execute every notebook headlessly (PROFILE=quick|full)
 #   make test   set up everything and run the test suite
-#   make clean-outputs  remove generated runs/, exports and data
+#   make native  build the C++ and Rust runners (make run and make test do it too)
+#   make bench   batch-1 latency of every runtime (Python and native), written to runs/bench/
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -10,17 +11,21 @@ PROFILE ?= quick
 KERNEL := embodied-workbook
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test clean-outputs help
+.PHONY: setup system-deps native run test bench clean-outputs help
 help:
-	@sed -n '2,4p' Makefile
+	@grep '^#   make' Makefile
 
 setup: system-deps $(STAMP)
 
-# System packages the Python stack needs at run time: g++ (AOTInductor compiles C++).
+# System packages: g++ (AOTInductor compiles C++; the C++ runners), apt-get + dpkg-deb (ONNX Runtime
+# headers), cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++ python3 python3-venv; \
 	  else echo "error: need g++ and $(PYTHON); install them (Debian: sudo apt-get install g++ python3-venv)" >&2; exit 1; fi; }
+	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust >= 1.92 (rustup) for the Rust runners" >&2; exit 1; }
+	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
+	  echo "error: apt-get and dpkg-deb are needed to fetch ONNX Runtime's C++ headers (Debian/Ubuntu)" >&2; exit 1; }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,11 +34,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Embodied workbook (.venv)" >/dev/null
 	touch $@
 
-run: setup
+# Build once per run, release mode; CMake and Cargo skip what is up to date.
+native: setup
+	$(PY) -m embodied_lib.native build
+
+run: native
 	$(PY) -m embodied_lib.workbook --profile $(PROFILE) --kernel $(KERNEL)
 
-test: setup
+test: native
 	$(PY) -m pytest
+
+bench: native
+	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }
+	$(PY) -m embodied_lib.latency exports/*/ --out runs/bench/latency.json
 
 clean-outputs:
 	rm -rf runs exports/*/ data/*/

@@ -1,4 +1,4 @@
-"""Run both notebooks headlessly with papermill and the quick profile, as `make run` does."""
+"""Run the notebooks headlessly with papermill and the quick profile, in order, as `make run` does."""
 import json
 
 import pytest
@@ -18,9 +18,10 @@ def isolated_outputs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_navigation_then_export_notebooks_run_with_the_quick_profile(isolated_outputs):
-    selected = notebooks(["01", "04"])
-    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "04_export_all_formats.ipynb"]
+def test_navigation_export_and_native_notebooks_run_with_the_quick_profile(isolated_outputs):
+    selected = notebooks(["01", "04", "05", "06"])
+    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "04_export_all_formats.ipynb",
+                                          "05_native_cpp.ipynb", "06_native_rust.ipynb"]
     for path in selected:
         executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
         nb = json.loads(executed.read_text())

@@ -8,8 +8,16 @@ from embodied_lib.export.artifacts import load_or_explain, require_magic
 ZIP_MAGIC = b"PK"  # an AOTInductor package is a zip archive
 
 
+def input_shapes_metadata(spec) -> str:
+    """Per-input shapes without the batch dimension, e.g. "256" or "3x400x400;10"."""
+    return ";".join("x".join(str(d) for d in ts.shape[1:]) for ts in spec.inputs)
+
+
 def save(spec, model, program, path):
-    torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    # The C++ runner reads the input shapes from the package, to refuse wrong-size input.
+    metadata = {"embodied.model": spec.name, "embodied.input_shapes": input_shapes_metadata(spec)}
+    torch._inductor.aoti_compile_and_package(program, package_path=str(path),
+                                             inductor_configs={"aot_inductor.metadata": metadata})
 
 
 def load(path, spec):

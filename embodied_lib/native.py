@@ -1,0 +1,168 @@
+"""Build and run the native runners (native/cpp, native/rust) against the virtualenv's libraries.
+
+    python -m embodied_lib.native build            # C++ (CMake) and Rust (Cargo), release mode
+    python -m embodied_lib.native parity exports/navigation
+
+Every runner takes the same arguments (``MODEL GOLDEN [--iterations N]``) and prints one JSON
+object, so the parity test and the notebooks loop over RUNNERS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from embodied_lib.config import REPO_ROOT
+from embodied_lib.export.manifest import artifact_entry, read_manifest
+
+NATIVE_DIR = REPO_ROOT / "native"
+CPP_SOURCE = NATIVE_DIR / "cpp"
+CPP_BUILD = CPP_SOURCE / "build"
+RUST_WORKSPACE = NATIVE_DIR / "rust"
+RUST_BIN = RUST_WORKSPACE / "target" / "release"
+
+
+class NativeRunnerError(RuntimeError):
+    """A runner exited non-zero; the message is its one-line error."""
+
+
+@dataclass(frozen=True)
+class Runner:
+    name: str
+    language: str
+    binary: Path
+    artifact: str                     # which exported format it loads
+    models: tuple[str, ...] | None = None  # None: any model (generic runtimes)
+    note: str = ""
+
+
+RUNNERS = (
+    Runner("executorch", "C++", CPP_BUILD / "executorch_runner", "executorch",
+           note="ExecuTorch Module API, XNNPACK backend, optimized kernels"),
+    Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", ("navigation",),
+           note="DQNAgent rebuilt as a torch::nn::Module, plain-dict .pth via torch::pickle_load"),
+    Runner("aoti", "C++", CPP_BUILD / "aoti_runner", "aoti", note="AOTIModelPackageLoader"),
+    Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
+    Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", ("navigation",),
+           note="DQNAgent rebuilt with tch-rs, weights from .safetensors"),
+    Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
+)
+
+
+def site_packages() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def onnxruntime_library() -> Path:
+    found = sorted((site_packages() / "onnxruntime" / "capi").glob("libonnxruntime.so.*"))
+    if not found:
+        raise FileNotFoundError("no libonnxruntime.so.* in the onnxruntime wheel; is onnxruntime installed?")
+    return found[-1]
+
+
+def _tool(name: str) -> str:
+    """Prefer the virtualenv's tool (pip's cmake >= 3.28), then PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        hint = {"cargo": "install Rust (https://rustup.rs) or Debian's cargo",
+                "cmake": "pip install cmake (make setup does)"}.get(name, f"install {name}")
+        raise FileNotFoundError(f"{name} not found: {hint}")
+    return found
+
+
+def cpp_commands(jobs: int = 2) -> list[list[str]]:
+    """The CMake configure and build commands (the notebook shows and runs these)."""
+    cmake = _tool("cmake")
+    return [[cmake, "-S", str(CPP_SOURCE), "-B", str(CPP_BUILD), "-DCMAKE_BUILD_TYPE=Release",
+             f"-DSITE_PACKAGES={site_packages()}"],
+            [cmake, "--build", str(CPP_BUILD), "-j", str(jobs)]]
+
+
+def rust_env() -> dict:
+    """tch links the torch inside this virtualenv; ort loads the onnxruntime wheel's library."""
+    torch_lib = site_packages() / "torch" / "lib"
+    env = dict(os.environ)
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "LIBTORCH_USE_PYTORCH": "1",
+        # torch reports "2.13.0+cu130"; tch 0.26 is made for 2.13.0, only the local label differs.
+        "LIBTORCH_BYPASS_VERSION_CHECK": "1",
+        "RUSTFLAGS": f"-C link-args=-Wl,-rpath,{torch_lib}",
+        "ORT_DYLIB_PATH": str(onnxruntime_library()),
+    })
+    return env
+
+
+def rust_command() -> list[str]:
+    return [_tool("cargo"), "build", "--release", "--manifest-path", str(RUST_WORKSPACE / "Cargo.toml")]
+
+
+def build_cpp(quiet: bool = False) -> None:
+    for cmd in cpp_commands():
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)
+
+
+def build_rust(quiet: bool = False) -> None:
+    subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
+
+
+def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100) -> dict:
+    """Run one native runner; its JSON as a dict, or NativeRunnerError with its message."""
+    if not runner.binary.exists():
+        raise FileNotFoundError(f"{runner.binary} is not built; run `make native`")
+    env = rust_env() if runner.language == "Rust" else None
+    proc = subprocess.run([str(runner.binary), str(model), str(golden), "--iterations", str(iterations)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def runners_for(model_name: str) -> list[Runner]:
+    return [r for r in RUNNERS if r.models is None or model_name in r.models]
+
+
+def native_parity(export_dir, iterations: int = 200) -> list[dict]:
+    """Every runner that supports the model, against the golden vectors of ``export_dir``."""
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    golden = export_dir / manifest["golden"]["file"]
+    rows = []
+    for runner in runners_for(manifest["model"]):
+        model = export_dir / artifact_entry(manifest, runner.artifact)["file"]
+        result = run_runner(runner, model, golden, iterations)
+        rows.append({"runner": runner.name, "language": runner.language, "file": model.name,
+                     "vectors": result["vectors"], "max_abs_diff": result["max_abs_diff"],
+                     "actions": result["actions"], **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build the C++ and Rust runners (release)")
+    build.add_argument("--only", choices=["cpp", "rust"], help="build one language only")
+    parity = sub.add_parser("parity", help="run every runner on an export folder's golden vectors")
+    parity.add_argument("export_dir", type=Path)
+    parity.add_argument("--iterations", type=int, default=200)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        if args.only in (None, "cpp"):
+            build_cpp()
+        if args.only in (None, "rust"):
+            build_rust()
+    else:
+        for row in native_parity(args.export_dir, args.iterations):
+            print(json.dumps({k: v for k, v in row.items() if k != "actions"}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The C++ and Rust runners reproduce the golden vectors and fail cleanly on bad input."""
+import subprocess
+
+import numpy as np
+import pytest
+
+from embodied_lib.export.golden import read_golden, write_golden
+from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, runners_for
+
+# Same tolerance as the Python parity: float32 kernels that sum in another order (XNNPACK,
+# ONNX Runtime, oneDNN in LibTorch) move these outputs by ~1e-7; 1e-5 catches any real change.
+TOLERANCE = 1e-5
+IDS = [r.name for r in RUNNERS]
+
+
+@pytest.fixture(scope="session")
+def built():
+    """Build (or reuse the build of) every runner, as `make native` does."""
+    build_cpp(quiet=True)
+    build_rust(quiet=True)
+    missing = [str(r.binary) for r in RUNNERS if not r.binary.exists()]
+    assert not missing, missing
+
+
+def model_file(export_dir, runner):
+    return export_dir / artifact_entry(read_manifest(export_dir), runner.artifact)["file"]
+
+
+def test_every_runner_matches_the_golden_vectors(built, navigation_exports):
+    rows = native_parity(navigation_exports, iterations=20)
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"}
+    golden = read_golden(navigation_exports / "golden.bin")
+    expected_actions = golden["output.q_values"].argmax(axis=1).tolist()
+    for row in rows:
+        assert row["vectors"] == 32
+        assert row["max_abs_diff"] <= TOLERANCE, row
+        assert row["actions"] == expected_actions, row["runner"]
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_runner_outputs_are_the_eager_outputs(built, navigation_exports, runner):
+    golden = read_golden(navigation_exports / "golden.bin")
+    result = run_runner(runner, model_file(navigation_exports, runner), navigation_exports / "golden.bin", 1)
+    np.testing.assert_allclose(np.array(result["outputs"]), golden["output.q_values"], atol=TOLERANCE, rtol=0)
+    assert set(result["latency_ms"]) == {"p50", "p99", "mean", "iterations", "batch"}
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_truncated_model_file(built, navigation_exports, tmp_path, runner):
+    source = model_file(navigation_exports, runner)
+    broken = tmp_path / source.name
+    broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    with pytest.raises(NativeRunnerError, match=rf"error: .*{broken.name}"):
+        run_runner(runner, broken, navigation_exports / "golden.bin", 1)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_wrong_format_model_file(built, navigation_exports, runner):
+    other = "golden.bin"  # any file that is not the runner's format
+    with pytest.raises(NativeRunnerError, match="error: "):
+        run_runner(runner, navigation_exports / other, navigation_exports / "golden.bin", 1)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_wrong_size_input(built, navigation_exports, tmp_path, runner):
+    golden = read_golden(navigation_exports / "golden.bin")
+    golden["input.state"] = golden["input.state"][:, :200]
+    write_golden(tmp_path / "wrong.bin", golden)
+    with pytest.raises(NativeRunnerError, match="has 200 values per vector, the model expects 256"):
+        run_runner(runner, model_file(navigation_exports, runner), tmp_path / "wrong.bin", 1)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_nan_input(built, navigation_exports, tmp_path, runner):
+    golden = read_golden(navigation_exports / "golden.bin")
+    golden["input.state"][3, 5] = np.nan
+    write_golden(tmp_path / "nan.bin", golden)
+    with pytest.raises(NativeRunnerError, match="vector 3 contains NaN or Inf"):
+        run_runner(runner, model_file(navigation_exports, runner), tmp_path / "nan.bin", 1)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=IDS)
+def test_missing_files_and_help(built, navigation_exports, tmp_path, runner):
+    with pytest.raises(NativeRunnerError, match="not found"):
+        run_runner(runner, tmp_path / "nope.onnx", navigation_exports / "golden.bin", 1)
+    with pytest.raises(NativeRunnerError, match="golden-vector file .* not found"):
+        run_runner(runner, model_file(navigation_exports, runner), tmp_path / "nope.bin", 1)
+    from embodied_lib.native import rust_env
+    env = rust_env() if runner.language == "Rust" else None
+    help_run = subprocess.run([str(runner.binary), "--help"], capture_output=True, text=True, env=env)
+    assert help_run.returncode == 0 and "usage:" in help_run.stdout and "--iterations" in help_run.stdout
+    bad = subprocess.run([str(runner.binary)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
+
+
+def test_runner_json_is_the_shared_contract(built, navigation_exports):
+    keys = None
+    for runner in runners_for("navigation"):
+        result = run_runner(runner, model_file(navigation_exports, runner), navigation_exports / "golden.bin", 2)
+        assert keys is None or set(result) == keys
+        keys = set(result)
+    assert keys == {"runner", "model", "vectors", "max_abs_diff", "actions", "outputs", "latency_ms"}
