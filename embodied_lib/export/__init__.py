@@ -47,7 +47,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=p
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    names = list(formats or FORMATS)
+    names = list(formats or spec.formats)
     unknown = set(names) - set(FORMATS)
     if unknown:
         raise ValueError(f"unknown formats {sorted(unknown)}; choose from {list(FORMATS)}")

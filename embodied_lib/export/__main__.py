@@ -24,11 +24,11 @@ def trained_checkpoints(runs_dir=RUNS_DIR) -> dict[str, Path]:
     return {json.loads((d / "config.json").read_text())["model"]: d for d in found}
 
 
-def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int = 1000, log=print) -> dict:
+def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int | None = None, log=print) -> dict:
     """Export one checkpoint, run parity against eager, write parity.json; return both."""
     spec, model = load_checkpoint(checkpoint_dir)
     manifest = export_all(spec, model, out_dir, formats=formats, log=log)
-    rows = parity_report(out_dir, eager_runtime(spec, model), n=parity_inputs)
+    rows = parity_report(out_dir, eager_runtime(spec, model), n=parity_inputs or spec.parity_inputs)
     (Path(out_dir) / PARITY_FILE).write_text(json.dumps(rows, indent=2) + "\n")
     return {"manifest": manifest, "parity": rows}
 
@@ -39,7 +39,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="where training wrote checkpoints")
     parser.add_argument("--out", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
     parser.add_argument("--formats", nargs="+", choices=list(FORMATS), help="subset of formats")
-    parser.add_argument("--parity-inputs", type=int, default=1000)
+    parser.add_argument("--parity-inputs", type=int, help="default: the model's own (1000 for the small ones)")
     args = parser.parse_args(argv)
     found = trained_checkpoints(args.runs)
     names = args.model or sorted(found)

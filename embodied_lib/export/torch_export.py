@@ -9,9 +9,10 @@ from embodied_lib.models.spec import BATCH, ModelSpec
 
 
 def dynamic_shapes(spec: ModelSpec) -> dict:
-    """One shared ``batch`` Dim for every input whose shape starts with BATCH."""
-    batch = Dim("batch", min=1, max=spec.max_batch)
-    return {ts.name: {i: batch for i, d in enumerate(ts.shape) if d == BATCH} for ts in spec.inputs}
+    """One shared Dim per named dimension (``batch``, ``sequence``, ...) across all inputs."""
+    names = {d for ts in spec.inputs for d in ts.shape if isinstance(d, str)}
+    dims = {name: Dim(name, min=spec.dim_range(name)[0], max=spec.dim_range(name)[1]) for name in names}
+    return {ts.name: {i: dims[d] for i, d in enumerate(ts.shape) if isinstance(d, str)} for ts in spec.inputs}
 
 
 def export_program(spec: ModelSpec, model: torch.nn.Module) -> torch.export.ExportedProgram:

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 BATCH = "batch"  # the name of the dynamic leading dimension in every shape
+ALL_FORMATS = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti")
 
 
 class InputError(ValueError):
@@ -47,6 +48,12 @@ class ModelSpec:
     spec_args: dict = field(default_factory=dict)  # keyword arguments that rebuild this spec
     tolerance: float = 1e-5               # max |diff| allowed between a runtime and eager
     max_batch: int = 1024                 # upper bound of the dynamic batch in exports
+    dim_ranges: dict = field(default_factory=dict)  # other named dynamic dims: name -> (min, max)
+    formats: tuple = ALL_FORMATS          # what export_all writes for this model
+    parity_inputs: int = 1000             # how many sampled inputs the parity check runs
+
+    def dim_range(self, name: str) -> tuple[int, int]:
+        return (1, self.max_batch) if name == BATCH else tuple(self.dim_ranges[name])
 
     def build_model(self) -> torch.nn.Module:
         return self.build(**self.config).eval()
@@ -73,13 +80,16 @@ class ModelSpec:
             if str(value.dtype).replace("torch.", "") != ts.dtype:
                 raise InputError(f"{ts.name} must have dtype {ts.dtype}, got {value.dtype} "
                                  f"(expected {ts.describe()})")
-            expected = [d for d in ts.shape]
+            expected = list(ts.shape)
             ok = value.dim() == len(expected) and all(
-                d == BATCH or d == actual for d, actual in zip(expected, value.shape))
+                isinstance(d, str) or d == actual for d, actual in zip(expected, value.shape))
             if not ok:
                 raise InputError(f"{ts.name} has shape {list(value.shape)}, expected {ts.describe()}")
-            if value.shape[0] < 1 or value.shape[0] > self.max_batch:
-                raise InputError(f"{ts.name} batch size must be in [1, {self.max_batch}], got {value.shape[0]}")
+            for d, actual in zip(expected, value.shape):
+                if isinstance(d, str):
+                    lo, hi = self.dim_range(d)
+                    if not lo <= actual <= hi:
+                        raise InputError(f"{ts.name} {d} size must be in [{lo}, {hi}], got {actual}")
             if value.is_floating_point() and not torch.isfinite(value).all():
                 raise InputError(f"{ts.name} contains NaN or Inf")
             checked.append(value.contiguous())
@@ -90,7 +100,7 @@ class ModelSpec:
                 "inputs": [s.to_json() for s in self.inputs],
                 "outputs": [s.to_json() for s in self.outputs],
                 "metadata": self.metadata, "tolerance": self.tolerance,
-                "max_batch": self.max_batch}
+                "max_batch": self.max_batch, "dim_ranges": self.dim_ranges}
 
 
 # -- checkpoints: safetensors weights + JSON config, LeRobot-style -------------------

@@ -1,0 +1,1 @@
+"""Datasets the workbook generates: the HRI command corpus (later: demonstrations)."""
