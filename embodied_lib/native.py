@@ -38,8 +38,9 @@ class Runner:
     language: str
     binary: Path
     artifact: str                     # which exported format it loads
-    models: tuple[str, ...] | None = None  # None: any model (generic runtimes)
+    models: tuple[str, ...] | None = None  # None: any model with float32 inputs (generic runtimes)
     note: str = ""
+    golden: str = "golden.bin"        # what it checks against, in the export folder
 
 
 RUNNERS = (
@@ -52,6 +53,8 @@ RUNNERS = (
     Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", ("navigation",),
            note="DQNAgent rebuilt with tch-rs, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
+    Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", ("command_pipeline",),
+           note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),
 )
 
 
@@ -126,22 +129,24 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100)
     return json.loads(proc.stdout)
 
 
-def runners_for(model_name: str) -> list[Runner]:
-    return [r for r in RUNNERS if r.models is None or model_name in r.models]
+def runners_for(manifest: dict) -> list[Runner]:
+    """Runners made for this model, plus the generic ones when every input is float32."""
+    all_float = all(i["dtype"] == "float32" for i in manifest["inputs"])
+    return [r for r in RUNNERS if (r.models is None and all_float) or (r.models and manifest["model"] in r.models)]
 
 
 def native_parity(export_dir, iterations: int = 200) -> list[dict]:
-    """Every runner that supports the model, against the golden vectors of ``export_dir``."""
+    """Every runner that supports the model, against the golden files of ``export_dir``."""
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
-    golden = export_dir / manifest["golden"]["file"]
     rows = []
-    for runner in runners_for(manifest["model"]):
+    for runner in runners_for(manifest):
         model = export_dir / artifact_entry(manifest, runner.artifact)["file"]
-        result = run_runner(runner, model, golden, iterations)
+        result = run_runner(runner, model, export_dir / runner.golden, iterations)
         rows.append({"runner": runner.name, "language": runner.language, "file": model.name,
-                     "vectors": result["vectors"], "max_abs_diff": result["max_abs_diff"],
-                     "actions": result["actions"], **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
+                     "vectors": result.get("vectors", result.get("commands")), "max_abs_diff": result["max_abs_diff"],
+                     "actions": result.get("actions"), "action_agreement": result.get("action_agreement"),
+                     **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
     return rows
 
 

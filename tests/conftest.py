@@ -21,3 +21,26 @@ def navigation_exports(tmp_path_factory, navigation_model):
     out = tmp_path_factory.mktemp("exports") / "navigation"
     export_all(spec, model, out, log=lambda *_: None)
     return out
+
+
+TINY_ENCODER = {"vocab_size": 30522, "dim": 32, "n_layers": 1, "n_heads": 2, "hidden_dim": 64,
+                "max_position_embeddings": 128, "activation": "gelu"}
+
+
+@pytest.fixture(scope="session")
+def hri_exports(tmp_path_factory):
+    """Seeded, untrained HRI models exported like notebook 04 does: the two heads (every format)
+    and a text pipeline with a tiny DistilBERT (the export path is what is under test)."""
+    from embodied_lib.models.hri import (action_classifier_spec, build_command_pipeline, command_pipeline_spec,
+                                         param_extractor_spec)
+
+    torch.manual_seed(99)
+    root = tmp_path_factory.mktemp("hri_exports")
+    models = {}
+    for spec in (action_classifier_spec(0.5), param_extractor_spec(0.5)):
+        models[spec.name] = (spec, spec.build_model())
+    spec = command_pipeline_spec(TINY_ENCODER, confidence_threshold=0.5)
+    models[spec.name] = (spec, build_command_pipeline(TINY_ENCODER, embed_dim=TINY_ENCODER["dim"]).eval())
+    for name, (spec, model) in models.items():
+        export_all(spec, model, root / name, log=lambda *_: None)
+    return root, models

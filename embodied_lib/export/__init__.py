@@ -67,6 +67,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=p
             "export_seconds": round(seconds, 2),
         })
         log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
+    extras = [Path(p) for p in spec.write_extras(model, out_dir)] if spec.write_extras else []
     golden = make_golden(spec, model, n=golden_count)
     write_golden(out_dir / GOLDEN_FILE, golden)
     manifest = {
@@ -76,6 +77,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=p
         "artifacts": artifacts,
         "golden": {"file": GOLDEN_FILE, "sha256": sha256_of(out_dir / GOLDEN_FILE), "count": golden_count,
                    "tensors": {k: list(v.shape) for k, v in golden.items()}},
+        "extra_files": [{"file": p.name, "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in extras],
     }
     write_manifest(out_dir, manifest)
     return manifest

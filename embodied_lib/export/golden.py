@@ -11,6 +11,7 @@ library (see native/): ::
       float32 data, C order
 
 Row ``i`` of every tensor belongs to vector ``i``; inputs come in the model's input order.
+Integer inputs (token ids, masks) are stored as float32 too: exact below 2**24.
 """
 from __future__ import annotations
 

@@ -317,4 +317,9 @@ def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = No
                                 max_tokens=MAX_TOKENS, pooling="masked mean + L2 norm"),
         spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold},
         tolerance=1e-4, max_batch=256, dim_ranges={SEQUENCE: (2, MAX_TOKENS)},
-        formats=("torch_export", "executorch", "onnx"), parity_inputs=200)
+        formats=("torch_export", "executorch", "onnx"), parity_inputs=200, write_extras=_pipeline_extras)
+
+
+def _pipeline_extras(model, out_dir):
+    from embodied_lib.command_interpreter import write_pipeline_extras
+    return write_pipeline_extras(model, out_dir)

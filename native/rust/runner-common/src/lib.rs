@@ -99,8 +99,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// Parses arguments, loads golden vectors and the model (via `load`), checks, runs, prints JSON.
-pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dyn Model>>) -> i32 {
+pub struct Args {
+    pub model: String,
+    pub golden: String,
+    pub iterations: usize,
+}
+
+/// The shared command line. `Err(code)`: help was printed (0) or the arguments were wrong (2).
+pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
     let args: Vec<String> = std::env::args().collect();
     let prog = args.first().map(String::as_str).unwrap_or(name);
     let (mut positional, mut iterations) = (Vec::new(), 100usize);
@@ -109,27 +115,32 @@ pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dy
         match a.as_str() {
             "-h" | "--help" => {
                 print!("{}", usage(prog, what));
-                return 0;
+                return Err(0);
             }
             "--iterations" => match it.next().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0) {
                 Some(v) => iterations = v,
                 None => {
                     eprintln!("error: --iterations must be a positive integer");
-                    return 2;
+                    return Err(2);
                 }
             },
             s if s.starts_with('-') => {
                 eprintln!("error: unknown option {s} (see --help)");
-                return 2;
+                return Err(2);
             }
             _ => positional.push(a.clone()),
         }
     }
     if positional.len() != 2 {
         eprint!("{}", usage(prog, what));
-        return 2;
+        return Err(2);
     }
-    match run(name, &positional[0], &positional[1], iterations, load) {
+    Ok(Args { model: positional[0].clone(), golden: positional[1].clone(), iterations })
+}
+
+/// Prints the JSON or the one-line error; returns the exit code.
+pub fn finish(result: Result<String>) -> i32 {
+    match result {
         Ok(json) => {
             println!("{json}");
             0
@@ -139,6 +150,22 @@ pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dy
             1
         }
     }
+}
+
+/// Parses arguments, loads golden vectors and the model (via `load`), checks, runs, prints JSON.
+pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dyn Model>>) -> i32 {
+    match parse_args(name, what) {
+        Ok(a) => finish(run(name, &a.model, &a.golden, a.iterations, load)),
+        Err(code) => code,
+    }
+}
+
+/// p50 / p99 / mean of timings in milliseconds, as the JSON fragment every runner prints.
+pub fn latency_json(mut ms: Vec<f64>) -> String {
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!("{{\"p50\":{},\"p99\":{},\"mean\":{mean},\"iterations\":{},\"batch\":1}}",
+            percentile(&ms, 50.0), percentile(&ms, 99.0), ms.len())
 }
 
 fn run(name: &str, model_path: &str, golden_path: &str, iterations: usize,
@@ -186,14 +213,11 @@ fn run(name: &str, model_path: &str, golden_path: &str, iterations: usize,
         model.run(&x0)?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let mut s = String::new();
     let list = |v: &[f32]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
     write!(s, "{{\"runner\":\"{name}\",\"model\":\"{model_path}\",\"vectors\":{},\"max_abs_diff\":{max_diff:e},", g.count).unwrap();
     write!(s, "\"actions\":[{}],", actions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")).unwrap();
     write!(s, "\"outputs\":[{}],", first.iter().map(|o| format!("[{}]", list(o))).collect::<Vec<_>>().join(",")).unwrap();
-    write!(s, "\"latency_ms\":{{\"p50\":{},\"p99\":{},\"mean\":{mean},\"iterations\":{iterations},\"batch\":1}}}}",
-           percentile(&ms, 50.0), percentile(&ms, 99.0)).unwrap();
+    write!(s, "\"latency_ms\":{}}}", latency_json(ms)).unwrap();
     Ok(s)
 }

@@ -1,0 +1,254 @@
+"""HRI: command schema and corpus splits, tokenizer, encoder routes, heads, interpreter, exports."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_lib.command_interpreter import CommandInterpreter
+from embodied_lib.config import get_config
+from embodied_lib.data import commands as C
+from embodied_lib.export.artifacts import ArtifactError
+from embodied_lib.models import InputError
+from embodied_lib.models import hri as H
+from embodied_lib.runtimes import eager_runtime, load_runtime, parity_report
+from embodied_lib.training.hri import choose_threshold, train_hri
+
+
+# -- schema and corpus -----------------------------------------------------------------------
+
+def test_schema_has_six_actions_and_ten_documented_parameters():
+    schema = C.schema_json()
+    assert len(schema["actions"]) == H.N_ACTIONS == 6
+    assert len(schema["parameters"]) == H.N_PARAMS == 10
+    for p in schema["parameters"]:
+        assert p["meaning"] and p["unit"] and len(p["range"]) == 2 and set(p["used_by"]) <= set(C.ACTIONS)
+    for name, *_ in C.PARAMETERS:
+        lo, hi = C.PARAMETERS[C.PARAMETER_NAMES.index(name)][3]
+        for raw in (lo, (lo + hi) / 2, hi):
+            assert C.denormalise(name, C.normalise(name, raw)) == pytest.approx(raw)
+
+
+def test_decode_params_reads_only_what_the_action_uses():
+    v = C.neutral_vector()
+    v[0], v[1], v[2 + C.COLOURS.index("blue")] = C.normalise("row", 3), C.normalise("col", 6), 1.0
+    assert C.decode_params("place", v) == {"row": 3, "col": 6, "colour": "blue"}
+    assert C.decode_params("stop", v) == {}
+    v[9] = C.normalise("angle", -90)
+    assert C.decode_params("rotate", v) == {"angle_deg": -90.0}
+
+
+def test_splits_share_no_template_and_no_synonym():
+    for table in (C.TEMPLATES, C.VERBS):
+        for split in table.values():
+            assert not set(split.train) & set(split.test), split
+            assert not set(split.train) & set(split.val), split
+    assert not set(C.OBJECT_WORDS.train) & set(C.OBJECT_WORDS.test)
+    corpus = C.make_corpus(300, 60, 300, 50, seed=1)
+    train_texts = {c.text.lower().rstrip(".") for c in corpus["train"]}
+    assert not train_texts & {c.text.lower().rstrip(".") for c in corpus["test"]}
+    train_templates = {c.template for c in corpus["train"]}
+    for c in corpus["test"]:  # every test command uses an unseen template or an unseen verb
+        verb_unseen = not any(v in c.text.lower() for v in C.VERBS[C.ACTIONS[c.action]].train)
+        assert c.template not in train_templates or verb_unseen, c.text
+    assert {c.action for c in corpus["test"]} == set(range(6))
+    assert all(c.action == -1 for c in corpus["ood_test"])
+    ood = [c.text for c in corpus["ood_test"]]
+    assert "" in ood or any(not t.strip() or not any(ch.isalnum() for ch in t) for t in ood)
+    assert any(len(t.split()) > 60 for t in ood)
+
+
+def test_corpus_is_seeded():
+    a, b = C.make_corpus(50, 10, 50, 10, seed=3), C.make_corpus(50, 10, 50, 10, seed=3)
+    assert [c.text for c in a["test"]] == [c.text for c in b["test"]]
+
+
+# -- tokenizer and encoder ---------------------------------------------------------------------
+
+def test_vocabulary_is_the_checked_uncased_wordpiece():
+    directory = H.minilm_dir(verify=True)
+    assert H._sha256(directory / "vocab.txt") == H.MINILM_SHA256["vocab.txt"]
+    tok = H.load_tokenizer()
+    assert tok.vocab_size == 30522
+    assert tok.tokenize("Pick UP the Red cube") == ["pick", "up", "the", "red", "cube"]
+
+
+def test_a_changed_package_file_is_refused(monkeypatch):
+    monkeypatch.setitem(H.MINILM_SHA256, "vocab.txt", "0" * 64)
+    with pytest.raises(RuntimeError, match="expected sha256"):
+        H.minilm_dir(verify=True)
+
+
+def test_widened_distilbert_computes_exactly_minilm():
+    from transformers import BertModel
+
+    bert = BertModel.from_pretrained(str(H.minilm_dir()), local_files_only=True).eval()
+    widened = H.widen_minilm_to_distilbert()
+    assert widened.config.dim == 768 and type(widened).__name__ == "DistilBertModel"
+    ids, mask = H.tokenize(H.load_tokenizer(), ["turn left by 90 degrees", "pick up the red cube", ""])
+    with torch.no_grad():
+        a = bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+        b = widened(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+    keep = torch.from_numpy(mask).bool()
+    torch.testing.assert_close(b[..., :384][keep], a[keep], atol=1e-4, rtol=0)
+    torch.testing.assert_close(b[..., 384:][keep], a[keep], atol=1e-4, rtol=0)
+
+
+def test_pooled_embedding_is_the_sentence_transformers_embedding():
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(H.minilm_dir()), device="cpu")
+    texts = ["go to row 3 column 5", "halt"]
+    expected = st.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+    encoder = H.SentenceEncoder(H.widen_minilm_to_distilbert())
+    ids, mask = H.tokenize(H.load_tokenizer(), texts)
+    with torch.no_grad():
+        ours = encoder(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    assert ours.shape == (2, 768)
+    np.testing.assert_allclose(ours[:, :384] * np.sqrt(2), expected, atol=1e-5)
+
+
+def test_configured_pretrained_directory_route(tmp_path, monkeypatch):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    torch.manual_seed(0)
+    tiny = DistilBertModel(DistilBertConfig(dim=768, n_layers=1, n_heads=12, hidden_dim=64, vocab_size=30522))
+    tiny.save_pretrained(tmp_path / "distilbert")
+    model, route = H.load_encoder(tmp_path / "distilbert")
+    assert "pretrained DistilBERT" in route and model.config.n_layers == 1
+    torch.testing.assert_close(model.embeddings.word_embeddings.weight, tiny.embeddings.word_embeddings.weight)
+    monkeypatch.setenv(H.DISTILBERT_ENV, str(tmp_path / "distilbert"))
+    assert H.load_encoder()[0].config.n_layers == 1
+    with pytest.raises(FileNotFoundError, match="not a DistilBERT directory"):
+        H.load_encoder(tmp_path / "missing")
+    DistilBertModel(DistilBertConfig(dim=64, n_layers=1, n_heads=2, hidden_dim=32)).save_pretrained(tmp_path / "small")
+    with pytest.raises(ValueError, match="768"):
+        H.load_encoder(tmp_path / "small")
+
+
+def test_head_contracts():
+    clf, ext = H.ActionClassifier().eval(), H.ParamExtractor().eval()
+    e = torch.nn.functional.normalize(torch.randn(5, 768), dim=-1)
+    probs = clf(e)
+    assert probs.shape == (5, 6) and torch.allclose(probs.sum(-1), torch.ones(5))
+    params = ext(torch.cat([e, probs], -1))
+    assert params.shape == (5, 10) and ((params >= 0) & (params <= 1)).all()
+
+
+def test_threshold_keeps_the_requested_share():
+    conf = np.linspace(0, 1, 101)
+    t = choose_threshold(conf, 0.9)
+    assert np.mean(conf >= t) >= 0.9 and np.mean(conf >= t + 0.02) < 0.9
+
+
+# -- training smoke, interpreter, bad input ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hri_runs")
+    cfg = get_config("hri", "quick", n_train=240, n_val=60, n_test=120, n_ood=60, classifier_epochs=25,
+                     extractor_epochs=10)
+    pipeline, metrics = train_hri(cfg, out, progress=False)
+    return out, pipeline, metrics
+
+
+def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
+    out, _, m = trained
+    assert m["test_accuracy"] > 3 * m["chance_accuracy"]
+    assert 0 < m["confidence_threshold"] < 1
+    assert np.array(m["confusion_matrix"]).sum() == m["corpus"]["test"]
+    assert set(m["parameter_errors"]) == set(C.PARAMETER_NAMES)
+    for name in ("action_classifier", "param_extractor", "command_pipeline"):
+        assert (out / name / "model.safetensors").is_file()
+    assert json.loads((out / "hri" / "metrics.json").read_text())["encoder_route"].startswith("all-MiniLM")
+
+
+@pytest.fixture(scope="module")
+def interpreter(trained):
+    _, pipeline, m = trained
+    return CommandInterpreter.from_pipeline(pipeline, m["confidence_threshold"])
+
+
+def test_interprets_a_clear_command(interpreter):
+    r = interpreter("please pick up the red cube")
+    assert r["action"] == "pick" and set(r["probabilities"]) == set(C.ACTIONS)
+    assert r["accepted"] == (r["confidence"] >= interpreter.threshold)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "?!...", "🤖🤖", "#$%"])
+def test_no_words_is_rejected_with_a_reason(interpreter, text):
+    r = interpreter(text)
+    assert not r["accepted"] and r["action"] is None and "no words" in r["reason"]
+
+
+def test_long_text_is_truncated_with_a_warning(interpreter):
+    r = interpreter("stop " * 200)
+    assert any("only the first 62" in w for w in r["warnings"])
+    assert r["action"] in C.ACTIONS
+
+
+@pytest.mark.parametrize("text", ["tourne à gauche 🤖", "こんにちは", "pick up the ñandú cube"])
+def test_non_ascii_never_crashes(interpreter, text):
+    r = interpreter(text)
+    assert r["action"] in C.ACTIONS and 0 <= r["confidence"] <= 1
+
+
+def test_low_confidence_reports_why():
+    always_unsure = CommandInterpreter(lambda ids, mask: (np.full((1, 6), 1 / 6, np.float32),
+                                                          np.zeros((1, 10), np.float32)), H.load_tokenizer(), 0.5)
+    r = always_unsure("go to row 1 column 2")
+    assert not r["accepted"] and "low confidence: 0.17 < threshold 0.50" in r["reason"]
+    with pytest.raises(TypeError):
+        always_unsure(None)
+
+
+# -- exports -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["action_classifier", "param_extractor", "command_pipeline"])
+def test_every_format_matches_eager(hri_exports, name):
+    root, models = hri_exports
+    spec, model = models[name]
+    rows = parity_report(root / name, eager_runtime(spec, model), n=spec.parity_inputs if name != "command_pipeline" else 50)
+    assert [r["format"] for r in rows] == list(spec.formats)
+    assert all(r["max_abs_diff"] <= spec.tolerance and r["argmax_agreement"] == 1.0 for r in rows), rows
+
+
+@pytest.mark.parametrize("fmt", ["torch_export", "executorch", "onnx"])
+def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
+    root, models = hri_exports
+    spec, model = models["command_pipeline"]
+    run = load_runtime(root / "command_pipeline", fmt)
+    tok = H.load_tokenizer()
+    for texts in (["stop"], ["go to row 1 column 2", "turn left", "pick up the blue cube and then wait here"]):
+        ids, mask = H.tokenize(tok, texts)
+        probs, params = run(ids, mask)
+        with torch.no_grad():
+            ep, epar = model(torch.from_numpy(ids), torch.from_numpy(mask))
+        assert probs.shape == (len(texts), 6) and params.shape == (len(texts), 10)
+        np.testing.assert_allclose(probs, ep.numpy(), atol=1e-4)
+        np.testing.assert_allclose(params, epar.numpy(), atol=1e-4)
+
+
+def test_pipeline_export_ships_tokenizer_schema_and_threshold(hri_exports):
+    root, _ = hri_exports
+    manifest = json.loads((root / "command_pipeline" / "manifest.json").read_text())
+    files = {f["file"] for f in manifest["extra_files"]}
+    assert {"tokenizer.json", "text_golden.jsonl"} <= files
+    assert manifest["metadata"]["confidence_threshold"] == 0.5
+    assert manifest["metadata"]["command_schema"]["actions"] == list(C.ACTIONS)
+    assert [i["dtype"] for i in manifest["inputs"]] == ["int64", "int64"]
+    interp = CommandInterpreter.from_exports(root / "command_pipeline", "onnx")
+    assert interp("go to row 2 column 3")["action"] in C.ACTIONS
+
+
+def test_pipeline_rejects_bad_token_inputs(hri_exports):
+    root, _ = hri_exports
+    run = load_runtime(root / "command_pipeline", "onnx")
+    with pytest.raises(InputError, match="dtype int64"):
+        run(np.zeros((1, 5), np.float32), np.ones((1, 5), np.float32))
+    with pytest.raises(InputError, match=r"sequence size must be in \[2, 64\]"):
+        run(np.zeros((1, 65), np.int64), np.ones((1, 65), np.int64))
+    (root / "broken").mkdir(exist_ok=True)
+    with pytest.raises(ArtifactError):
+        load_runtime(root / "broken", "onnx")
