@@ -94,3 +94,46 @@ def markdown_table(rows: list[dict], columns=None, floatfmt: str = ".3g") -> str
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def plot_hri_training(metrics: dict):
+    h = metrics["history"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
+    axes[0].plot(h["classifier_loss"])
+    axes[0].set(title="ActionClassifier loss (CE + outlier exposure)", xlabel="epoch")
+    axes[1].plot(h["val_accuracy"], color="tab:green")
+    axes[1].set(title="validation accuracy (unseen phrasings)", xlabel="epoch", ylim=(0, 1.02))
+    axes[2].plot(h["extractor_loss"], label="train")
+    axes[2].plot(h["val_param_mse"], label="validation")
+    axes[2].set(title="ParamExtractor MSE (normalised)", xlabel="epoch", yscale="log")
+    axes[2].legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix, labels):
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    im = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title="held-out test commands")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confidence(in_domain, out_of_domain, threshold: float):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(in_domain, bins=bins, alpha=0.6, label="in-domain test commands")
+    ax.hist(out_of_domain, bins=bins, alpha=0.6, label="out-of-domain test text")
+    ax.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="max action probability", ylabel="count", title="accept above the threshold, reject below")
+    ax.legend()
+    fig.tight_layout()
+    return fig

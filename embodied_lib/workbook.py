@@ -36,15 +36,23 @@ def run_notebook(path: Path, profile: str, kernel: str, out_dir: Path, parameter
     return output
 
 
+def metrics_line(m: dict) -> str:
+    if "evaluation" in m:  # navigation
+        ev, rnd = m["evaluation"], m["random_policy"]
+        return (f"success {ev['success_rate']:.1%} on {ev['episodes']} held-out maps (random {rnd['success_rate']:.1%}), "
+                f"path ratio {ev['path_ratio']:.3f}, trained {m['train_seconds']:.0f} s")
+    if "test_accuracy" in m:  # hri
+        return (f"action accuracy {m['test_accuracy']:.1%} on unseen phrasings, threshold {m['confidence_threshold']:.2f}: "
+                f"accepts {m['test_accept_rate']:.1%} of commands, rejects {m['ood_reject_rate']:.1%} of out-of-domain "
+                f"text ({m['encoder_route'].split(' (')[0]}), trained {m['train_seconds']:.0f} s")
+    return "metrics.json of an unknown kind"
+
+
 def summary(runs_dir=RUNS_DIR, exports_dir=EXPORTS_DIR) -> str:
     """One screen: training metrics per model, then every exported artifact with its parity."""
     lines = ["", "=" * 78, "Embodied AI Deployment Workbook: summary", "=" * 78]
     for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
-        m = json.loads(metrics_path.read_text())
-        ev, rnd = m["evaluation"], m["random_policy"]
-        lines.append(f"{metrics_path.parent.name}: success {ev['success_rate']:.1%} on {ev['episodes']} held-out maps "
-                     f"(random {rnd['success_rate']:.1%}), path ratio {ev['path_ratio']:.3f}, "
-                     f"trained {m['train_seconds']:.0f} s")
+        lines.append(f"{metrics_path.parent.name}: {metrics_line(json.loads(metrics_path.read_text()))}")
     for manifest_path in sorted(Path(exports_dir).glob("*/manifest.json")):
         manifest = json.loads(manifest_path.read_text())
         parity_path = manifest_path.parent / "parity.json"
