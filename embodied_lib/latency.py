@@ -42,9 +42,13 @@ def python_latency(export_dir, iterations: int = 200) -> list[dict]:
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     golden = read_golden(export_dir / manifest["golden"]["file"])
-    inputs = [torch.from_numpy(golden[f"input.{s['name']}"][:1].copy()) for s in manifest["inputs"]]
+    # golden.bin stores every tensor as float32; token ids go back to their own dtype
+    inputs = [torch.from_numpy(golden[f"input.{s['name']}"][:1].astype(s["dtype"])) for s in manifest["inputs"]]
+    available = {a["format"] for a in manifest["artifacts"]}
     rows = []
     for label, fmt in PYTHON_FORMATS.items():
+        if fmt not in available:
+            continue
         runtime = load_runtime(export_dir, fmt)
         with torch.no_grad():
             rows.append({"runtime": f"Python {label}", "language": "Python", **time_calls(lambda: runtime(*inputs), iterations)})

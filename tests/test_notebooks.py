@@ -18,10 +18,10 @@ def isolated_outputs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_navigation_export_and_native_notebooks_run_with_the_quick_profile(isolated_outputs):
-    selected = notebooks(["01", "04", "05", "06"])
-    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "04_export_all_formats.ipynb",
-                                          "05_native_cpp.ipynb", "06_native_rust.ipynb"]
+def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
+    selected = notebooks(["01", "03", "04", "05", "06"])
+    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "03_hri_distilbert.ipynb",
+                                          "04_export_all_formats.ipynb", "05_native_cpp.ipynb", "06_native_rust.ipynb"]
     for path in selected:
         executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
         nb = json.loads(executed.read_text())
@@ -41,3 +41,10 @@ def test_navigation_export_and_native_notebooks_run_with_the_quick_profile(isola
     assert (out / "golden.bin").is_file()
     parity = json.loads((out / "parity.json").read_text())
     assert len(parity) == len(FORMATS) and all(r["passed"] for r in parity)
+
+    hri = json.loads((isolated_outputs / "runs" / "hri" / "metrics.json").read_text())
+    assert hri["test_accuracy"] > 2 * hri["chance_accuracy"]
+    for model in ("action_classifier", "param_extractor", "command_pipeline"):
+        rows = json.loads((isolated_outputs / "exports" / model / "parity.json").read_text())
+        assert rows and all(r["passed"] for r in rows), model
+    assert (isolated_outputs / "exports" / "command_pipeline" / "tokenizer.json").is_file()
