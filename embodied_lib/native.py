@@ -43,15 +43,18 @@ class Runner:
     golden: str = "golden.bin"        # what it checks against, in the export folder
 
 
+# Networks the LibTorch and tch runners rebuild in code (fc1..fcN MLPs; the file name picks one).
+DESIGN_NETWORKS = ("navigation", "action_classifier", "param_extractor")
+
 RUNNERS = (
     Runner("executorch", "C++", CPP_BUILD / "executorch_runner", "executorch",
            note="ExecuTorch Module API, XNNPACK backend, optimized kernels"),
-    Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", ("navigation",),
-           note="DQNAgent rebuilt as a torch::nn::Module, plain-dict .pth via torch::pickle_load"),
+    Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", DESIGN_NETWORKS,
+           note="network rebuilt as a torch::nn::Module, plain-dict .pth via torch::pickle_load"),
     Runner("aoti", "C++", CPP_BUILD / "aoti_runner", "aoti", note="AOTIModelPackageLoader"),
     Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
-    Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", ("navigation",),
-           note="DQNAgent rebuilt with tch-rs, weights from .safetensors"),
+    Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", DESIGN_NETWORKS,
+           note="network rebuilt with tch-rs, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
     Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", ("command_pipeline",),
            note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),

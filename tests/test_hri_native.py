@@ -20,10 +20,10 @@ def built():
 
 
 @pytest.mark.parametrize("head", ["action_classifier", "param_extractor"])
-def test_heads_run_in_every_generic_runner(built, hri_exports, head):
+def test_heads_run_in_every_tensor_runner(built, hri_exports, head):
     root, _ = hri_exports
     rows = native_parity(root / head, iterations=5)
-    assert {r["runner"] for r in rows} == {"executorch", "aoti", "onnxruntime", "ort"}
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"}
     golden = read_golden(root / head / "golden.bin")
     first_output = next(k for k in golden if k.startswith("output."))
     for row in rows:
@@ -74,3 +74,17 @@ def test_heads_manifest_carries_the_schema_for_native_decoding(hri_exports):
         meta = read_manifest(root / head)["metadata"]
         assert len(meta["command_schema"]["parameters"]) == 10 and meta["confidence_threshold"] == 0.5
     assert np.isfinite(read_golden(root / "param_extractor" / "golden.bin")["output.params"]).all()
+
+
+@pytest.mark.parametrize("runner", [r for r in RUNNERS if r.name in ("libtorch", "tch")], ids=["libtorch", "tch"])
+def test_rebuilt_network_runners_refuse_an_unknown_model_name(built, hri_exports, tmp_path, runner):
+    root, _ = hri_exports
+    source = root / "action_classifier" / f"action_classifier{'.pth' if runner.name == 'libtorch' else '.safetensors'}"
+    renamed = tmp_path / f"mystery{source.suffix}"
+    renamed.write_bytes(source.read_bytes())
+    with pytest.raises(NativeRunnerError, match="unknown model 'mystery'"):
+        run_runner(runner, renamed, root / "action_classifier" / "golden.bin", 1)
+    wrong = tmp_path / f"navigation{source.suffix}"  # a head's weights under the navigation name
+    wrong.write_bytes(source.read_bytes())
+    with pytest.raises(NativeRunnerError, match="no (entry|tensor) fc3.weight"):
+        run_runner(runner, wrong, root / "action_classifier" / "golden.bin", 1)

@@ -6,6 +6,7 @@
 //! then N timed runs of vector 0 (after warm-up) give p50/p99/mean latency. Output: one JSON
 //! object. Any problem prints one line `error: ...` and exits 1 (usage errors exit 2).
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Instant;
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -142,7 +143,8 @@ pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
 pub fn finish(result: Result<String>) -> i32 {
     match result {
         Ok(json) => {
-            println!("{json}");
+            // a closed pipe (`| head`) is the reader's choice, not an error worth a panic
+            let _ = writeln!(std::io::stdout(), "{json}");
             0
         }
         Err(msg) => {
