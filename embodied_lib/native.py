@@ -29,7 +29,11 @@ RUST_BIN = RUST_WORKSPACE / "target" / "release"
 
 
 class NativeRunnerError(RuntimeError):
-    """A runner exited non-zero; the message is its one-line error."""
+    """A runner exited non-zero; the message is its one-line error, ``returncode`` its exit code."""
+
+    def __init__(self, message: str, returncode: int):
+        super().__init__(message)
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,8 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100)
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-        raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}")
+        raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}",
+                                proc.returncode)
     return json.loads(proc.stdout)
 
 

@@ -53,8 +53,9 @@ def test_truncated_model_file(built, navigation_exports, tmp_path, runner):
     source = model_file(navigation_exports, runner)
     broken = tmp_path / source.name
     broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
-    with pytest.raises(NativeRunnerError, match=rf"error: .*{broken.name}"):
+    with pytest.raises(NativeRunnerError, match=rf"error: .*{broken.name}") as err:
         run_runner(runner, broken, navigation_exports / "golden.bin", 1)
+    assert err.value.returncode == 1  # a clean exit, not a signal (segfault/abort would be negative)
 
 
 @pytest.mark.parametrize("runner", NAV_RUNNERS, ids=IDS)
@@ -69,8 +70,9 @@ def test_wrong_size_input(built, navigation_exports, tmp_path, runner):
     golden = read_golden(navigation_exports / "golden.bin")
     golden["input.state"] = golden["input.state"][:, :200]
     write_golden(tmp_path / "wrong.bin", golden)
-    with pytest.raises(NativeRunnerError, match="has 200 values per vector, the model expects 256"):
+    with pytest.raises(NativeRunnerError, match="has 200 values per vector, the model expects 256") as err:
         run_runner(runner, model_file(navigation_exports, runner), tmp_path / "wrong.bin", 1)
+    assert err.value.returncode == 1
 
 
 @pytest.mark.parametrize("runner", NAV_RUNNERS, ids=IDS)
@@ -78,8 +80,9 @@ def test_nan_input(built, navigation_exports, tmp_path, runner):
     golden = read_golden(navigation_exports / "golden.bin")
     golden["input.state"][3, 5] = np.nan
     write_golden(tmp_path / "nan.bin", golden)
-    with pytest.raises(NativeRunnerError, match="vector 3 contains NaN or Inf"):
+    with pytest.raises(NativeRunnerError, match="vector 3 contains NaN or Inf") as err:
         run_runner(runner, model_file(navigation_exports, runner), tmp_path / "nan.bin", 1)
+    assert err.value.returncode == 1
 
 
 @pytest.mark.parametrize("runner", NAV_RUNNERS, ids=IDS)
