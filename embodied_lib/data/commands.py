@@ -96,7 +96,8 @@ VERBS = {
     "place": Split3(("place", "put", "set", "drop"), ("leave",), ("deposit", "position")),
     "move": Split3(("move", "go", "drive", "shift"), ("roll",), ("travel", "step")),
     "rotate": Split3(("rotate", "turn", "spin"), ("twist",), ("pivot", "swivel")),
-    "stop": Split3(("stop", "halt", "freeze", "stand still"), ("pause",), ("cease moving", "hold still")),
+    "stop": Split3(("stop", "halt", "freeze", "stand still", "stop moving", "do not move", "stay put"), ("pause",),
+                   ("cease moving", "hold still")),
 }
 OBJECT_WORDS = Split3(("cube", "block"), ("box",), ("brick", "piece"))
 MOVE_DIRECTIONS = {  # word -> (direction_x, direction_y)
