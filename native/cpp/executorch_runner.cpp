@@ -42,12 +42,7 @@ struct ExecuTorchModel : runner::Model {
     }
   }
 
-  std::vector<int64_t> input_sizes() const override {
-    std::vector<int64_t> out;
-    for (const auto& s : feature_shapes)
-      out.push_back(std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<int64_t>()));
-    return out;
-  }
+  std::vector<int64_t> input_sizes() const override { return runner::feature_sizes(feature_shapes); }
 
   std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) override {
     std::vector<TensorPtr> tensors;

@@ -92,6 +92,14 @@ struct Model {
   virtual std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) = 0;
 };
 
+// Values per vector of each input, from per-input shapes without the batch dimension.
+template <typename Dim>
+std::vector<int64_t> feature_sizes(const std::vector<std::vector<Dim>>& shapes) {
+  std::vector<int64_t> out;
+  for (const auto& s : shapes) out.push_back(std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<int64_t>()));
+  return out;
+}
+
 struct Options {
   std::string model, golden;
   int iterations = 100;

@@ -162,6 +162,20 @@ pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dy
     }
 }
 
+/// Warm-up, then `iterations` timed calls of `f`; the timings in milliseconds.
+pub fn time_runs(iterations: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..iterations.min(20) {
+        f()?;
+    }
+    let mut ms = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t0 = Instant::now();
+        f()?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(ms)
+}
+
 /// p50 / p99 / mean of timings in milliseconds, as the JSON fragment every runner prints.
 pub fn latency_json(mut ms: Vec<f64>) -> String {
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
@@ -206,15 +220,7 @@ fn run(name: &str, model_path: &str, golden_path: &str, iterations: usize,
         first.push(out[0].clone());
     }
     let x0 = row(0);
-    for _ in 0..iterations.min(20) {
-        model.run(&x0)?;
-    }
-    let mut ms = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let t0 = Instant::now();
-        model.run(&x0)?;
-        ms.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
+    let ms = time_runs(iterations, || model.run(&x0).map(|_| ()))?;
     let mut s = String::new();
     let list = |v: &[f32]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
     write!(s, "{{\"runner\":\"{name}\",\"model\":\"{model_path}\",\"vectors\":{},\"max_abs_diff\":{max_diff:e},", g.count).unwrap();

@@ -7,10 +7,9 @@
 //! is run at batch 1; the JSON output says how many actions agree with Python, the largest
 //! probability difference, and the latency of tokenize + run for the first command.
 use std::path::Path;
-use std::time::Instant;
 
 use ort::value::Tensor;
-use runner_common::{finish, latency_json, parse_args, Result};
+use runner_common::{finish, latency_json, parse_args, time_runs, Result};
 use tokenizers::{Tokenizer, TruncationParams};
 
 const MAX_TOKENS: usize = 64; // embodied_lib.models.hri.MAX_TOKENS
@@ -85,15 +84,7 @@ fn run(model: &str, golden: &str, iterations: usize) -> Result<String> {
         first_text.get_or_insert_with(|| text.to_string());
     }
     let text = first_text.ok_or_else(|| format!("{golden} holds no commands"))?;
-    for _ in 0..iterations.min(10) {
-        pipeline.run(&text)?;
-    }
-    let mut ms = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let t0 = Instant::now();
-        pipeline.run(&text)?;
-        ms.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
+    let ms = time_runs(iterations, || pipeline.run(&text).map(|_| ()))?;
     Ok(format!(
         "{{\"runner\":\"rust-text-pipeline\",\"model\":\"{model}\",\"commands\":{total},\"action_agreement\":{agree},\
          \"disagreements\":{},\"max_abs_diff\":{max_diff:e},\"latency_ms\":{}}}",
