@@ -30,6 +30,8 @@ PROFILES: dict[str, dict[str, dict]] = {
             target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.4,
             eval_maps=500, seed=0,
         ),
+        "native": dict(iterations=50),  # timed batch-1 runs per runtime in notebooks 05/06
+        "manipulation": dict(episodes=12, epochs=4, batch_size=32, lr=1e-3, val_fraction=0.2, eval_episodes=10, seed=0),
         "hri": dict(n_train=900, n_val=180, n_test=360, n_ood=150, classifier_epochs=40, extractor_epochs=80,
                     batch_size=64, lr=1e-3, seed=0),
     },
@@ -40,6 +42,9 @@ PROFILES: dict[str, dict[str, dict]] = {
             target_update_every=1_000, eps_start=1.0, eps_end=0.02, eps_fraction=0.2,
             eval_maps=500, seed=0,
         ),
+        "native": dict(iterations=500),
+        "manipulation": dict(episodes=150, epochs=12, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
+                             seed=0),
         "hri": dict(n_train=3600, n_val=600, n_test=1200, n_ood=500, classifier_epochs=60, extractor_epochs=200,
                     batch_size=64, lr=1e-3, seed=0),
     },

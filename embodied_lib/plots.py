@@ -137,3 +137,29 @@ def plot_confidence(in_domain, out_of_domain, threshold: float):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def show_frames(frames, titles=None, columns: int = 4, size: float = 3.0):
+    """A row (or grid) of camera frames."""
+    frames = list(frames)
+    rows = (len(frames) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(frames):
+            ax.imshow(frames[i])
+            if titles:
+                ax.set_title(titles[i])
+    fig.tight_layout()
+    return fig
+
+
+def plot_bc_curves(metrics: dict):
+    h = metrics["history"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(h["epoch"], h["train_loss"], marker="o", label="train (augmented)")
+    ax.plot(h["epoch"], h["val_loss"], marker="o", label="validation episodes")
+    ax.set(xlabel="epoch", ylabel="action MSE", title="behaviour cloning", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -41,6 +41,11 @@ def metrics_line(m: dict) -> str:
         ev, rnd = m["evaluation"], m["random_policy"]
         return (f"success {ev['success_rate']:.1%} on {ev['episodes']} held-out maps (random {rnd['success_rate']:.1%}), "
                 f"path ratio {ev['path_ratio']:.3f}, trained {m['train_seconds']:.0f} s")
+    if "closed_loop" in m:  # manipulation
+        c = m["closed_loop"]
+        return (f"closed-loop success {c['policy']['success_rate']:.1%} on {c['policy']['episodes']} held-out scenes "
+                f"(expert {c['expert']['success_rate']:.1%}, random {c['random']['success_rate']:.1%}), "
+                f"{m['frames']} frames, trained {m['train_seconds']:.0f} s")
     if "test_accuracy" in m:  # hri
         return (f"action accuracy {m['test_accuracy']:.1%} on unseen phrasings, threshold {m['confidence_threshold']:.2f}: "
                 f"accepts {m['test_accept_rate']:.1%} of commands, rejects {m['ood_reject_rate']:.1%} of out-of-domain "

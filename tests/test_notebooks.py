@@ -14,13 +14,14 @@ def isolated_outputs(tmp_path, monkeypatch):
     """Point the library (in the papermill kernel too) at temporary runs/ and exports/."""
     monkeypatch.setenv("EMBODIED_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("EMBODIED_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setenv("EMBODIED_DATA", str(tmp_path / "data"))
     return tmp_path
 
 
 @pytest.mark.slow
 def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
-    selected = notebooks(["01", "03", "04", "05", "06"])
-    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "03_hri_distilbert.ipynb",
+    selected = notebooks(["01", "02", "03", "04", "05", "06"])
+    assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "02_manipulation_vision.ipynb", "03_hri_distilbert.ipynb",
                                           "04_export_all_formats.ipynb", "05_native_cpp.ipynb", "06_native_rust.ipynb"]
     for path in selected:
         executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
@@ -48,3 +49,9 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
         rows = json.loads((isolated_outputs / "exports" / model / "parity.json").read_text())
         assert rows and all(r["passed"] for r in rows), model
     assert (isolated_outputs / "exports" / "command_pipeline" / "tokenizer.json").is_file()
+
+    manipulation = json.loads((isolated_outputs / "runs" / "manipulation" / "metrics.json").read_text())
+    assert manipulation["history"]["train_loss"][-1] < manipulation["history"]["train_loss"][0]
+    assert manipulation["closed_loop"]["expert"]["success_rate"] >= 0.9
+    rows = json.loads((isolated_outputs / "exports" / "manipulation" / "parity.json").read_text())
+    assert len(rows) == len(FORMATS) and all(r["passed"] for r in rows)

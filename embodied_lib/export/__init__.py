@@ -42,7 +42,7 @@ FORMATS = {f.name: f for f in (
 GOLDEN_FILE = "golden.bin"
 
 
-def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=print) -> dict:
+def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print) -> dict:
     """Write every requested format plus golden vectors and manifest.json into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +67,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int = 32, log=p
             "export_seconds": round(seconds, 2),
         })
         log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
+    golden_count = golden_count or spec.golden_count
     extras = [Path(p) for p in spec.write_extras(model, out_dir)] if spec.write_extras else []
     golden = make_golden(spec, model, n=golden_count)
     write_golden(out_dir / GOLDEN_FILE, golden)

@@ -1,0 +1,88 @@
+"""ManipulationNet: camera image + robot state -> [dx, dy, dz, gripper], and its spec.
+
+Inputs (the contract): ``image`` float32 [B, 3, 400, 400], RGB in [0, 1], channels first (the raw
+camera frame / 255, transposed); ``state`` float32 [B, 10] (TabletopEnv.STATE_FIELDS).
+Normalisation lives inside the model, so every export takes the raw frame.
+Output ``action`` float32 [B, 4] in [-1, 1] (tanh): dx, dy, dz scale the gripper's step
+(MAX_STEP metres at 1); gripper > 0 means close, <= 0 open.
+
+Encoder: average-pool the 400 x 400 frame to 100 x 100 (the cube stays ~8 px wide), then four
+stride-2 ``torchvision.ops.Conv2dNormActivation`` blocks, flattened (not globally pooled: where
+the cube is matters). No pretrained weights can be downloaded here; ``encoder_weights`` loads a
+local safetensors file into the encoder if given.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import Conv2dNormActivation
+
+from embodied_lib.envs.tabletop import ACTION_FIELDS, IMAGE_SIZE, STATE_FIELDS
+from embodied_lib.models.spec import BATCH, ModelSpec, TensorSpec, load_state_dict_strict
+
+POOL = 4
+CHANNELS = (16, 32, 64, 64)
+SAMPLE_SEED_BASE = 3_000_000  # scenes for example inputs / parity, disjoint from demos and evaluation
+
+
+class ManipulationNet(nn.Module):
+    def __init__(self, state_size: int = len(STATE_FIELDS), action_size: int = len(ACTION_FIELDS),
+                 encoder_weights: str | None = None):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1))
+        self.pool = nn.AvgPool2d(POOL)  # first, so normalisation runs on 16x fewer pixels (same result)
+        layers, c_in = [], 3
+        for c_out in CHANNELS:
+            layers.append(Conv2dNormActivation(c_in, c_out, kernel_size=3, stride=2))
+            c_in = c_out
+        self.encoder = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            features = self.encoder(torch.zeros(1, 3, IMAGE_SIZE // POOL, IMAGE_SIZE // POOL)).shape[1]
+        self.image_head = nn.Sequential(nn.Linear(features, 256), nn.ReLU())
+        self.state_mlp = nn.Sequential(nn.Linear(state_size, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(256 + 64, 256), nn.ReLU(), nn.Linear(256, action_size), nn.Tanh())
+        if encoder_weights:
+            from safetensors.torch import load_file
+            load_state_dict_strict(self.encoder, load_file(encoder_weights), source=encoder_weights)
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        x = self.encoder((self.pool(image) - self.mean) / self.std)
+        return self.head(torch.cat([self.image_head(x), self.state_mlp(state)], dim=-1))
+
+
+def frame_to_input(frames: np.ndarray) -> np.ndarray:
+    """Camera frames uint8 [N, H, W, 3] -> the model's float32 [N, 3, H, W] in [0, 1]."""
+    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def sample_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` (image, state) pairs as the camera sees them: fresh scenes plus a few expert steps."""
+    from embodied_lib.envs.tabletop import TabletopEnv, scripted_expert_action
+
+    env = TabletopEnv()
+    rng = np.random.default_rng(seed)
+    images, states = [], []
+    for i in range(n):
+        obs, _ = env.reset(seed=SAMPLE_SEED_BASE + seed * 10_000 + i)
+        for _ in range(int(rng.integers(0, 12))):
+            obs, *_ = env.step(scripted_expert_action(env))
+        images.append(obs["image"])
+        states.append(obs["state"])
+    env.close()
+    return frame_to_input(np.stack(images)), np.stack(states).astype(np.float32)
+
+
+def manipulation_spec() -> ModelSpec:
+    return ModelSpec(
+        name="manipulation", build=ManipulationNet,
+        config={"state_size": len(STATE_FIELDS), "action_size": len(ACTION_FIELDS)},
+        inputs=(TensorSpec("image", (BATCH, 3, IMAGE_SIZE, IMAGE_SIZE)), TensorSpec("state", (BATCH, len(STATE_FIELDS)))),
+        outputs=(TensorSpec("action", (BATCH, len(ACTION_FIELDS))),),
+        sample_inputs=sample_scenes,
+        metadata={"image": "RGB float32 in [0, 1], channels first (frame / 255, HWC -> CHW); normalised inside",
+                  "state_fields": list(STATE_FIELDS), "action_fields": list(ACTION_FIELDS),
+                  "action_semantics": "dx, dy, dz in [-1, 1] scale a 0.02 m step; gripper > 0 close, <= 0 open",
+                  "camera": "fixed 'front' camera, 400 x 400"},
+        tolerance=1e-4, max_batch=64, parity_inputs=100, golden_count=8)

@@ -1,0 +1,112 @@
+"""Manipulation: demonstrations, ManipulationNet contract, behaviour cloning smoke, exports, native runners."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_lib.config import get_config
+from embodied_lib.data.demonstrations import generate_demonstrations, load_demonstrations
+from embodied_lib.export import FORMATS, export_all
+from embodied_lib.models import InputError
+from embodied_lib.models.manipulation import ManipulationNet, frame_to_input, manipulation_spec
+from embodied_lib.native import NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, RUNNERS
+from embodied_lib.runtimes import eager_runtime, load_runtime, parity_report
+from embodied_lib.training.behaviour_cloning import frames_to_tensor, train_bc
+
+TOLERANCE = 1e-4  # conv kernels (XNNPACK, ONNX Runtime, oneDNN) sum 10^5 products in other orders
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demos")
+    card = generate_demonstrations(out, episodes=3, seed=0, progress=False)
+    return out, card
+
+
+def test_demonstrations_are_sharded_with_a_card(demos):
+    out, card = demos
+    assert card["episodes"] == 3 and card["expert_success_rate"] == 1.0
+    data = load_demonstrations(out)
+    assert data["image"].shape == (card["frames"], 400, 400, 3) and data["image"].dtype == np.uint8
+    assert data["state"].shape == (card["frames"], 10) and data["action"].shape == (card["frames"], 4)
+    assert np.abs(data["action"]).max() <= 1.0
+    assert json.loads((out / "dataset_card.json").read_text())["frames"] == card["frames"]
+
+
+def test_model_contract_and_normalisation_inside():
+    torch.manual_seed(0)
+    model = ManipulationNet().eval()
+    frames = np.random.default_rng(0).integers(0, 256, (2, 400, 400, 3), dtype=np.uint8)
+    x = torch.from_numpy(frame_to_input(frames))
+    assert torch.equal(x, frames_to_tensor(frames))
+    out = model(x, torch.zeros(2, 10))
+    assert out.shape == (2, 4) and out.abs().max() <= 1.0
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert {"encoder", "state_mlp", "head"} <= names
+
+
+@pytest.mark.parametrize("image, state, message", [
+    (np.zeros((1, 400, 400, 3), np.float32), np.zeros((1, 10), np.float32), r"expected image: float32\[batch, 3, 400, 400\]"),
+    (np.zeros((1, 3, 200, 200), np.float32), np.zeros((1, 10), np.float32), "expected image"),
+    (np.zeros((1, 3, 400, 400), np.uint8), np.zeros((1, 10), np.float32), "dtype float32"),
+    (np.full((1, 3, 400, 400), np.nan, np.float32), np.zeros((1, 10), np.float32), "NaN or Inf"),
+    (np.zeros((1, 3, 400, 400), np.float32), np.zeros((1, 9), np.float32), r"expected state"),
+])
+def test_bad_inputs_are_named(image, state, message):
+    spec = manipulation_spec()
+    with pytest.raises(InputError, match=message):
+        spec.check_inputs(image, state)
+
+
+def test_behaviour_cloning_smoke_loss_falls(demos, tmp_path):
+    data_dir, _ = demos
+    cfg = get_config("manipulation", "quick", epochs=3, batch_size=16, val_fraction=0.34)
+    model, metrics = train_bc(cfg, data_dir, tmp_path, progress=False)
+    losses = metrics["history"]["train_loss"]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "metrics.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def manipulation_exports(tmp_path_factory):
+    torch.manual_seed(3)
+    spec = manipulation_spec()
+    model = spec.build_model()
+    out = tmp_path_factory.mktemp("manipulation_exports") / "manipulation"
+    export_all(spec, model, out, log=lambda *_: None)
+    return out, spec, model
+
+
+def test_every_format_matches_eager(manipulation_exports):
+    out, spec, model = manipulation_exports
+    rows = parity_report(out, eager_runtime(spec, model), n=12)
+    assert [r["format"] for r in rows] == list(FORMATS)
+    assert all(r["max_abs_diff"] <= TOLERANCE for r in rows), rows
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx", "aoti"])
+def test_dynamic_batch(manipulation_exports, fmt):
+    out, spec, model = manipulation_exports
+    image, state = spec.sample_inputs(3, seed=9)
+    for batch in (1, 3):
+        (got,) = load_runtime(out, fmt)(image[:batch], state[:batch])
+        with torch.no_grad():
+            expected = model(torch.from_numpy(image[:batch]), torch.from_numpy(state[:batch])).numpy()
+        np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+
+
+def test_two_input_model_in_native_runners(manipulation_exports):
+    build_cpp(quiet=True)
+    build_rust(quiet=True)
+    out, _, _ = manipulation_exports
+    rows = native_parity(out, iterations=2)
+    assert {r["runner"] for r in rows} == {"executorch", "aoti", "onnxruntime", "ort"}
+    assert all(r["max_abs_diff"] <= TOLERANCE and r["vectors"] == 8 for r in rows), rows
+    from embodied_lib.export.golden import read_golden, write_golden
+    golden = read_golden(out / "golden.bin")
+    golden["input.image"][0, 0, 0, 0] = np.nan
+    write_golden(out.parent / "nan.bin", golden)
+    onnx = next(r for r in RUNNERS if r.name == "onnxruntime")
+    with pytest.raises(NativeRunnerError, match="input.image vector 0 contains NaN"):
+        run_runner(onnx, out / "manipulation.onnx", out.parent / "nan.bin", 1)
