@@ -54,7 +54,7 @@ def eager_runtime(spec, model) -> Runtime:
 
 
 def run_batched(runtime: Runtime, inputs, batch_size: int = 256) -> tuple[np.ndarray, ...]:
-    n = inputs[0].shape[0]
+    n, batch_size = inputs[0].shape[0], min(batch_size, runtime.spec.max_batch)
     chunks = [runtime(*(a[i:i + batch_size] for a in inputs)) for i in range(0, n, batch_size)]
     return tuple(np.concatenate(parts) for parts in zip(*chunks))
 

@@ -59,6 +59,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
     spec = manipulation_spec()
     model = spec.build_model().train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"])  # settle at the end
     generator = torch.Generator().manual_seed(cfg["seed"])
     history = {"epoch": [], "train_loss": [], "val_loss": []}
 
@@ -83,6 +84,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
             loss.backward()
             opt.step()
             total += loss.item() * len(batch)
+        schedule.step()
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(total / len(train_idx))
         history["val_loss"].append(val_loss())
