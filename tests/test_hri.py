@@ -1,6 +1,5 @@
 """HRI: command schema and corpus splits, tokenizer, encoder routes, heads, interpreter, exports."""
 import json
-import warnings
 
 import numpy as np
 import pytest

@@ -5,8 +5,6 @@ AOTInductor file, not something ExecuTorch can run).
 """
 from __future__ import annotations
 
-import torch
-
 from embodied_lib.export.artifacts import load_or_explain, require_magic
 
 PTE_MAGIC = b"ET"  # flatbuffer file identifier "ETxx" at byte 4

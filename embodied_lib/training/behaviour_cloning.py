@@ -99,24 +99,26 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
     return model, metrics
 
 
-def rollout(policy, seeds, max_steps: int = 80, keep_frames_of: int | None = None) -> dict:
-    """Success rate of ``policy(obs, env) -> action`` on the scenes ``seeds``; frames of one episode."""
+def rollout(policy, seeds, max_steps: int = 80, keep_success_frames: bool = False) -> dict:
+    """Success rate of ``policy(obs, env) -> action`` on the scenes ``seeds``; optionally the
+    camera frames of the first successful episode (kept while running, so nothing is replayed)."""
     env = TabletopEnv(max_steps=max_steps)
-    successes, frames = [], []
+    successes, success_frames = [], []
     for seed in seeds:
         obs, _ = env.reset(seed=int(seed))
+        frames = [obs["image"]] if keep_success_frames and not success_frames else None
         done, info = False, {}
         while not done:
-            if seed == keep_frames_of:
-                frames.append(obs["image"])
             obs, _, terminated, truncated, info = env.step(policy(obs, env))
             done = terminated or truncated
-        if seed == keep_frames_of:
-            frames.append(obs["image"])
+            if frames is not None:
+                frames.append(obs["image"])
         successes.append(bool(info["success"]))
+        if frames is not None and info["success"]:
+            success_frames = frames
     env.close()
     return {"episodes": len(successes), "success_rate": float(np.mean(successes)), "successes": successes,
-            "frames": frames}
+            "frames": success_frames}
 
 
 def network_policy(model):
@@ -131,15 +133,13 @@ def evaluate_closed_loop(model, episodes: int, seed_base: int = EVAL_SEED_BASE, 
     """The policy, the expert and a random policy on the same held-out scenes."""
     seeds = range(seed_base, seed_base + episodes)
     rng = np.random.default_rng(seed)
-    policy = rollout(network_policy(model.eval()), seeds)
-    first_success = next((s for s, ok in zip(seeds, policy["successes"]) if ok), None)
-    frames = rollout(network_policy(model), [first_success], keep_frames_of=first_success)["frames"] if first_success is not None else []
+    policy = rollout(network_policy(model.eval()), seeds, keep_success_frames=True)
     return {
         "policy": {k: policy[k] for k in ("episodes", "success_rate")},
         "expert": {k: v for k, v in rollout(lambda o, e: scripted_expert_action(e), seeds).items() if k in ("episodes", "success_rate")},
         "random": {k: v for k, v in rollout(lambda o, e: rng.uniform(-1, 1, 4).astype(np.float32), seeds).items()
                    if k in ("episodes", "success_rate")},
-        "success_frames": frames,
+        "success_frames": policy["frames"],
     }
 
 

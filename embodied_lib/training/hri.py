@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from embodied_lib.config import RUNS_DIR, get_config, seed_everything
-from embodied_lib.data.commands import ACTIONS, PARAMETERS, PARAMETER_NAMES, denormalise, make_corpus
+from embodied_lib.data.commands import ACTIONS, PARAMETERS, denormalise, make_corpus
 from embodied_lib.models.hri import (ActionClassifier, CommandPipeline, ParamExtractor, SentenceEncoder,
                                      action_classifier_spec, command_pipeline_spec, encoder_config, load_encoder,
                                      load_tokenizer, param_extractor_spec, tokenize)
@@ -92,10 +92,10 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
             loss.backward()
             opt.step()
         history["classifier_loss"].append(loss.item())
-        history["val_accuracy"].append(float((_probs(classifier, emb["val"]).argmax(1) == labels["val"]).mean()))
+        history["val_accuracy"].append(float((_run(classifier, emb["val"]).argmax(1) == labels["val"]).mean()))
 
     def combined(split):
-        return np.concatenate([emb[split], _probs(classifier, emb[split])], axis=1).astype(np.float32)
+        return np.concatenate([emb[split], _run(classifier, emb[split])], axis=1).astype(np.float32)
 
     xc, yp = torch.from_numpy(combined("train")), torch.from_numpy(params["train"])
     opt = torch.optim.Adam(extractor.parameters(), lr=cfg["lr"])
@@ -112,8 +112,9 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
     extractor.eval()
 
     # threshold on validation (unseen phrasings too), then the test numbers
-    threshold = choose_threshold(_probs(classifier, emb["val"]).max(1))
-    test_probs, ood_probs = _probs(classifier, emb["test"]), _probs(classifier, emb["ood_test"])
+    val_probs = _run(classifier, emb["val"])
+    threshold = choose_threshold(val_probs.max(1))
+    test_probs, ood_probs = _run(classifier, emb["test"]), _run(classifier, emb["ood_test"])
     predicted = test_probs.argmax(1)
     confusion = np.zeros((len(ACTIONS), len(ACTIONS)), dtype=int)
     np.add.at(confusion, (labels["test"], predicted), 1)
@@ -127,8 +128,8 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         "confidence_threshold": threshold,
         "test_accept_rate": float((test_probs.max(1) >= threshold).mean()),
         "ood_reject_rate": float((ood_probs.max(1) < threshold).mean()),
-        "val_accept_rate": float((_probs(classifier, emb["val"]).max(1) >= threshold).mean()),
-        "ood_val_reject_rate": float((_probs(classifier, emb["ood_val"]).max(1) < threshold).mean()),
+        "val_accept_rate": float((val_probs.max(1) >= threshold).mean()),
+        "ood_val_reject_rate": float((_run(classifier, emb["ood_val"]).max(1) < threshold).mean()),
         "train_seconds": time.perf_counter() - started,
         "history": history,
     }
@@ -146,10 +147,6 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
 def _run(module, array: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return module.eval()(torch.from_numpy(array)).numpy()
-
-
-def _probs(classifier, embeddings: np.ndarray) -> np.ndarray:
-    return _run(classifier, embeddings)
 
 
 def main(argv=None):
