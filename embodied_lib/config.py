@@ -43,7 +43,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             eval_maps=500, seed=0,
         ),
         "native": dict(iterations=500),
-        "manipulation": dict(episodes=200, epochs=16, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
+        "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              seed=0),
         "hri": dict(n_train=3600, n_val=600, n_test=1200, n_ood=500, classifier_epochs=60, extractor_epochs=200,
                     batch_size=64, lr=1e-3, seed=0),

@@ -163,3 +163,28 @@ def plot_bc_curves(metrics: dict):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_keypoints(model, frames, titles=None, size: float = 3.5):
+    """Camera frames with the spatial-softmax keypoints ManipulationNet reads from them."""
+    import torch
+
+    from embodied_lib.models.manipulation import CONV_BLOCKS, POOL, frame_to_input
+
+    stride = POOL * int(np.prod([s for _, s in CONV_BLOCKS]))   # camera pixels per feature cell
+    with torch.no_grad():
+        x = torch.from_numpy(frame_to_input(np.stack(frames)))
+        points = model.keypoints(model.pool(x)).view(len(frames), -1, 2).numpy()
+    fig, axes = plt.subplots(1, len(frames), figsize=(size * len(frames), size), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        cells = frames[i].shape[0] // stride   # a cell centre sits at stride * index + (POOL - 1) / 2
+        px = (points[i] + 1) / 2 * (cells - 1) * stride + (POOL - 1) / 2
+        ax.imshow(frames[i])
+        ax.scatter(px[:, 0], px[:, 1],
+                   c=np.arange(points.shape[1]), cmap="tab20", s=28, edgecolors="white", linewidths=0.6)
+        ax.axis("off")
+        if titles:
+            ax.set_title(titles[i])
+    fig.suptitle("where the policy looks: spatial-softmax keypoints (one colour each)")
+    fig.tight_layout()
+    return fig

@@ -48,6 +48,26 @@ def test_scripted_expert_grasps_and_lifts(env):
     assert np.mean(successes) >= 0.9, successes
 
 
+def test_expert_recovers_from_a_missed_grasp(env):
+    """Close the fingers 3 cm beside the cube; the expert must open, re-aim and still lift it."""
+    successes, reopened = [], []
+    for seed in range(5):
+        env.reset(seed=200 + seed)
+        cube = env.cube_position()
+        for _ in range(12):
+            target = np.array([cube[0] + 0.03, cube[1], cube[2] + 0.005])
+            env.step(np.array([*np.clip((target - env.data.xpos[env.gripper_body]) / 0.02, -1, 1), -1], np.float32))
+        env.step(np.array([0, 0, 0, 1], np.float32))           # the mistake: grasp beside the cube
+        first = scripted_expert_action(env)
+        reopened.append(first[3] < 0)
+        done, info = False, {}
+        while not done:
+            _, _, terminated, truncated, info = env.step(scripted_expert_action(env))
+            done = terminated or truncated
+        successes.append(info["success"])
+    assert all(reopened) and np.mean(successes) >= 0.8, (reopened, successes)
+
+
 def test_random_actions_rarely_lift(env):
     rng = np.random.default_rng(0)
     env.reset(seed=1)

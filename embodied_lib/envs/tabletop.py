@@ -176,13 +176,21 @@ class TabletopEnv(gym.Env):
 
 
 def scripted_expert_action(env: TabletopEnv) -> np.ndarray:
-    """Reach above the cube, descend, close, lift: a privileged controller for demonstrations."""
+    """Reach above the cube, descend, close, lift: a privileged controller for demonstrations.
+
+    If the fingers are closed but the cube is not between them (a missed or dropped grasp), it
+    opens and starts again, so demonstrations with injected mistakes also show the recovery."""
     cube = env.cube_position()
     grip = env.data.xpos[env.gripper_body]
-    holding = env.gripper_command > 0 and env.data.qpos[env._gripper_qpos[3]] > 0.012
+    closed = env.gripper_command > 0
+    in_grasp = np.linalg.norm(cube[:2] - grip[:2]) < 0.015 and abs(grip[2] - cube[2]) < 0.02
     at_cube = np.array([cube[0], cube[1], cube[2] + 0.005])
-    if holding:
-        target, close = np.array([grip[0], grip[1], cube[2] + 0.2]), 1.0        # lift
+    if closed and in_grasp and env.data.qpos[env._gripper_qpos[3]] > 0.012:
+        target, close = np.array([grip[0], grip[1], cube[2] + 0.2]), 1.0        # fingers on the cube: lift
+    elif closed and in_grasp:
+        target, close = at_cube, 1.0                                            # fingers still closing
+    elif closed:
+        target, close = np.array([grip[0], grip[1], cube[2] + 0.09]), -1.0     # missed: open, back up
     elif np.linalg.norm(cube[:2] - grip[:2]) > 0.01:
         target, close = np.array([cube[0], cube[1], cube[2] + 0.09]), -1.0      # hover above it
     elif grip[2] > at_cube[2] + 0.01:

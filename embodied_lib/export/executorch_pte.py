@@ -5,16 +5,35 @@ AOTInductor file, not something ExecuTorch can run).
 """
 from __future__ import annotations
 
+import torch
+
 from embodied_lib.export.artifacts import load_or_explain, require_magic
 
 PTE_MAGIC = b"ET"  # flatbuffer file identifier "ETxx" at byte 4
+
+
+def _shape_env(program):
+    for node in program.graph.nodes:
+        for dim in getattr(node.meta.get("val"), "shape", ()):
+            if isinstance(dim, torch.SymInt):
+                return dim.node.shape_env
+    return None
 
 
 def save(spec, model, program, path):
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    # Lowering re-traces each convolution with fake tensors; for a stride-1 conv torch asks "would
+    # NNPACK take this (batch >= 16)?", answers from the example batch and narrows the batch range
+    # to [2, 15] for good, so the .pte refused batch 16+ (measured, torch 2.13 / ExecuTorch 1.5.1).
+    # The answer only picks a memory format; XNNPACK resizes at run time. Restore the exported range.
+    env = _shape_env(program)
+    ranges = dict(env.var_to_range) if env is not None else {}
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    if env is not None:
+        env.var_to_range.update(ranges)
+    lowered = edge.to_executorch()
     with open(path, "wb") as f:
         lowered.write_to_file(f)
 

@@ -6,10 +6,13 @@ Normalisation lives inside the model, so every export takes the raw frame.
 Output ``action`` float32 [B, 4] in [-1, 1] (tanh): dx, dy, dz scale the gripper's step
 (MAX_STEP metres at 1); gripper > 0 means close, <= 0 open.
 
-Encoder: average-pool the 400 x 400 frame to 100 x 100 (the cube stays ~8 px wide), then four
-stride-2 ``torchvision.ops.Conv2dNormActivation`` blocks, flattened (not globally pooled: where
-the cube is matters). No pretrained weights can be downloaded here; ``encoder_weights`` loads a
-local safetensors file into the encoder if given.
+Encoder: average-pool the 400 x 400 frame to 100 x 100 (the cube stays ~8 px wide), three
+``torchvision.ops.Conv2dNormActivation`` blocks down to a 25 x 25 feature map, then a spatial
+softmax (Levine et al. 2016, as in robomimic and diffusion policy): each of KEYPOINTS maps
+becomes the expected (x, y) of its softmax, so the network reads *where* the cube and fingers
+are to a fraction of a cell. A flattened conv stack (the first version) closed the gripper
+1.5-6 cm off the cube; it reached 74 % closed-loop success. No pretrained weights can be
+downloaded here; ``encoder_weights`` loads a local safetensors file into the encoder if given.
 """
 from __future__ import annotations
 
@@ -22,8 +25,23 @@ from embodied_lib.envs.tabletop import ACTION_FIELDS, IMAGE_SIZE, STATE_FIELDS
 from embodied_lib.models.spec import BATCH, ModelSpec, TensorSpec, load_state_dict_strict
 
 POOL = 4
-CHANNELS = (16, 32, 64, 64)
+CONV_BLOCKS = ((32, 2), (32, 2), (64, 1))   # (channels, stride): 100 -> 50 -> 25 -> 25
+KEYPOINTS = 32
 SAMPLE_SEED_BASE = 3_000_000  # scenes for example inputs / parity, disjoint from demos and evaluation
+
+
+class SpatialSoftmax(nn.Module):
+    """[B, C, H, W] features -> [B, 2K]: the expected (x, y) in [-1, 1] of K softmax maps."""
+
+    def __init__(self, channels: int, height: int, width: int, keypoints: int):
+        super().__init__()
+        self.keypoints = nn.Conv2d(channels, keypoints, kernel_size=1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=1))  # [H*W, 2]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        attention = torch.softmax(self.keypoints(features).flatten(2), dim=-1)  # [B, K, H*W]
+        return torch.matmul(attention, self.grid).flatten(1)
 
 
 class ManipulationNet(nn.Module):
@@ -33,23 +51,30 @@ class ManipulationNet(nn.Module):
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1))
         self.pool = nn.AvgPool2d(POOL)  # first, so normalisation runs on 16x fewer pixels (same result)
-        layers, c_in = [], 3
-        for c_out in CHANNELS:
-            layers.append(Conv2dNormActivation(c_in, c_out, kernel_size=3, stride=2))
-            c_in = c_out
-        self.encoder = nn.Sequential(*layers, nn.Flatten())
-        with torch.no_grad():
-            features = self.encoder(torch.zeros(1, 3, IMAGE_SIZE // POOL, IMAGE_SIZE // POOL)).shape[1]
-        self.image_head = nn.Sequential(nn.Linear(features, 256), nn.ReLU())
+        layers, c_in, size = [], 3, IMAGE_SIZE // POOL
+        for c_out, stride in CONV_BLOCKS:
+            layers.append(Conv2dNormActivation(c_in, c_out, kernel_size=3, stride=stride))
+            c_in, size = c_out, (size - 1) // stride + 1
+        self.encoder = nn.Sequential(*layers, SpatialSoftmax(c_in, size, size, KEYPOINTS))
+        self.image_head = nn.Sequential(nn.Linear(2 * KEYPOINTS, 256), nn.ReLU())
         self.state_mlp = nn.Sequential(nn.Linear(state_size, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(256 + 64, 256), nn.ReLU(), nn.Linear(256, action_size), nn.Tanh())
+        self.head = nn.Sequential(nn.Linear(256 + 64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                  nn.Linear(256, action_size), nn.Tanh())
         if encoder_weights:
             from safetensors.torch import load_file
             load_state_dict_strict(self.encoder, load_file(encoder_weights), source=encoder_weights)
 
     def forward(self, image: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        x = self.encoder((self.pool(image) - self.mean) / self.std)
-        return self.head(torch.cat([self.image_head(x), self.state_mlp(state)], dim=-1))
+        return self.forward_pooled(self.pool(image), state)
+
+    def forward_pooled(self, pooled: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The network after the 4x average pool: training caches pooled frames (16x less memory
+        and work per epoch); ``forward`` is the one exported."""
+        return self.head(torch.cat([self.image_head(self.keypoints(pooled)), self.state_mlp(state)], dim=-1))
+
+    def keypoints(self, pooled: torch.Tensor) -> torch.Tensor:
+        """[B, 2 * KEYPOINTS]: (x, y) pairs in [-1, 1] image coordinates, what the head sees of the image."""
+        return self.encoder((pooled - self.mean) / self.std)
 
 
 def frame_to_input(frames: np.ndarray) -> np.ndarray:

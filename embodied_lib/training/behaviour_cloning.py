@@ -1,9 +1,11 @@
 """Behaviour cloning of ManipulationNet on expert demonstrations, and closed-loop evaluation.
 
 Loss: MSE between the network's tanh outputs and the expert's action (gripper as -1/+1).
-Augmentation is photometric (brightness, contrast, pixel noise) plus a shift of at most 2 px:
-the camera is fixed, so where the cube is in the image *is* where it is on the table, and large
-geometric augmentation would teach the wrong position. Episodes are split train/validation.
+Frames are average-pooled once when loaded (the model's own first layer, ``forward_pooled`` runs
+the rest), so an epoch touches 16x fewer pixels. Augmentation is photometric only (brightness,
+contrast, pixel noise): the camera is fixed, so where the cube is in the image *is* where it is
+on the table, and one pooled pixel is ~7 mm, as much as the grasp can be off; a shift would teach
+the wrong position. Episodes are split train/validation.
 
     python -m embodied_lib.training.behaviour_cloning --profile quick
 """
@@ -22,10 +24,8 @@ from tqdm.auto import tqdm
 from embodied_lib.config import DATA_DIR, EVAL_SEED_BASE, RUNS_DIR, get_config, seed_everything
 from embodied_lib.data.demonstrations import generate_demonstrations, load_demonstrations
 from embodied_lib.envs.tabletop import TabletopEnv, scripted_expert_action
-from embodied_lib.models.manipulation import manipulation_spec
+from embodied_lib.models.manipulation import POOL, manipulation_spec
 from embodied_lib.models.spec import save_checkpoint
-
-MAX_SHIFT = 2
 
 
 def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -34,25 +34,29 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
-def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    b = images.shape[0]
+def pool_frames(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """uint8 [N, 400, 400, 3] -> float16 [N, 3, 100, 100]: what ManipulationNet.pool makes of them."""
+    out = [F.avg_pool2d(frames_to_tensor(frames[i:i + chunk]), POOL).half() for i in range(0, len(frames), chunk)]
+    return torch.cat(out).numpy()
+
+
+def augment(pooled: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    b = pooled.shape[0]
     gain = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
     bias = 0.1 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
-    images = images * gain + bias + 0.02 * torch.randn(images.shape, generator=generator)
-    dx, dy = (int(v) for v in torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (2,), generator=generator))
-    images = torch.roll(images, shifts=(dy, dx), dims=(2, 3))
-    return images.clamp_(0.0, 1.0)
+    pooled = pooled * gain + bias + 0.01 * torch.randn(pooled.shape, generator=generator)
+    return pooled.clamp_(0.0, 1.0)
 
 
 def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: bool = True):
     """Returns ``(model, metrics)``; writes runs/manipulation (checkpoint + metrics) with ``out_dir``."""
     seed_everything(cfg["seed"])
     started = time.perf_counter()
-    data = load_demonstrations(data_dir)
+    data = load_demonstrations(data_dir, image_transform=pool_frames)
     episodes = np.unique(data["episode"])
     val_episodes = episodes[:: max(2, int(round(1 / cfg["val_fraction"])))]
     is_val = np.isin(data["episode"], val_episodes)
-    images = torch.from_numpy(data["image"])          # uint8, converted per batch
+    images = torch.from_numpy(data["image"])          # float16 pooled frames, float32 per batch
     states, actions = torch.from_numpy(data["state"]), torch.from_numpy(data["action"])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
@@ -68,7 +72,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
         losses = []
         with torch.no_grad():
             for chunk in np.array_split(val_idx, max(1, len(val_idx) // 64)):
-                pred = model(frames_to_tensor(images[chunk]), states[chunk])
+                pred = model.forward_pooled(images[chunk].float(), states[chunk])
                 losses.append(F.mse_loss(pred, actions[chunk], reduction="sum").item())
         model.train()
         return sum(losses) / max(1, len(val_idx) * actions.shape[1])
@@ -78,7 +82,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
         order = torch.randperm(len(train_idx), generator=generator).numpy()
         total = 0.0
         for batch in np.array_split(train_idx[order], max(1, len(train_idx) // cfg["batch_size"])):
-            pred = model(augment(frames_to_tensor(images[batch]), generator), states[batch])
+            pred = model.forward_pooled(augment(images[batch].float(), generator), states[batch])
             loss = F.mse_loss(pred, actions[batch])
             opt.zero_grad()
             loss.backward()
