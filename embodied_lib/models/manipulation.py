@@ -99,6 +99,13 @@ def sample_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return frame_to_input(np.stack(images)), np.stack(states).astype(np.float32)
 
 
+def describe_architecture() -> str:
+    widths = (3, *(c for c, _ in CONV_BLOCKS))
+    convs = ", ".join(f"{a}->{b} s{s}" for a, b, (_, s) in zip(widths, widths[1:], CONV_BLOCKS))
+    return (f"avgpool {POOL}; Conv2dNormActivation {convs}; spatial softmax {KEYPOINTS} keypoints; "
+            f"state MLP {len(STATE_FIELDS)}-64-64; head {256 + 64}-256-256-{len(ACTION_FIELDS)} tanh")
+
+
 def manipulation_spec() -> ModelSpec:
     return ModelSpec(
         name="manipulation", build=ManipulationNet,
@@ -109,5 +116,6 @@ def manipulation_spec() -> ModelSpec:
         metadata={"image": "RGB float32 in [0, 1], channels first (frame / 255, HWC -> CHW); normalised inside",
                   "state_fields": list(STATE_FIELDS), "action_fields": list(ACTION_FIELDS),
                   "action_semantics": "dx, dy, dz in [-1, 1] scale a 0.02 m step; gripper > 0 close, <= 0 open",
-                  "camera": "fixed 'front' camera, 400 x 400"},
+                  "camera": "fixed 'front' camera, 400 x 400",
+                  "architecture": describe_architecture()},
         tolerance=1e-4, max_batch=64, parity_inputs=100, golden_count=8)
