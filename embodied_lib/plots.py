@@ -169,11 +169,11 @@ def plot_keypoints(model, frames, titles=None, size: float = 3.5):
     """Camera frames with the spatial-softmax keypoints ManipulationNet reads from them."""
     import torch
 
-    from embodied_lib.models.manipulation import CONV_BLOCKS, POOL, frame_to_input
+    from embodied_lib.models.manipulation import CONV_BLOCKS, POOL, frames_to_tensor
 
     stride = POOL * int(np.prod([s for _, s in CONV_BLOCKS]))   # camera pixels per feature cell
     with torch.no_grad():
-        x = torch.from_numpy(frame_to_input(np.stack(frames)))
+        x = frames_to_tensor(np.stack(frames))
         points = model.keypoints(model.pool(x)).view(len(frames), -1, 2).numpy()
     fig, axes = plt.subplots(1, len(frames), figsize=(size * len(frames), size), squeeze=False)
     for i, ax in enumerate(axes.flat):

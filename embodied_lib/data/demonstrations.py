@@ -29,6 +29,7 @@ def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: f
     for old in out_dir.glob("shard_*.npz"):
         old.unlink()
     rng = np.random.default_rng(seed)
+    first_scene = DEMO_SEED_BASE + seed * 100_000
     env = TabletopEnv()
     buffers = {"image": [], "state": [], "action": [], "episode": []}
     successes, frames, shards, started = [], 0, [], time.perf_counter()
@@ -43,7 +44,7 @@ def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: f
                 v.clear()
 
     for ep in tqdm(range(episodes), desc="demonstrations", disable=not progress):
-        obs, _ = env.reset(seed=DEMO_SEED_BASE + seed * 100_000 + ep)
+        obs, _ = env.reset(seed=first_scene + ep)
         done, info = False, {}
         while not done:
             label = scripted_expert_action(env)
@@ -65,7 +66,7 @@ def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: f
     flush()
     env.close()
     card = {"episodes": episodes, "frames": frames, "shards": shards, "seed": seed,
-            "episode_seeds": [DEMO_SEED_BASE + seed * 100_000, DEMO_SEED_BASE + seed * 100_000 + episodes - 1],
+            "episode_seeds": [first_scene, first_scene + episodes - 1],
             "expert_success_rate": float(np.mean(successes)), "noise_prob": noise_prob, "noise_std": noise_std,
             "gripper_flip_prob": gripper_flip_prob,
             "seconds": round(time.perf_counter() - started, 1),

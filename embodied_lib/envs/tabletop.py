@@ -183,7 +183,8 @@ def scripted_expert_action(env: TabletopEnv) -> np.ndarray:
     cube = env.cube_position()
     grip = env.data.xpos[env.gripper_body]
     closed = env.gripper_command > 0
-    in_grasp = np.linalg.norm(cube[:2] - grip[:2]) < 0.015 and abs(grip[2] - cube[2]) < 0.02
+    xy_error = np.linalg.norm(cube[:2] - grip[:2])
+    in_grasp = xy_error < 0.015 and abs(grip[2] - cube[2]) < 0.02
     at_cube = np.array([cube[0], cube[1], cube[2] + 0.005])
     if closed and in_grasp and env.data.qpos[env._gripper_qpos[3]] > 0.012:
         target, close = np.array([grip[0], grip[1], cube[2] + 0.2]), 1.0        # fingers on the cube: lift
@@ -191,7 +192,7 @@ def scripted_expert_action(env: TabletopEnv) -> np.ndarray:
         target, close = at_cube, 1.0                                            # fingers still closing
     elif closed:
         target, close = np.array([grip[0], grip[1], cube[2] + 0.09]), -1.0     # missed: open, back up
-    elif np.linalg.norm(cube[:2] - grip[:2]) > 0.01:
+    elif xy_error > 0.01:
         target, close = np.array([cube[0], cube[1], cube[2] + 0.09]), -1.0      # hover above it
     elif grip[2] > at_cube[2] + 0.01:
         target, close = at_cube, -1.0                                           # descend, open

