@@ -18,7 +18,8 @@ help:
 setup: system-deps $(STAMP)
 
 # System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL (MuJoCo's CPU rendering),
-# apt-get + dpkg-deb (ONNX Runtime headers), cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
+# nlohmann/json (the C++ runners read manifest.json), apt-get + dpkg-deb (ONNX Runtime headers),
+# cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++ python3 python3-venv; \
@@ -26,6 +27,9 @@ system-deps:
 	@ldconfig -p | grep -q 'libEGL_mesa.so.0' || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri; \
 	  else echo "error: MuJoCo renders with Mesa's EGL; install it (Debian: sudo apt-get install libegl1 libegl-mesa0)" >&2; exit 1; fi; }
+	@test -f /usr/include/nlohmann/json.hpp || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev; \
+	  else echo "error: the C++ runners read manifests with nlohmann/json; install it (Debian: sudo apt-get install nlohmann-json3-dev)" >&2; exit 1; fi; }
 	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust >= 1.92 (rustup) for the Rust runners" >&2; exit 1; }
 	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
 	  echo "error: apt-get and dpkg-deb are needed to fetch ONNX Runtime's C++ headers (Debian/Ubuntu)" >&2; exit 1; }
@@ -49,7 +53,7 @@ test: native
 
 bench: native
 	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }
-	$(PY) -m embodied_lib.latency exports/*/ --out runs/bench/latency.json
+	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
 
 clean-outputs:
 	rm -rf runs exports/*/ data/*/

@@ -18,9 +18,16 @@ EXPORTS_DIR = Path(os.environ.get("EMBODIED_EXPORTS", REPO_ROOT / "exports"))
 DATA_DIR = Path(os.environ.get("EMBODIED_DATA", REPO_ROOT / "data"))
 RUNS_DIR = Path(os.environ.get("EMBODIED_RUNS", REPO_ROOT / "runs"))
 
-# Seed ranges are disjoint so evaluation maps are never seen in training.
-TRAIN_SEED_BASE = 0
-EVAL_SEED_BASE = 1_000_000
+# Every seed range of the workbook, here and nowhere else. The ranges are disjoint, so the maps and
+# scenes a model is evaluated on are never the ones it was trained, selected or checked on.
+TRAIN_SEED_BASE = 0                 # navigation training maps, manipulation demonstration scenes
+VALIDATION_SEED_BASE = 500_000      # navigation maps for model selection during training
+EVAL_SEED_BASE = 1_000_000          # held-out maps and scenes for every reported success rate
+NAVIGATION_SAMPLE_SEED_BASE = 2_000_000    # maps for example inputs, parity and golden vectors
+MANIPULATION_SAMPLE_SEED_BASE = 3_000_000  # scenes for example inputs, parity and golden vectors
+PARITY_SEED = 11                    # sampler seed of the parity inputs (embodied_lib.runtime)
+GOLDEN_SEED = 7                     # sampler seed of the golden vectors (embodied_lib.export.golden)
+TEXT_GOLDEN_SEED = 5                # corpus seed of text_golden.jsonl (embodied_lib.hri.export_extras)
 
 PROFILES: dict[str, dict[str, dict]] = {
     "quick": {

@@ -3,8 +3,10 @@
     python -m embodied_lib.native build            # C++ (CMake) and Rust (Cargo), release mode
     python -m embodied_lib.native parity exports/navigation
 
-Every runner takes the same arguments (``MODEL GOLDEN [--iterations N]``) and prints one JSON
-object, so the parity test and the notebooks loop over RUNNERS.
+Every runner takes the same arguments (``MODEL GOLDEN [--manifest M] [--iterations N]``), reads the
+export folder's manifest.json (how outputs are judged, the tolerance, and for the twins the layer
+graph) and prints one JSON object of one schema (RUNNER_KEYS), so the tests and the notebooks loop
+over RUNNERS.
 """
 from __future__ import annotations
 
@@ -42,27 +44,27 @@ class Runner:
     language: str
     binary: Path
     artifact: str                     # which exported format it loads
-    models: tuple[str, ...] | None = None  # None: any model with float32 inputs (generic runtimes)
+    runs: str = "float32 inputs"      # which models: "float32 inputs", "architecture" (twins) or a model name
     note: str = ""
     golden: str = "golden.bin"        # what it checks against, in the export folder
 
 
-# Networks the LibTorch and tch runners rebuild in code (fc1..fcN MLPs; the file name picks one).
-DESIGN_NETWORKS = ("navigation", "action_classifier", "param_extractor")
-
 RUNNERS = (
     Runner("executorch", "C++", CPP_BUILD / "executorch_runner", "executorch",
            note="ExecuTorch Module API, XNNPACK backend, optimized kernels"),
-    Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", DESIGN_NETWORKS,
-           note="network rebuilt as a torch::nn::Module, plain-dict .pth via torch::pickle_load"),
+    Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", "architecture",
+           note="twin: network rebuilt in LibTorch from the manifest's layer graph, plain-dict .pth via pickle_load"),
     Runner("aoti", "C++", CPP_BUILD / "aoti_runner", "aoti", note="AOTIModelPackageLoader"),
     Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
-    Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", DESIGN_NETWORKS,
-           note="network rebuilt with tch-rs, weights from .safetensors"),
+    Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", "architecture",
+           note="twin: network rebuilt with tch-rs from the manifest's layer graph, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
-    Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", ("command_pipeline",),
+    Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", "command_pipeline",
            note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),
 )
+# The one JSON schema every runner prints (native/cpp/runner_common.hpp, native/rust/runner-common).
+RUNNER_KEYS = {"runner", "model", "model_name", "vectors", "max_abs_diff", "max_abs_diff_by_output", "tolerance",
+               "decision", "passed", "outputs", "latency_ms"}
 
 
 def site_packages() -> Path:
@@ -123,13 +125,19 @@ def build_rust(quiet: bool = False) -> None:
     subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
 
 
-def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100) -> dict:
-    """Run one native runner; its JSON as a dict, or NativeRunnerError with its message."""
+def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100, manifest: Path | None = None) -> dict:
+    """Run one native runner; its JSON as a dict, or NativeRunnerError with its message.
+
+    ``manifest`` defaults to the manifest.json beside the model, else beside the golden file."""
     if not runner.binary.exists():
         raise FileNotFoundError(f"{runner.binary} is not built; run `make native`")
+    model, golden = Path(model), Path(golden)
+    if manifest is None:
+        beside_model = model.parent / "manifest.json"
+        manifest = beside_model if beside_model.is_file() else golden.parent / "manifest.json"
     env = rust_env() if runner.language == "Rust" else None
-    proc = subprocess.run([str(runner.binary), str(model), str(golden), "--iterations", str(iterations)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run([str(runner.binary), str(model), str(golden), "--manifest", str(manifest),
+                           "--iterations", str(iterations)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}",
@@ -137,23 +145,46 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100)
     return json.loads(proc.stdout)
 
 
-def runners_for(manifest: dict) -> list[Runner]:
-    """Runners made for this model, plus the generic ones when every input is float32."""
+def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:
+    """The runners that can run this export (of one language, if given)."""
     all_float = all(i["dtype"] == "float32" for i in manifest["inputs"])
-    return [r for r in RUNNERS if (r.models is None and all_float) or (r.models and manifest["model"] in r.models)]
+    formats = {a["format"] for a in manifest["artifacts"]}
+
+    def fits(r: Runner) -> bool:
+        if r.artifact not in formats or (language and r.language != language):
+            return False
+        if r.runs == "architecture":
+            return all_float and manifest.get("architecture") is not None
+        return all_float if r.runs == "float32 inputs" else manifest["model"] == r.runs
+    return [r for r in RUNNERS if fits(r)]
 
 
-def native_parity(export_dir, iterations: int = 200) -> list[dict]:
-    """Every runner that supports the model, against the golden files of ``export_dir``."""
+def exported_models(exports_dir, models=None) -> list[str]:
+    """The model folders under ``exports_dir`` (or ``models``), after checking notebook 04 has run."""
+    found = sorted(p.parent.name for p in Path(exports_dir).glob("*/manifest.json"))
+    if not found:
+        raise FileNotFoundError(f"no {exports_dir}/<model>/manifest.json: run notebooks 01-04 first")
+    missing = sorted(set(models or ()) - set(found))
+    if missing:
+        raise FileNotFoundError(f"not exported: {missing} (exported: {found})")
+    return list(models or found)
+
+
+def native_parity(export_dir, iterations: int = 200, language: str | None = None) -> list[dict]:
+    """Every runner (of ``language``, if given) that supports the model, against ``export_dir``'s golden files."""
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     rows = []
-    for runner in runners_for(manifest):
+    for runner in runners_for(manifest, language):
         model = export_dir / artifact_entry(manifest, runner.artifact)["file"]
-        result = run_runner(runner, model, export_dir / runner.golden, iterations)
+        result = run_runner(runner, model, export_dir / runner.golden, iterations, export_dir / "manifest.json")
+        decision = result["decision"]
         rows.append({"runner": runner.name, "language": runner.language, "file": model.name,
-                     "vectors": result.get("vectors", result.get("commands")), "max_abs_diff": result["max_abs_diff"],
-                     "actions": result.get("actions"), "action_agreement": result.get("action_agreement"),
+                     "vectors": result["vectors"], "max_abs_diff": result["max_abs_diff"],
+                     "tolerance": result["tolerance"], "decision": decision["rule"],
+                     "decision_agreement": (decision["agreement"] / decision["compared"]
+                                            if decision["rule"] and decision["compared"] else None),
+                     "passed": result["passed"], "decisions": decision["values"],
                      **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
     return rows
 
@@ -166,6 +197,7 @@ def main(argv=None):
     parity = sub.add_parser("parity", help="run every runner on an export folder's golden vectors")
     parity.add_argument("export_dir", type=Path)
     parity.add_argument("--iterations", type=int, default=200)
+    parity.add_argument("--language", choices=["C++", "Rust"], help="one language's runners only")
     args = parser.parse_args(argv)
     if args.command == "build":
         if args.only in (None, "cpp"):
@@ -173,8 +205,8 @@ def main(argv=None):
         if args.only in (None, "rust"):
             build_rust()
     else:
-        for row in native_parity(args.export_dir, args.iterations):
-            print(json.dumps({k: v for k, v in row.items() if k != "actions"}))
+        for row in native_parity(args.export_dir, args.iterations, args.language):
+            print(json.dumps({k: v for k, v in row.items() if k != "decisions"}))
 
 
 if __name__ == "__main__":

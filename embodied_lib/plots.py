@@ -4,8 +4,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from embodied_lib.envs.gridworld import CHANNELS, GridWorldEnv, render_grid
-from embodied_lib.training.navigation_dqn import greedy_action
+import torch
+
+from embodied_lib.manipulation.model import CONV_BLOCKS, POOL, frames_to_tensor
+from embodied_lib.navigation.env import CHANNELS, GridWorldEnv, render_grid
 
 
 def show_maps(seeds, grid_size: int = 8, obstacle_fraction: float = 0.15):
@@ -59,15 +61,16 @@ def plot_learning_curves(metrics: dict):
     return fig
 
 
-def plot_rollout(model, seed: int, grid_size: int = 8, obstacle_fraction: float = 0.15):
-    """Start, path taken by the greedy policy, and end state of one episode."""
+def plot_rollout(policy, seed: int, grid_size: int = 8, obstacle_fraction: float = 0.15):
+    """Start, path taken by ``policy`` (embodied_lib.policy.Policy), and end state of one episode."""
     env = GridWorldEnv(grid_size, obstacle_fraction, render_mode="rgb_array")
     obs, info = env.reset(seed=seed)
+    policy.reset()
     start = env.render()
     path = [env.agent]
     terminated = truncated = False
     while not (terminated or truncated):
-        obs, _, terminated, truncated, info = env.step(greedy_action(model, obs))
+        obs, _, terminated, truncated, info = env.step(policy.act(obs).action)
         path.append(env.agent)
     end = render_grid(env.agent, env.goal, env.obstacles, env.visited)
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
@@ -167,10 +170,6 @@ def plot_bc_curves(metrics: dict):
 
 def plot_keypoints(model, frames, titles=None, size: float = 3.5):
     """Camera frames with the spatial-softmax keypoints ManipulationNet reads from them."""
-    import torch
-
-    from embodied_lib.models.manipulation import CONV_BLOCKS, POOL, frames_to_tensor
-
     stride = POOL * int(np.prod([s for _, s in CONV_BLOCKS]))   # camera pixels per feature cell
     with torch.no_grad():
         x = frames_to_tensor(np.stack(frames))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from embodied_lib.export import export_all
-from embodied_lib.models import navigation_spec
+from embodied_lib.navigation.model import navigation_spec
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,19 @@ def navigation_exports(tmp_path_factory, navigation_model):
     return out
 
 
+@pytest.fixture(scope="session")
+def manipulation_exports(tmp_path_factory):
+    """A seeded, untrained ManipulationNet in every format."""
+    from embodied_lib.manipulation.model import manipulation_spec
+
+    torch.manual_seed(3)
+    spec = manipulation_spec()
+    model = spec.build_model()
+    out = tmp_path_factory.mktemp("manipulation_exports") / "manipulation"
+    export_all(spec, model, out, log=lambda *_: None)
+    return out, spec, model
+
+
 TINY_ENCODER = {"vocab_size": 30522, "dim": 32, "n_layers": 1, "n_heads": 2, "hidden_dim": 64,
                 "max_position_embeddings": 128, "activation": "gelu"}
 
@@ -29,8 +42,8 @@ TINY_ENCODER = {"vocab_size": 30522, "dim": 32, "n_layers": 1, "n_heads": 2, "hi
 def hri_exports(tmp_path_factory):
     """Seeded, untrained HRI models exported like notebook 04 does: the two heads (every format)
     and a text pipeline with a tiny DistilBERT (the export path is what is under test)."""
-    from embodied_lib.models.hri import (action_classifier_spec, build_command_pipeline, command_pipeline_spec,
-                                         param_extractor_spec)
+    from embodied_lib.hri.model import (action_classifier_spec, build_command_pipeline, command_pipeline_spec,
+                                        param_extractor_spec)
 
     torch.manual_seed(99)
     root = tmp_path_factory.mktemp("hri_exports")

@@ -7,8 +7,8 @@ import pytest
 from embodied_lib.export import FORMATS
 from embodied_lib.export.artifacts import ArtifactError
 from embodied_lib.export.golden import read_golden
-from embodied_lib.models import InputError
-from embodied_lib.runtimes import load_runtime
+from embodied_lib.spec import InputError
+from embodied_lib.registry import load_runtime
 
 
 @pytest.fixture(scope="module")

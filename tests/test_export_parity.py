@@ -8,7 +8,8 @@ import torch
 from embodied_lib.export import FORMATS
 from embodied_lib.export.artifacts import sha256_of
 from embodied_lib.export.golden import read_golden
-from embodied_lib.runtimes import eager_runtime, load_runtime, parity_report
+from embodied_lib.registry import load_runtime
+from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
 # Tolerance: float32 kernels may sum in another order (XNNPACK, ONNX Runtime), which moves
 # outputs of this size by ~1e-7; 1e-5 leaves room for that and catches any real change.
@@ -22,7 +23,8 @@ def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exp
     for row in rows:
         assert row["inputs"] == 1000
         assert row["max_abs_diff"] <= TOLERANCE, row
-        assert row["argmax_agreement"] == 1.0, row
+        assert row["decision_agreement"] == {"q_values.argmax": 1.0}, row
+        assert row["passed"], row
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -50,7 +52,8 @@ def test_manifest_describes_every_artifact(navigation_exports):
         assert sha256_of(path) == artifact["sha256"]
         assert path.stat().st_size == artifact["bytes"]
         assert artifact["inputs"] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32"}]
-        assert artifact["outputs"] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32"}]
+        assert artifact["outputs"] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32",
+                                        "judged": {"kind": "discrete", "labels": ["up", "down", "left", "right"]}}]
 
 
 def test_golden_vectors_hold_eager_outputs(navigation_model, navigation_exports):

@@ -5,14 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from embodied_lib.command_interpreter import CommandInterpreter
+from embodied_lib.hri.interpreter import CommandInterpreter
 from embodied_lib.config import get_config
-from embodied_lib.data import commands as C
+from embodied_lib.hri import commands as C
 from embodied_lib.export.artifacts import ArtifactError
-from embodied_lib.models import InputError
-from embodied_lib.models import hri as H
-from embodied_lib.runtimes import eager_runtime, load_runtime, parity_report
-from embodied_lib.training.hri import choose_threshold, train_hri
+from embodied_lib.spec import InputError
+from embodied_lib.hri import encoder as E
+from embodied_lib.hri import model as H
+from embodied_lib.registry import load_runtime
+from embodied_lib.runtime.runtimes import eager_runtime, parity_report
+from embodied_lib.hri.train import choose_threshold, train_hri
 
 
 # -- schema and corpus -----------------------------------------------------------------------
@@ -66,26 +68,26 @@ def test_corpus_is_seeded():
 # -- tokenizer and encoder ---------------------------------------------------------------------
 
 def test_vocabulary_is_the_checked_uncased_wordpiece():
-    directory = H.minilm_dir(verify=True)
-    assert H._sha256(directory / "vocab.txt") == H.MINILM_SHA256["vocab.txt"]
-    tok = H.load_tokenizer()
+    directory = E.minilm_dir(verify=True)
+    assert E._sha256(directory / "vocab.txt") == E.MINILM_SHA256["vocab.txt"]
+    tok = E.load_tokenizer()
     assert tok.vocab_size == 30522
     assert tok.tokenize("Pick UP the Red cube") == ["pick", "up", "the", "red", "cube"]
 
 
 def test_a_changed_package_file_is_refused(monkeypatch):
-    monkeypatch.setitem(H.MINILM_SHA256, "vocab.txt", "0" * 64)
+    monkeypatch.setitem(E.MINILM_SHA256, "vocab.txt", "0" * 64)
     with pytest.raises(RuntimeError, match="expected sha256"):
-        H.minilm_dir(verify=True)
+        E.minilm_dir(verify=True)
 
 
 def test_widened_distilbert_computes_exactly_minilm():
     from transformers import BertModel
 
-    bert = BertModel.from_pretrained(str(H.minilm_dir()), local_files_only=True).eval()
-    widened = H.widen_minilm_to_distilbert()
+    bert = BertModel.from_pretrained(str(E.minilm_dir()), local_files_only=True).eval()
+    widened = E.widen_minilm_to_distilbert()
     assert widened.config.dim == 768 and type(widened).__name__ == "DistilBertModel"
-    ids, mask = H.tokenize(H.load_tokenizer(), ["turn left by 90 degrees", "pick up the red cube", ""])
+    ids, mask = E.tokenize(E.load_tokenizer(), ["turn left by 90 degrees", "pick up the red cube", ""])
     with torch.no_grad():
         a = bert(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
         b = widened(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
@@ -97,11 +99,11 @@ def test_widened_distilbert_computes_exactly_minilm():
 def test_pooled_embedding_is_the_sentence_transformers_embedding():
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(str(H.minilm_dir()), device="cpu")
+    st = SentenceTransformer(str(E.minilm_dir()), device="cpu")
     texts = ["go to row 3 column 5", "halt"]
     expected = st.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
-    encoder = H.SentenceEncoder(H.widen_minilm_to_distilbert())
-    ids, mask = H.tokenize(H.load_tokenizer(), texts)
+    encoder = E.SentenceEncoder(E.widen_minilm_to_distilbert())
+    ids, mask = E.tokenize(E.load_tokenizer(), texts)
     with torch.no_grad():
         ours = encoder(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
     assert ours.shape == (2, 768)
@@ -114,16 +116,16 @@ def test_configured_pretrained_directory_route(tmp_path, monkeypatch):
     torch.manual_seed(0)
     tiny = DistilBertModel(DistilBertConfig(dim=768, n_layers=1, n_heads=12, hidden_dim=64, vocab_size=30522))
     tiny.save_pretrained(tmp_path / "distilbert")
-    model, route = H.load_encoder(tmp_path / "distilbert")
+    model, route = E.load_encoder(tmp_path / "distilbert")
     assert "pretrained DistilBERT" in route and model.config.n_layers == 1
     torch.testing.assert_close(model.embeddings.word_embeddings.weight, tiny.embeddings.word_embeddings.weight)
-    monkeypatch.setenv(H.DISTILBERT_ENV, str(tmp_path / "distilbert"))
-    assert H.load_encoder()[0].config.n_layers == 1
+    monkeypatch.setenv(E.DISTILBERT_ENV, str(tmp_path / "distilbert"))
+    assert E.load_encoder()[0].config.n_layers == 1
     with pytest.raises(FileNotFoundError, match="not a DistilBERT directory"):
-        H.load_encoder(tmp_path / "missing")
+        E.load_encoder(tmp_path / "missing")
     DistilBertModel(DistilBertConfig(dim=64, n_layers=1, n_heads=2, hidden_dim=32)).save_pretrained(tmp_path / "small")
     with pytest.raises(ValueError, match="768"):
-        H.load_encoder(tmp_path / "small")
+        E.load_encoder(tmp_path / "small")
 
 
 def test_head_contracts():
@@ -170,36 +172,39 @@ def interpreter(trained):
 
 
 def test_interprets_a_clear_command(interpreter):
-    r = interpreter("please pick up the red cube")
-    assert r["action"] == "pick" and set(r["probabilities"]) == set(C.ACTIONS)
-    assert r["accepted"] == (r["confidence"] >= interpreter.threshold)
+    d = interpreter.act("please pick up the red cube")
+    assert d.details["best_guess"] == "pick" and set(d.details["probabilities"]) == set(C.ACTIONS)
+    assert d.refused == (d.confidence < interpreter.threshold)
+    if not d.refused:
+        assert d.action == {"action": "pick", "params": d.details["params"]} and "colour" in d.action["params"]
+    assert set(d.outputs) == {"action_probs", "params"} and d.outputs["params"].shape == (10,)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "?!...", "🤖🤖", "#$%"])
 def test_no_words_is_rejected_with_a_reason(interpreter, text):
-    r = interpreter(text)
-    assert not r["accepted"] and r["action"] is None and "no words" in r["reason"]
+    d = interpreter.act(text)
+    assert d.refused and d.action is None and "no words" in d.reason
 
 
 def test_long_text_is_truncated_with_a_warning(interpreter):
-    r = interpreter("stop " * 200)
-    assert any("only the first 62" in w for w in r["warnings"])
-    assert r["action"] in C.ACTIONS
+    d = interpreter.act("stop " * 200)
+    assert any("only the first 62" in w for w in d.details["warnings"])
+    assert d.details["best_guess"] in C.ACTIONS
 
 
 @pytest.mark.parametrize("text", ["tourne à gauche 🤖", "こんにちは", "pick up the ñandú cube"])
 def test_non_ascii_never_crashes(interpreter, text):
-    r = interpreter(text)
-    assert r["action"] in C.ACTIONS and 0 <= r["confidence"] <= 1
+    d = interpreter.act(text)
+    assert d.details["best_guess"] in C.ACTIONS and 0 <= d.confidence <= 1
 
 
 def test_low_confidence_reports_why():
     always_unsure = CommandInterpreter(lambda ids, mask: (np.full((1, 6), 1 / 6, np.float32),
-                                                          np.zeros((1, 10), np.float32)), H.load_tokenizer(), 0.5)
-    r = always_unsure("go to row 1 column 2")
-    assert not r["accepted"] and "low confidence: 0.17 < threshold 0.50" in r["reason"]
+                                                          np.zeros((1, 10), np.float32)), E.load_tokenizer(), 0.5)
+    d = always_unsure.act("go to row 1 column 2")
+    assert d.refused and d.action is None and "low confidence: 0.17 < threshold 0.50" in d.reason
     with pytest.raises(TypeError):
-        always_unsure(None)
+        always_unsure.act(None)
 
 
 # -- exports -------------------------------------------------------------------------------------
@@ -210,7 +215,10 @@ def test_every_format_matches_eager(hri_exports, name):
     spec, model = models[name]
     rows = parity_report(root / name, eager_runtime(spec, model), n=spec.parity_inputs if name != "command_pipeline" else 50)
     assert [r["format"] for r in rows] == list(spec.formats)
-    assert all(r["max_abs_diff"] <= spec.tolerance and r["argmax_agreement"] == 1.0 for r in rows), rows
+    assert all(r["max_abs_diff"] <= spec.tolerance and r["passed"] for r in rows), rows
+    judged = {k for r in rows for k in r["decision_agreement"]}
+    assert judged == {"action_classifier": {"action_probs.argmax"}, "param_extractor": set(),
+                      "command_pipeline": {"action_probs.argmax"}}[name]
 
 
 @pytest.mark.parametrize("fmt", ["torch_export", "executorch", "onnx"])
@@ -218,9 +226,9 @@ def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
     root, models = hri_exports
     spec, model = models["command_pipeline"]
     run = load_runtime(root / "command_pipeline", fmt)
-    tok = H.load_tokenizer()
+    tok = E.load_tokenizer()
     for texts in (["stop"], ["go to row 1 column 2", "turn left", "pick up the blue cube and then wait here"]):
-        ids, mask = H.tokenize(tok, texts)
+        ids, mask = E.tokenize(tok, texts)
         probs, params = run(ids, mask)
         with torch.no_grad():
             ep, epar = model(torch.from_numpy(ids), torch.from_numpy(mask))
@@ -238,7 +246,7 @@ def test_pipeline_export_ships_tokenizer_schema_and_threshold(hri_exports):
     assert manifest["metadata"]["command_schema"]["actions"] == list(C.ACTIONS)
     assert [i["dtype"] for i in manifest["inputs"]] == ["int64", "int64"]
     interp = CommandInterpreter.from_exports(root / "command_pipeline", "onnx")
-    assert interp("go to row 2 column 3")["action"] in C.ACTIONS
+    assert interp.act("go to row 2 column 3").details["best_guess"] in C.ACTIONS
 
 
 def test_pipeline_rejects_bad_token_inputs(hri_exports):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embodied_lib.export.golden import read_golden
-from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, rust_env
 
 TOLERANCE = 1e-5          # heads: same float32 arithmetic, another summation order
@@ -27,8 +27,11 @@ def test_heads_run_in_every_tensor_runner(built, hri_exports, head):
     golden = read_golden(root / head / "golden.bin")
     first_output = next(k for k in golden if k.startswith("output."))
     for row in rows:
-        assert row["max_abs_diff"] <= TOLERANCE, row
-        assert row["actions"] == golden[first_output].argmax(axis=1).tolist()
+        assert row["max_abs_diff"] <= TOLERANCE and row["passed"], row
+        if head == "action_classifier":  # probabilities: judged by their argmax
+            assert row["decision"] == "argmax" and row["decisions"] == golden[first_output].argmax(axis=1).tolist()
+        else:  # continuous parameters: judged by value only, never by an argmax
+            assert row["decision"] is None and row["decisions"] == []
 
 
 def test_rust_text_pipeline_agrees_with_python_on_every_command(built, hri_exports):
@@ -37,10 +40,27 @@ def test_rust_text_pipeline_agrees_with_python_on_every_command(built, hri_expor
     assert [r["runner"] for r in rows] == ["text_pipeline"]
     lines = (root / "command_pipeline" / "text_golden.jsonl").read_text().splitlines()
     assert rows[0]["vectors"] == len(lines) > 250
-    assert rows[0]["action_agreement"] == len(lines)
-    assert rows[0]["max_abs_diff"] <= 1e-4
+    assert rows[0]["decision"] == "argmax" and rows[0]["decision_agreement"] == 1.0
+    assert rows[0]["max_abs_diff"] <= 1e-4 and rows[0]["passed"]
     texts = [json.loads(line)["text"] for line in lines]
     assert "" in texts and any(len(t) > 300 for t in texts) and any("🤖" in t for t in texts)
+
+
+def test_rust_text_pipeline_checks_the_parameters_too(built, hri_exports, tmp_path):
+    root, _ = hri_exports
+    export = root / "command_pipeline"
+    model = export / "command_pipeline.onnx"
+    result = run_runner(PIPELINE, model, export / "text_golden.jsonl", 1)
+    assert set(result["max_abs_diff_by_output"]) == {"action_probs", "params"}
+    assert result["max_abs_diff_by_output"]["params"] <= result["tolerance"] == 1e-4
+    # one parameter of one command off by 0.01: the probabilities still agree, the run must not pass
+    rows = [json.loads(line) for line in (export / "text_golden.jsonl").read_text().splitlines()]
+    rows[3]["params"][2] += 0.01
+    tampered = tmp_path / "text_golden.jsonl"
+    tampered.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = run_runner(PIPELINE, model, tampered, 1, manifest=export / "manifest.json")
+    assert abs(result["max_abs_diff_by_output"]["params"] - 0.01) < 1e-3
+    assert result["max_abs_diff_by_output"]["action_probs"] <= 1e-4 and not result["passed"]
 
 
 def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):
@@ -57,7 +77,10 @@ def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):
     bad_golden = tmp_path / "bad.jsonl"
     bad_golden.write_text('{"text": "stop"}\nnot json\n')
     with pytest.raises(NativeRunnerError, match="no probs|not JSON"):
-        run_runner(PIPELINE, model, bad_golden, 1)
+        run_runner(PIPELINE, model, bad_golden, 1, manifest=export / "manifest.json")
+    bad_golden.write_text('{"text": "stop", "probs": [0.1, "x"], "params": []}\n')
+    with pytest.raises(NativeRunnerError, match="probs holds a non-number"):
+        run_runner(PIPELINE, model, bad_golden, 1, manifest=export / "manifest.json")
     with pytest.raises(NativeRunnerError, match="not a text pipeline"):
         (tmp_path / "x").mkdir()
         head = root / "action_classifier" / "action_classifier.onnx"
@@ -76,15 +99,35 @@ def test_heads_manifest_carries_the_schema_for_native_decoding(hri_exports):
     assert np.isfinite(read_golden(root / "param_extractor" / "golden.bin")["output.params"]).all()
 
 
-@pytest.mark.parametrize("runner", [r for r in RUNNERS if r.name in ("libtorch", "tch")], ids=["libtorch", "tch"])
-def test_rebuilt_network_runners_refuse_an_unknown_model_name(built, hri_exports, tmp_path, runner):
+TWINS = [r for r in RUNNERS if r.runs == "architecture"]
+
+
+@pytest.mark.parametrize("runner", TWINS, ids=[r.name for r in TWINS])
+def test_twins_build_from_the_manifest_and_refuse_what_they_cannot(built, hri_exports, tmp_path, runner):
     root, _ = hri_exports
-    source = root / "action_classifier" / f"action_classifier{'.pth' if runner.name == 'libtorch' else '.safetensors'}"
-    renamed = tmp_path / f"mystery{source.suffix}"
-    renamed.write_bytes(source.read_bytes())
-    with pytest.raises(NativeRunnerError, match="unknown model 'mystery'"):
-        run_runner(runner, renamed, root / "action_classifier" / "golden.bin", 1)
-    wrong = tmp_path / f"navigation{source.suffix}"  # a head's weights under the navigation name
-    wrong.write_bytes(source.read_bytes())
+    export = root / "action_classifier"
+    manifest = read_manifest(export)
+    weights = export / artifact_entry(manifest, runner.artifact)["file"]
+    renamed = tmp_path / f"mystery{weights.suffix}"  # the file name no longer matters: the manifest does
+    renamed.write_bytes(weights.read_bytes())
+    result = run_runner(runner, renamed, export / "golden.bin", 1, manifest=export / "manifest.json")
+    assert result["passed"] and result["model_name"] == "action_classifier"
+
+    def with_manifest(change):
+        edited = json.loads(json.dumps(manifest))
+        change(edited)
+        path = tmp_path / "manifest.json"
+        path.write_text(json.dumps(edited))
+        return path
+
+    lstm = with_manifest(lambda m: m["architecture"]["nodes"].insert(2, {"op": "lstm", "params": "rnn"}))
+    with pytest.raises(NativeRunnerError, match="unsupported layer 'lstm'") as err:
+        run_runner(runner, renamed, export / "golden.bin", 1, manifest=lstm)
+    assert err.value.returncode == 1
+    deeper = with_manifest(lambda m: m["architecture"]["nodes"].append(
+        {"op": "linear", "params": "fc3", "in_features": 6, "out_features": 6}))
     with pytest.raises(NativeRunnerError, match="no (entry|tensor) fc3.weight"):
-        run_runner(runner, wrong, root / "action_classifier" / "golden.bin", 1)
+        run_runner(runner, renamed, export / "golden.bin", 1, manifest=deeper)
+    none = with_manifest(lambda m: m.update(architecture=None))
+    with pytest.raises(NativeRunnerError, match="no architecture a twin can rebuild"):
+        run_runner(runner, renamed, export / "golden.bin", 1, manifest=none)

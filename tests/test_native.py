@@ -3,10 +3,14 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
+from embodied_lib.export import export_all
 from embodied_lib.export.golden import read_golden, write_golden
 from embodied_lib.export.manifest import artifact_entry, read_manifest
-from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, runners_for
+from embodied_lib.native import (RUNNER_KEYS, RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner,
+                                 runners_for)
+from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, continuous
 
 # Same tolerance as the Python parity: float32 kernels that sum in another order (XNNPACK,
 # ONNX Runtime, oneDNN in LibTorch) move these outputs by ~1e-7; 1e-5 catches any real change.
@@ -36,7 +40,8 @@ def test_every_runner_matches_the_golden_vectors(built, navigation_exports):
     for row in rows:
         assert row["vectors"] == 32
         assert row["max_abs_diff"] <= TOLERANCE, row
-        assert row["actions"] == expected_actions, row["runner"]
+        assert row["decision"] == "argmax" and row["decision_agreement"] == 1.0 and row["passed"], row
+        assert row["decisions"] == expected_actions, row["runner"]
         assert 0 < row["p50_ms"] <= row["p99_ms"]
 
 
@@ -70,7 +75,7 @@ def test_wrong_size_input(built, navigation_exports, tmp_path, runner):
     golden = read_golden(navigation_exports / "golden.bin")
     golden["input.state"] = golden["input.state"][:, :200]
     write_golden(tmp_path / "wrong.bin", golden)
-    with pytest.raises(NativeRunnerError, match="has 200 values per vector, the model expects 256") as err:
+    with pytest.raises(NativeRunnerError, match=r"has 200 values per vector .*the model expects \[256\]") as err:
         run_runner(runner, model_file(navigation_exports, runner), tmp_path / "wrong.bin", 1)
     assert err.value.returncode == 1
 
@@ -105,4 +110,27 @@ def test_runner_json_is_the_shared_contract(built, navigation_exports):
         result = run_runner(runner, model_file(navigation_exports, runner), navigation_exports / "golden.bin", 2)
         assert keys is None or set(result) == keys
         keys = set(result)
-    assert keys == {"runner", "model", "vectors", "max_abs_diff", "actions", "outputs", "latency_ms"}
+    assert keys == RUNNER_KEYS
+
+
+class WidthFree(torch.nn.Module):
+    """[B, width] -> [B, 2] (mean, max): a model whose feature dimension is dynamic (-1 in ONNX)."""
+
+    def forward(self, x):
+        return torch.stack([x.mean(dim=1), x.amax(dim=1)], dim=1)
+
+
+def test_a_dynamic_feature_dimension_runs_natively(built, tmp_path):
+    """ONNX reports the free dimension as -1: the runners take the size from the input, checked
+    against the manifest, instead of casting -1 into a size."""
+    spec = ModelSpec(name="width_free", build=WidthFree, config={},
+                     inputs=(TensorSpec("x", (BATCH, "width")),),
+                     outputs=(TensorSpec("stats", (BATCH, 2), judged=continuous()),),
+                     sample_inputs=lambda n, seed: (np.random.default_rng(seed).random((n, 16), dtype=np.float32),),
+                     dim_ranges={"width": (2, 64)}, formats=("onnx",), golden_count=4)
+    out = tmp_path / "width_free"
+    export_all(spec, spec.build_model(), out, log=lambda *_: None)
+    for runner in (r for r in RUNNERS if r.name in ("onnxruntime", "ort")):
+        result = run_runner(runner, out / "width_free.onnx", out / "golden.bin", 2)
+        assert result["passed"] and result["vectors"] == 4 and result["max_abs_diff"] <= 1e-6, runner.name
+        assert result["decision"]["rule"] is None  # continuous, no decision: judged by value alone

@@ -1,6 +1,6 @@
 import torch
 
-from embodied_lib.models import DQNAgent, navigation_spec
+from embodied_lib.navigation.model import DQNAgent, navigation_spec
 
 
 def test_parameter_names_and_shapes_are_the_native_contract():
@@ -30,6 +30,7 @@ def test_output_shape_and_dropout_only_in_training():
 def test_spec_describes_the_contract():
     spec = navigation_spec(grid_size=8)
     assert [s.to_json() for s in spec.inputs] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32"}]
-    assert [s.to_json() for s in spec.outputs] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32"}]
+    assert [s.to_json() for s in spec.outputs] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32",
+                                                    "judged": {"kind": "discrete", "labels": list(spec.metadata["actions"])}}]
     assert spec.metadata["actions"] == ["up", "down", "left", "right"]
     assert spec.metadata["channels"] == ["agent", "goal", "obstacle", "visited"]

@@ -30,8 +30,9 @@ def main(argv=None):
         print(f"{name}:")
         result = export_and_check(found[name], args.out / name, args.formats, args.parity_inputs)
         for row in result["parity"]:
+            agree = ", ".join(f"{k} {v:.3f}" for k, v in row["decision_agreement"].items()) or "values only"
             print(f"  parity {row['format']:13s} max|diff| {row['max_abs_diff']:.2e}  "
-                  f"argmax agree {row['argmax_agreement']:.3f}  {'ok' if row['passed'] else 'FAILED'}")
+                  f"decisions: {agree}  {'ok' if row['passed'] else 'FAILED'}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embodied_lib.config import GOLDEN_SEED
+
 GOLDEN_MAGIC = b"EMBGOLD1"
 
 
@@ -56,7 +58,7 @@ def read_golden(path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def make_golden(spec, model, n: int = 32, seed: int = 7) -> dict[str, np.ndarray]:
+def make_golden(spec, model, n: int = 32, seed: int = GOLDEN_SEED) -> dict[str, np.ndarray]:
     """``n`` realistic inputs (the spec's sampler) and the eager model's outputs."""
     inputs = spec.sample_inputs(n, seed)
     with torch.no_grad():

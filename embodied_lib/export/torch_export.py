@@ -5,7 +5,7 @@ import torch
 from torch.export import Dim
 
 from embodied_lib.export.artifacts import load_or_explain
-from embodied_lib.models.spec import ModelSpec
+from embodied_lib.spec import ModelSpec
 
 
 def dynamic_shapes(spec: ModelSpec) -> dict:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from embodied_lib.export.artifacts import load_or_explain
-from embodied_lib.models.spec import load_state_dict_strict
+from embodied_lib.spec import load_state_dict_strict
 
 
 def _state(model):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from embodied_lib.config import RUNS_DIR
 from embodied_lib.export import export_all
-from embodied_lib.models.spec import load_checkpoint
-from embodied_lib.runtimes import eager_runtime, parity_report
+from embodied_lib.registry import load_checkpoint
+from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
 PARITY_FILE = "parity.json"
 

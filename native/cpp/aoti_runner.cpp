@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
+#include <sstream>
+
 #include "runner_common.hpp"
 
 namespace {
@@ -30,17 +32,19 @@ struct AotiModel : runner::Model {
     for (std::string input; std::getline(s, input, ';');) {
       std::stringstream dims(input);
       shapes.emplace_back();
-      for (std::string d; std::getline(dims, d, 'x');) shapes.back().push_back(std::stoll(d));
+      for (std::string d; std::getline(dims, d, 'x');)  // a named (dynamic) dimension reads as -1
+        shapes.back().push_back(!d.empty() && std::all_of(d.begin(), d.end(), ::isdigit) ? std::stoll(d) : -1);
     }
   }
 
-  std::vector<int64_t> input_sizes() const override { return runner::feature_sizes(shapes); }
+  std::vector<runner::Shape> input_shapes() const override { return shapes; }
 
-  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) override {
+  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs,
+                                      const std::vector<runner::Shape>& concrete) override {
     std::vector<at::Tensor> tensors;
     for (size_t i = 0; i < inputs.size(); ++i) {
       std::vector<int64_t> shape{1};
-      shape.insert(shape.end(), shapes[i].begin(), shapes[i].end());
+      shape.insert(shape.end(), concrete[i].begin(), concrete[i].end());
       tensors.push_back(at::from_blob(const_cast<float*>(inputs[i]), shape, at::kFloat));
     }
     std::vector<std::vector<float>> outputs;
@@ -56,5 +60,5 @@ struct AotiModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "aoti", "Run an AOTInductor package (.aoti.pt2) on golden vectors.",
-                          [](const std::string& path) { return std::make_unique<AotiModel>(path); });
+                          [](const std::string& path, const runner::json&) { return std::make_unique<AotiModel>(path); });
 }

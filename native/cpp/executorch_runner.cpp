@@ -21,7 +21,7 @@ std::string error_name(Error e) {
 
 struct ExecuTorchModel : runner::Model {
   std::unique_ptr<Module> module;
-  std::vector<std::vector<int32_t>> feature_shapes;  // per input, without the batch dimension
+  std::vector<runner::Shape> feature_shapes;  // per input, without the batch dimension (upper bounds if dynamic)
 
   explicit ExecuTorchModel(const std::string& path) {
     const std::vector<char> head = runner::read_file(path, "model file");
@@ -42,14 +42,16 @@ struct ExecuTorchModel : runner::Model {
     }
   }
 
-  std::vector<int64_t> input_sizes() const override { return runner::feature_sizes(feature_shapes); }
+  // A dynamic dimension reads as its upper bound here; the manifest says which are dynamic.
+  std::vector<runner::Shape> input_shapes() const override { return feature_shapes; }
 
-  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) override {
+  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs,
+                                      const std::vector<runner::Shape>& concrete) override {
     std::vector<TensorPtr> tensors;
     std::vector<EValue> values;
     for (size_t i = 0; i < inputs.size(); ++i) {
       std::vector<int32_t> shape{1};
-      shape.insert(shape.end(), feature_shapes[i].begin(), feature_shapes[i].end());
+      for (int64_t d : concrete[i]) shape.push_back(static_cast<int32_t>(d));
       tensors.push_back(make_tensor_ptr(shape, const_cast<float*>(inputs[i])));
       values.emplace_back(tensors.back());
     }
@@ -69,5 +71,5 @@ struct ExecuTorchModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "executorch", "Run an ExecuTorch .pte (XNNPACK) on golden vectors.",
-                          [](const std::string& path) { return std::make_unique<ExecuTorchModel>(path); });
+                          [](const std::string& path, const runner::json&) { return std::make_unique<ExecuTorchModel>(path); });
 }

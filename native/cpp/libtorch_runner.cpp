@@ -1,76 +1,71 @@
-// The design's networks written again as LibTorch modules, weights loaded from the Python export:
-// the navigation DQNAgent (fc1..fc4) and the HRI heads ActionClassifier (fc1, fc2 -> softmax) and
-// ParamExtractor (fc1..fc3 -> sigmoid). Which one a file holds is its name, exports/<model>/<model>.pth.
+// The LibTorch twin: the network rebuilt in C++ from the layer graph the manifest carries
+// ("architecture", written by embodied_lib/architecture.py), weights loaded from the Python export.
+// It builds every model that has such a graph: the navigation DQNAgent (fc1..fc4), the HRI heads
+// ActionClassifier and ParamExtractor, and the manipulation ManipulationNet (average pool,
+// normalisation, conv + batch norm + ReLU blocks, spatial softmax, state MLP, head). Nothing about
+// a model is written here; a layer it does not know is refused by name.
 //
 // Why not torch::load(model, "x.pth")? That reads TorchScript-style archives (it looks for
 // constants.pkl) and cannot read a Python state_dict. What works: Python saves a *plain dict*,
 // torch.save(dict(model.state_dict()), path); C++ unpickles it with torch::pickle_load (an
-// OrderedDict fails with "Expected GenericDict") and copies each tensor into named_parameters().
+// OrderedDict fails with "Expected GenericDict") and looks each tensor up by the graph's names.
 #include <torch/torch.h>
 
 #include <map>
+#include <set>
 
 #include "runner_common.hpp"
 
 namespace {
 
-enum class Output { Identity, Softmax, Sigmoid };
-
-struct Architecture {
-  int layers;      // fc1..fcN, ReLU between them
-  Output output;   // applied after fcN
-  int dropouts;    // dropout after fc1..fc<dropouts> (inactive in eval, kept so train() means the same)
-  double p;
-};
-
-// Mirrors embodied_lib/models/navigation.py and embodied_lib/models/hri.py; layer widths come from the weights.
-const std::map<std::string, Architecture> kArchitectures = {
-    {"navigation", {4, Output::Identity, 2, 0.2}},       // DQNAgent
-    {"action_classifier", {2, Output::Softmax, 1, 0.1}},  // ActionClassifier
-    {"param_extractor", {3, Output::Sigmoid, 2, 0.1}},   // ParamExtractor
-};
-
-struct DesignNetImpl : torch::nn::Module {
-  std::vector<torch::nn::Linear> fc;
-  Architecture arch;
-  DesignNetImpl(const Architecture& a, const std::vector<int64_t>& widths) : arch(a) {
-    for (int i = 0; i < a.layers; ++i)
-      fc.push_back(register_module("fc" + std::to_string(i + 1), torch::nn::Linear(widths[i], widths[i + 1])));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    for (int i = 0; i < arch.layers; ++i) {
-      x = fc[i]->forward(x);
-      if (i + 1 < arch.layers) {
-        x = torch::relu(x);
-        if (i < arch.dropouts) x = torch::dropout(x, arch.p, is_training());
-      }
-    }
-    if (arch.output == Output::Softmax) return torch::softmax(x, -1);
-    if (arch.output == Output::Sigmoid) return torch::sigmoid(x);
-    return x;
-  }
-};
-TORCH_MODULE(DesignNet);
+using runner::json;
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-std::string model_name(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  std::string file = path.substr(slash == std::string::npos ? 0 : slash + 1);
-  return file.substr(0, file.find('.'));
-}
+const std::set<std::string> kOps = {"linear", "conv2d", "batch_norm", "relu", "tanh", "sigmoid", "softmax",
+                                    "dropout", "avg_pool2d", "normalize", "spatial_softmax", "concat"};
 
-struct LibTorchModel : runner::Model {
-  DesignNet model{nullptr};
-  int64_t input_size = 0;
+struct Node {
+  std::string op, params, out;
+  std::vector<std::string> in;
+  json attrs;
+};
 
-  explicit LibTorchModel(const std::string& path) {
+struct TwinModel : runner::Model {
+  std::string model_name;
+  std::vector<std::string> input_names;
+  std::vector<runner::Shape> shapes;  // per input, without the batch dimension
+  std::vector<Node> nodes;
+  std::map<std::string, torch::Tensor> weights;
+
+  TwinModel(const std::string& path, const json& manifest) {
+    model_name = manifest.value("model", "?");
+    const json& arch = manifest.value("architecture", json());
+    if (!arch.is_object())
+      throw std::runtime_error("the " + model_name + " manifest has no architecture a twin can rebuild "
+                               "(this model runs through the exported-program runtimes instead)");
+    for (const auto& input : manifest.at("inputs")) {
+      runner::Shape s;
+      const json& dims = input.at("shape");
+      for (size_t d = 1; d < dims.size(); ++d) s.push_back(dims[d].is_number() ? dims[d].get<int64_t>() : -1);
+      shapes.push_back(s);
+    }
+    input_names = arch.at("inputs").get<std::vector<std::string>>();
+    for (size_t i = 0; i < arch.at("nodes").size(); ++i) {
+      const json& n = arch["nodes"][i];
+      Node node{n.at("op").get<std::string>(), n.value("params", ""), n.value("out", ""), {}, n};
+      if (!kOps.count(node.op))
+        throw std::runtime_error("unsupported layer '" + node.op + "' (node " + std::to_string(i) + " of the " +
+                                 model_name + " architecture); the LibTorch twin builds linear, conv2d, batch_norm, "
+                                 "relu, tanh, sigmoid, softmax, dropout, avg_pool2d, normalize, spatial_softmax, concat");
+      if (n.contains("in")) node.in = n["in"].get<std::vector<std::string>>();
+      nodes.push_back(std::move(node));
+    }
+    load_weights(path);
+  }
+
+  void load_weights(const std::string& path) {
     const std::vector<char> bytes = runner::read_file(path, "model file");
-    const std::string name = model_name(path);
-    const auto arch = kArchitectures.find(name);
-    if (arch == kArchitectures.end())
-      throw std::runtime_error(path + ": unknown model '" + name +
-                               "' (file names say the network: navigation, action_classifier, param_extractor)");
     c10::IValue value;
     try {
       value = torch::pickle_load(bytes);
@@ -79,36 +74,97 @@ struct LibTorchModel : runner::Model {
     }
     if (!value.isGenericDict())
       throw std::runtime_error(path + " is not a plain-dict state_dict; save it with torch.save(dict(model.state_dict()))");
-    const auto dict = value.toGenericDict();
-    auto tensor = [&](const std::string& key) {
-      if (!dict.contains(key)) throw std::runtime_error(path + " has no entry " + key + " (not a " + name + " state_dict?)");
-      const c10::IValue v = dict.at(key);
-      if (!v.isTensor()) throw std::runtime_error(path + ": entry " + key + " is not a tensor");
-      return v.toTensor();
-    };
-    std::vector<int64_t> widths{tensor("fc1.weight").size(1)};
-    for (int i = 1; i <= arch->second.layers; ++i) widths.push_back(tensor("fc" + std::to_string(i) + ".weight").size(0));
-    input_size = widths[0];
-    model = DesignNet(arch->second, widths);
-    torch::NoGradGuard no_grad;
-    size_t copied = 0;
-    for (auto& p : model->named_parameters()) {
-      const torch::Tensor src = tensor(p.key());
-      if (src.sizes() != p.value().sizes())
-        throw std::runtime_error(path + ": " + p.key() + " has the wrong shape for " + name);
-      p.value().copy_(src);
-      ++copied;
+    std::map<std::string, torch::Tensor> file;
+    for (const auto& item : value.toGenericDict()) {
+      if (!item.key().isString() || !item.value().isTensor())
+        throw std::runtime_error(path + " holds an entry that is not a named tensor");
+      file[item.key().toStringRef()] = item.value().toTensor();
     }
-    if (copied != dict.size()) throw std::runtime_error(path + " has entries " + name + " does not know");
-    model->eval();
+    std::set<std::string> used;
+    auto need = [&](const std::string& key) {
+      const auto it = file.find(key);
+      if (it == file.end()) throw std::runtime_error(path + " has no entry " + key + " (not the " + model_name + " weights?)");
+      used.insert(key);
+      weights[key] = it->second.to(torch::kFloat32).contiguous();
+    };
+    for (const Node& n : nodes) {
+      const std::string& p = n.params;
+      if (n.op == "linear") {
+        need(p + ".weight"); need(p + ".bias");
+        const auto w = weights[p + ".weight"];
+        if (w.dim() != 2 || w.size(0) != n.attrs.at("out_features").get<int64_t>() ||
+            w.size(1) != n.attrs.at("in_features").get<int64_t>())
+          throw std::runtime_error(path + ": " + p + ".weight has the wrong shape for " + model_name);
+      } else if (n.op == "conv2d") {
+        need(p + ".weight");
+        if (n.attrs.value("bias", false)) need(p + ".bias");
+      } else if (n.op == "batch_norm") {
+        for (const char* s : {".weight", ".bias", ".running_mean", ".running_var"}) need(p + s);
+        used.insert(p + ".num_batches_tracked");  // training bookkeeping, not used at inference
+      } else if (n.op == "normalize") {
+        need(n.attrs.at("mean").get<std::string>()); need(n.attrs.at("std").get<std::string>());
+      } else if (n.op == "spatial_softmax") {
+        need(n.attrs.at("grid").get<std::string>());
+      }
+    }
+    std::string unused;
+    for (const auto& item : file)
+      if (!used.count(item.first)) unused += (unused.empty() ? "" : ", ") + item.first;
+    if (!unused.empty()) throw std::runtime_error(path + " has entries the " + model_name + " architecture does not use: " + unused);
   }
 
-  std::vector<int64_t> input_sizes() const override { return {input_size}; }
+  std::vector<runner::Shape> input_shapes() const override { return shapes; }
 
-  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) override {
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) const {
+    std::map<std::string, torch::Tensor> values;
+    for (size_t i = 0; i < input_names.size() && i < inputs.size(); ++i) values[input_names[i]] = inputs[i];
+    torch::Tensor x = inputs.at(0);
+    for (const Node& n : nodes) {
+      std::vector<torch::Tensor> args;
+      for (const auto& name : n.in) {
+        const auto it = values.find(name);
+        if (it == values.end()) throw std::runtime_error("architecture refers to an unknown value '" + name + "'");
+        args.push_back(it->second);
+      }
+      if (args.empty()) args.push_back(x);
+      const torch::Tensor& a = args[0];
+      const std::string& p = n.params;
+      if (n.op == "linear") x = torch::linear(a, weights.at(p + ".weight"), weights.at(p + ".bias"));
+      else if (n.op == "conv2d") {
+        const int64_t s = n.attrs.at("stride").get<int64_t>(), pad = n.attrs.at("padding").get<int64_t>();
+        x = torch::conv2d(a, weights.at(p + ".weight"),
+                          n.attrs.value("bias", false) ? weights.at(p + ".bias") : torch::Tensor(), {s, s}, {pad, pad});
+      } else if (n.op == "batch_norm")
+        x = torch::batch_norm(a, weights.at(p + ".weight"), weights.at(p + ".bias"), weights.at(p + ".running_mean"),
+                              weights.at(p + ".running_var"), false, 0.0, n.attrs.at("eps").get<double>(), false);
+      else if (n.op == "relu") x = torch::relu(a);
+      else if (n.op == "tanh") x = torch::tanh(a);
+      else if (n.op == "sigmoid") x = torch::sigmoid(a);
+      else if (n.op == "softmax") x = torch::softmax(a, -1);
+      else if (n.op == "dropout") x = a;  // inactive at inference
+      else if (n.op == "avg_pool2d") {
+        const int64_t k = n.attrs.at("kernel").get<int64_t>();
+        x = torch::avg_pool2d(a, {k, k});
+      } else if (n.op == "normalize")
+        x = (a - weights.at(n.attrs.at("mean").get<std::string>())) / weights.at(n.attrs.at("std").get<std::string>());
+      else if (n.op == "spatial_softmax")
+        x = torch::matmul(torch::softmax(a.flatten(2), -1), weights.at(n.attrs.at("grid").get<std::string>())).flatten(1);
+      else if (n.op == "concat") x = torch::cat(args, -1);
+      if (!n.out.empty()) values[n.out] = x;
+    }
+    return x;
+  }
+
+  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs,
+                                      const std::vector<runner::Shape>& concrete) override {
     torch::NoGradGuard no_grad;
-    const torch::Tensor x = torch::from_blob(const_cast<float*>(inputs[0]), {1, input_size}, torch::kFloat32);
-    const torch::Tensor y = model->forward(x).contiguous();
+    std::vector<torch::Tensor> tensors;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::vector<int64_t> shape{1};
+      shape.insert(shape.end(), concrete[i].begin(), concrete[i].end());
+      tensors.push_back(torch::from_blob(const_cast<float*>(inputs[i]), shape, torch::kFloat32));
+    }
+    const torch::Tensor y = forward(tensors).contiguous();
     return {std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + y.numel())};
   }
 };
@@ -116,9 +172,11 @@ struct LibTorchModel : runner::Model {
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(1);  // batch-1 latency: one thread avoids pool hand-off for small MLPs
+  torch::set_num_threads(1);  // batch-1 latency: one thread avoids pool hand-off for these small networks
   return runner::run_main(argc, argv, "libtorch",
-                          "Run a design network (navigation DQNAgent, HRI heads) rebuilt in LibTorch, weights from a\n"
-                          "plain-dict .pth named <model>.pth.",
-                          [](const std::string& path) { return std::make_unique<LibTorchModel>(path); });
+                          "Run the LibTorch twin: the network rebuilt from the manifest's layer graph (navigation,\n"
+                          "manipulation, the HRI heads), weights from the plain-dict .pth.",
+                          [](const std::string& path, const json& manifest) {
+                            return std::make_unique<TwinModel>(path, manifest);
+                          });
 }

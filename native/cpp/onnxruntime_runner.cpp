@@ -31,14 +31,15 @@ struct OrtModel : runner::Model {
       output_names.push_back(session->GetOutputNameAllocated(i, alloc).get());
   }
 
-  std::vector<int64_t> input_sizes() const override { return runner::feature_sizes(feature_shapes); }
+  std::vector<runner::Shape> input_shapes() const override { return feature_shapes; }  // -1: dynamic
 
-  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs) override {
+  std::vector<std::vector<float>> run(const std::vector<const float*>& inputs,
+                                      const std::vector<runner::Shape>& concrete) override {
     std::vector<Ort::Value> values;
     std::vector<const char*> in_names, out_names;
     for (size_t i = 0; i < inputs.size(); ++i) {
       std::vector<int64_t> shape{1};
-      shape.insert(shape.end(), feature_shapes[i].begin(), feature_shapes[i].end());
+      shape.insert(shape.end(), concrete[i].begin(), concrete[i].end());
       const size_t n = std::accumulate(shape.begin(), shape.end(), size_t{1}, std::multiplies<size_t>());
       values.push_back(Ort::Value::CreateTensor<float>(memory, const_cast<float*>(inputs[i]), n, shape.data(),
                                                        shape.size()));
@@ -60,5 +61,5 @@ struct OrtModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "onnxruntime", "Run an ONNX model with ONNX Runtime on golden vectors.",
-                          [](const std::string& path) { return std::make_unique<OrtModel>(path); });
+                          [](const std::string& path, const runner::json&) { return std::make_unique<OrtModel>(path); });
 }

@@ -1,13 +1,18 @@
 //! The command-line contract shared with the C++ runners (native/cpp/runner_common.hpp):
 //!
-//!     <runner> MODEL GOLDEN [--iterations N]
+//!     <runner> MODEL GOLDEN [--manifest MANIFEST] [--iterations N]
 //!
-//! Each golden vector runs at batch 1 and is compared with the eager output stored beside it;
-//! then N timed runs of vector 0 (after warm-up) give p50/p99/mean latency. Output: one JSON
-//! object. Any problem prints one line `error: ...` and exits 1 (usage errors exit 2).
-use std::fmt::Write as _;
+//! MANIFEST is the export folder's manifest.json (default: beside MODEL): how each output is judged,
+//! the tolerance, the input shapes, and for the twins the layer graph. Each golden vector runs at batch
+//! 1 and is compared with the eager output stored beside it; then N timed runs of vector 0 (after
+//! warm-up) give p50/p99/mean latency (nearest-rank percentiles). Output: one JSON object of the schema
+//! in embodied_lib.native.RUNNER_KEYS, the text pipeline's too. Any problem prints one line
+//! `error: ...` and exits 1 (usage errors exit 2).
 use std::io::Write as _;
+use std::path::Path;
 use std::time::Instant;
+
+use serde_json::{json, Value};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -18,8 +23,11 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    pub fn row_shape(&self) -> Vec<i64> {
+        self.shape.iter().skip(1).copied().collect()
+    }
     pub fn row_size(&self) -> usize {
-        self.shape.iter().skip(1).product::<i64>() as usize
+        self.shape.iter().skip(1).product::<i64>().max(0) as usize
     }
     pub fn row(&self, r: usize) -> &[f32] {
         let n = self.row_size();
@@ -78,23 +86,146 @@ pub fn read_golden(path: &str) -> Result<Golden> {
     Ok(Golden { inputs, outputs, count })
 }
 
-/// What a runtime provides: per-input value counts it expects (batch excluded) and a batch-1 run.
+pub fn read_manifest(path: &str) -> Result<Value> {
+    let bytes = read_file(path, "manifest")?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("manifest {path} is not valid JSON: {e}"))
+}
+
+/// Per-input feature shapes the manifest declares (batch excluded; -1 for a named, dynamic dimension).
+pub fn manifest_input_shapes(manifest: &Value) -> Result<Vec<Vec<i64>>> {
+    let inputs = manifest["inputs"].as_array().ok_or("the manifest lists no inputs")?;
+    Ok(inputs
+        .iter()
+        .map(|i| i["shape"].as_array().map(|s| s.iter().skip(1).map(|d| d.as_i64().unwrap_or(-1)).collect()).unwrap_or_default())
+        .collect())
+}
+
+/// What a runtime provides: per-input feature shapes it expects (batch excluded, -1 where dynamic) and
+/// a batch-1 run on inputs of the given feature shapes.
 pub trait Model {
-    fn input_sizes(&self) -> Vec<usize>;
-    fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
+    fn input_shapes(&self) -> Vec<Vec<i64>>;
+    fn run(&mut self, inputs: &[&[f32]], shapes: &[Vec<i64>]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The decision a model's outputs carry, from the manifest's "judged" entries: the argmax of the first
+/// discrete/probabilities output, else the first binary decision of a continuous output, else none.
+pub struct DecisionRule {
+    pub name: Option<String>,
+    pub output: usize,
+    index: usize,
+    above: f64,
+}
+
+impl DecisionRule {
+    pub fn from_manifest(manifest: &Value) -> Self {
+        let outputs = manifest["outputs"].as_array().cloned().unwrap_or_default();
+        for (k, o) in outputs.iter().enumerate() {
+            if matches!(o["judged"]["kind"].as_str(), Some("discrete") | Some("probabilities")) {
+                return Self { name: Some("argmax".into()), output: k, index: 0, above: 0.0 };
+            }
+        }
+        for (k, o) in outputs.iter().enumerate() {
+            if let Some(d) = o["judged"]["decisions"].as_array().and_then(|d| d.first()) {
+                return Self {
+                    name: d["name"].as_str().map(String::from),
+                    output: k,
+                    index: d["index"].as_u64().unwrap_or(u64::MAX) as usize,
+                    above: d["above"].as_f64().unwrap_or(0.0),
+                };
+            }
+        }
+        Self { name: None, output: 0, index: 0, above: 0.0 }
+    }
+
+    /// (decision, margin): the margin is how far the value is from flipping the decision.
+    pub fn decide(&self, v: &[f32]) -> Result<(i64, f64)> {
+        if self.name.as_deref() == Some("argmax") {
+            let best = v.iter().enumerate().fold(0, |b, (i, x)| if *x > v[b] { i } else { b });
+            let second = v.iter().enumerate().filter(|(i, _)| *i != best).map(|(_, x)| *x as f64).fold(f64::NEG_INFINITY, f64::max);
+            return Ok((best as i64, v[best] as f64 - second));
+        }
+        let x = *v.get(self.index).ok_or_else(|| format!("decision reads element {} of an output with {} values", self.index, v.len()))?;
+        Ok((i64::from(x as f64 > self.above), (x as f64 - self.above).abs()))
+    }
+}
+
+/// Max |diff| per output, and decision agreement, accumulated over vectors: the parity every runner reports.
+pub struct Parity {
+    names: Vec<String>,
+    max_by_output: Vec<f64>,
+    rule: DecisionRule,
+    tolerance: f64,
+    agree: usize,
+    compared: usize,
+    decisions: Vec<i64>,
+}
+
+impl Parity {
+    pub fn new(manifest: &Value) -> Result<Self> {
+        let names: Vec<String> = manifest["outputs"].as_array().ok_or("the manifest lists no outputs")?
+            .iter().map(|o| o["name"].as_str().unwrap_or("?").to_string()).collect();
+        let tolerance = manifest["tolerance"].as_f64().ok_or("the manifest has no tolerance")?;
+        Ok(Self { max_by_output: vec![0.0; names.len()], names, rule: DecisionRule::from_manifest(manifest), tolerance,
+                  agree: 0, compared: 0, decisions: Vec::new() })
+    }
+
+    /// One vector: the runtime's outputs against the expected ones, in manifest order.
+    pub fn add(&mut self, got: &[Vec<f32>], expected: &[&[f32]]) -> Result<()> {
+        if got.len() != self.names.len() || expected.len() != self.names.len() {
+            return Err(format!("the manifest declares {} outputs, the model gave {}, the reference has {}",
+                               self.names.len(), got.len(), expected.len()));
+        }
+        for (k, (g, e)) in got.iter().zip(expected).enumerate() {
+            if g.len() != e.len() {
+                return Err(format!("output {} has {} values, expected {}", self.names[k], g.len(), e.len()));
+            }
+            for (a, b) in g.iter().zip(e.iter()) {
+                self.max_by_output[k] = self.max_by_output[k].max((*a as f64 - *b as f64).abs());
+            }
+        }
+        if self.rule.name.is_some() {
+            let (have, _) = self.rule.decide(&got[self.rule.output])?;
+            let (want, margin) = self.rule.decide(expected[self.rule.output])?;
+            self.decisions.push(have);
+            if margin > self.tolerance {  // a near-tie in the reference is not a decision to keep
+                self.compared += 1;
+                self.agree += usize::from(have == want);
+            }
+        }
+        Ok(())
+    }
+
+    /// The runner JSON (RUNNER_KEYS), given the other fields.
+    pub fn report(&self, runner: &str, model: &str, manifest: &Value, vectors: usize, outputs: Vec<Vec<f32>>, ms: Vec<f64>) -> String {
+        let max_diff = self.max_by_output.iter().copied().fold(0.0, f64::max);
+        let by_output: serde_json::Map<String, Value> =
+            self.names.iter().cloned().zip(self.max_by_output.iter().map(|v| json!(v))).collect();
+        json!({
+            "runner": runner, "model": model, "model_name": manifest["model"].as_str().unwrap_or(""),
+            "vectors": vectors, "max_abs_diff": max_diff, "max_abs_diff_by_output": by_output,
+            "tolerance": self.tolerance,
+            "decision": {"rule": self.rule.name, "agreement": self.agree, "compared": self.compared, "values": self.decisions},
+            "passed": max_diff <= self.tolerance && self.agree == self.compared,
+            "outputs": outputs, "latency_ms": latency_json(ms),
+        })
+        .to_string()
+    }
 }
 
 fn usage(prog: &str, what: &str) -> String {
     format!(
-        "usage: {prog} MODEL GOLDEN [--iterations N]\n\n{what}\n\n\
+        "usage: {prog} MODEL GOLDEN [--manifest MANIFEST] [--iterations N]\n\n{what}\n\n\
          \x20 MODEL            exported model file (see exports/<model>/manifest.json)\n\
-         \x20 GOLDEN           golden.bin with inputs and expected outputs\n\
+         \x20 GOLDEN           golden vectors with inputs and expected outputs\n\
+         \x20 --manifest M     the export's manifest.json (default: beside MODEL)\n\
          \x20 --iterations N   timed batch-1 runs after warm-up (default 100)\n\
          \x20 -h, --help       this help\n\n\
-         Prints JSON: outputs, argmax actions, max_abs_diff vs golden, latency p50/p99/mean (ms).\n"
+         Prints JSON: max_abs_diff (overall and per output) vs golden, the decision the outputs carry\n\
+         (argmax or a binary decision, as the manifest judges them) and its agreement, latency p50/p99/mean (ms).\n"
     )
 }
 
+/// Nearest rank: sorted[ceil(p / 100 * n) - 1], the definition Python and C++ use too.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
@@ -103,6 +234,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub struct Args {
     pub model: String,
     pub golden: String,
+    pub manifest: String,
     pub iterations: usize,
 }
 
@@ -110,7 +242,7 @@ pub struct Args {
 pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
     let args: Vec<String> = std::env::args().collect();
     let prog = args.first().map(String::as_str).unwrap_or(name);
-    let (mut positional, mut iterations) = (Vec::new(), 100usize);
+    let (mut positional, mut iterations, mut manifest) = (Vec::new(), 100usize, None);
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -125,6 +257,13 @@ pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
                     return Err(2);
                 }
             },
+            "--manifest" => match it.next() {
+                Some(v) => manifest = Some(v.clone()),
+                None => {
+                    eprintln!("error: --manifest needs a path");
+                    return Err(2);
+                }
+            },
             s if s.starts_with('-') => {
                 eprintln!("error: unknown option {s} (see --help)");
                 return Err(2);
@@ -136,7 +275,10 @@ pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
         eprint!("{}", usage(prog, what));
         return Err(2);
     }
-    Ok(Args { model: positional[0].clone(), golden: positional[1].clone(), iterations })
+    let manifest = manifest.unwrap_or_else(|| {
+        Path::new(&positional[0]).with_file_name("manifest.json").to_string_lossy().into_owned()
+    });
+    Ok(Args { model: positional[0].clone(), golden: positional[1].clone(), manifest, iterations })
 }
 
 /// Prints the JSON or the one-line error; returns the exit code.
@@ -154,10 +296,10 @@ pub fn finish(result: Result<String>) -> i32 {
     }
 }
 
-/// Parses arguments, loads golden vectors and the model (via `load`), checks, runs, prints JSON.
-pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str) -> Result<Box<dyn Model>>) -> i32 {
+/// Parses arguments, loads golden vectors, manifest and the model (via `load`), checks, runs, prints JSON.
+pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str, &Value) -> Result<Box<dyn Model>>) -> i32 {
     match parse_args(name, what) {
-        Ok(a) => finish(run(name, &a.model, &a.golden, a.iterations, load)),
+        Ok(a) => finish(run(name, &a, load)),
         Err(code) => code,
     }
 }
@@ -176,56 +318,53 @@ pub fn time_runs(iterations: usize, mut f: impl FnMut() -> Result<()>) -> Result
     Ok(ms)
 }
 
-/// p50 / p99 / mean of timings in milliseconds, as the JSON fragment every runner prints.
-pub fn latency_json(mut ms: Vec<f64>) -> String {
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    format!("{{\"p50\":{},\"p99\":{},\"mean\":{mean},\"iterations\":{},\"batch\":1}}",
-            percentile(&ms, 50.0), percentile(&ms, 99.0), ms.len())
+/// p50 / p99 / mean of timings in milliseconds.
+pub fn latency_json(mut ms: Vec<f64>) -> Value {
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    ms.sort_by(|a, b| a.total_cmp(b));
+    json!({"p50": percentile(&ms, 50.0), "p99": percentile(&ms, 99.0), "mean": mean, "iterations": ms.len(), "batch": 1})
 }
 
-fn run(name: &str, model_path: &str, golden_path: &str, iterations: usize,
-       load: impl FnOnce(&str) -> Result<Box<dyn Model>>) -> Result<String> {
-    let g = read_golden(golden_path)?;
-    let mut model = load(model_path)?;
-    let sizes = model.input_sizes();
-    if sizes.len() != g.inputs.len() {
-        return Err(format!("model takes {} inputs, golden file has {}", sizes.len(), g.inputs.len()));
+/// The concrete per-vector shape of every input: the golden's, checked against the manifest (static
+/// dimensions must match, named ones are dynamic) and against the model where it reports a static size.
+pub fn resolve_shapes(g: &Golden, manifest: &Value, model: &[Vec<i64>]) -> Result<Vec<Vec<i64>>> {
+    let declared = manifest_input_shapes(manifest)?;
+    if model.len() != g.inputs.len() || declared.len() != g.inputs.len() {
+        return Err(format!("model takes {} inputs, the manifest {}, golden file has {}", model.len(), declared.len(), g.inputs.len()));
     }
-    for (want, t) in sizes.iter().zip(&g.inputs) {
-        if *want != t.row_size() {
-            return Err(format!("input {} has {} values per vector, the model expects {want}", t.name, t.row_size()));
+    let mut shapes = Vec::new();
+    for ((t, expected), reported) in g.inputs.iter().zip(&declared).zip(model) {
+        let got = t.row_shape();
+        let ok = got.len() == expected.len()
+            && got.iter().enumerate().all(|(d, &n)| {
+                n > 0 && (expected[d] < 0 || (expected[d] == n && reported.get(d).map_or(true, |&m| m < 0 || m == n)))
+            });
+        if !ok {
+            return Err(format!("input {} has {} values per vector {:?}, the model expects {:?}", t.name, t.row_size(), got, expected));
         }
         if let Some(j) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(format!("input {} vector {} contains NaN or Inf", t.name, j / t.row_size()));
+            return Err(format!("input {} vector {} contains NaN or Inf", t.name, j / t.row_size().max(1)));
         }
+        shapes.push(got);
     }
+    Ok(shapes)
+}
+
+fn run(name: &str, a: &Args, load: impl FnOnce(&str, &Value) -> Result<Box<dyn Model>>) -> Result<String> {
+    let g = read_golden(&a.golden)?;
+    let manifest = read_manifest(&a.manifest)?;
+    let mut model = load(&a.model, &manifest)?;
+    let shapes = resolve_shapes(&g, &manifest, &model.input_shapes())?;
+    let mut parity = Parity::new(&manifest)?;
     let row = |r: usize| g.inputs.iter().map(|t| t.row(r)).collect::<Vec<_>>();
-    let (mut max_diff, mut actions, mut first) = (0f64, Vec::new(), Vec::new());
+    let mut first = Vec::new();
     for r in 0..g.count {
-        let out = model.run(&row(r))?;
-        if out.len() != g.outputs.len() {
-            return Err("model returned an unexpected number of outputs".into());
-        }
-        for (o, want) in out.iter().zip(&g.outputs) {
-            if o.len() != want.row_size() {
-                return Err(format!("output {} has {} values, expected {}", want.name, o.len(), want.row_size()));
-            }
-            for (a, b) in o.iter().zip(want.row(r)) {
-                max_diff = max_diff.max((*a as f64 - *b as f64).abs());
-            }
-        }
-        let argmax = out[0].iter().enumerate().fold(0, |best, (i, v)| if *v > out[0][best] { i } else { best });
-        actions.push(argmax);
-        first.push(out[0].clone());
+        let out = model.run(&row(r), &shapes)?;
+        let expected: Vec<&[f32]> = g.outputs.iter().map(|t| t.row(r)).collect();
+        parity.add(&out, &expected)?;
+        first.push(out.into_iter().next().unwrap_or_default());
     }
     let x0 = row(0);
-    let ms = time_runs(iterations, || model.run(&x0).map(|_| ()))?;
-    let mut s = String::new();
-    let list = |v: &[f32]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
-    write!(s, "{{\"runner\":\"{name}\",\"model\":\"{model_path}\",\"vectors\":{},\"max_abs_diff\":{max_diff:e},", g.count).unwrap();
-    write!(s, "\"actions\":[{}],", actions.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",")).unwrap();
-    write!(s, "\"outputs\":[{}],", first.iter().map(|o| format!("[{}]", list(o))).collect::<Vec<_>>().join(",")).unwrap();
-    write!(s, "\"latency_ms\":{}}}", latency_json(ms)).unwrap();
-    Ok(s)
+    let ms = time_runs(a.iterations, || model.run(&x0, &shapes).map(|_| ()))?;
+    Ok(parity.report(name, &a.model, &manifest, g.count, first, ms))
 }

@@ -1,97 +1,190 @@
-//! The design's networks rebuilt with tch-rs, weights read from the exported .safetensors: the
-//! navigation DQNAgent (fc1..fc4) and the HRI heads ActionClassifier (fc1, fc2 -> softmax) and
-//! ParamExtractor (fc1..fc3 -> sigmoid). Which one a file holds is its name,
-//! exports/<model>/<model>.safetensors. The names fc1..fcN are the contract with
-//! embodied_lib/models/navigation.py and embodied_lib/models/hri.py.
-use std::path::Path;
+//! The tch-rs twin: the network rebuilt from the layer graph the manifest carries ("architecture",
+//! written by embodied_lib/architecture.py), weights read from the exported .safetensors by the graph's
+//! names. It builds every model that has such a graph: the navigation DQNAgent, the HRI heads and the
+//! manipulation ManipulationNet (average pool, normalisation, conv + batch norm + ReLU blocks, spatial
+//! softmax, state MLP, head). Nothing about a model is written here; a layer it does not know is refused
+//! by name.
+use std::collections::{HashMap, HashSet};
 
-use runner_common::{run_main, Model, Result};
-use tch::{nn, Device, Kind, Tensor};
+use runner_common::{manifest_input_shapes, run_main, Model, Result};
+use serde_json::Value;
+use tch::{Kind, Tensor};
 
-#[derive(Clone, Copy)]
-enum Output {
-    Identity,
-    Softmax,
-    Sigmoid,
+const OPS: [&str; 12] = ["linear", "conv2d", "batch_norm", "relu", "tanh", "sigmoid", "softmax", "dropout", "avg_pool2d",
+                         "normalize", "spatial_softmax", "concat"];
+
+struct Node {
+    op: String,
+    params: String,
+    inputs: Vec<String>,
+    out: Option<String>,
+    attrs: Value,
 }
 
-/// (model name, number of layers, output activation); ReLU between layers, dropout off (eval).
-const ARCHITECTURES: [(&str, usize, Output); 3] = [
-    ("navigation", 4, Output::Identity),
-    ("action_classifier", 2, Output::Softmax),
-    ("param_extractor", 3, Output::Sigmoid),
-];
-
-struct DesignNet {
-    _vs: nn::VarStore,
-    fc: Vec<nn::Linear>,
-    output: Output,
-    input_size: i64,
+impl Node {
+    fn int(&self, key: &str) -> Result<i64> {
+        self.attrs[key].as_i64().ok_or_else(|| format!("{} node has no integer {key}", self.op))
+    }
+    fn name(&self, key: &str) -> Result<String> {
+        self.attrs[key].as_str().map(String::from).ok_or_else(|| format!("{} node has no {key}", self.op))
+    }
 }
 
-impl DesignNet {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = xs.shallow_clone();
-        for (i, layer) in self.fc.iter().enumerate() {
-            x = x.apply(layer);
-            if i + 1 < self.fc.len() {
-                x = x.relu(); // dropout (training only) would follow fc1/fc2: inactive here
+struct Twin {
+    input_names: Vec<String>,
+    shapes: Vec<Vec<i64>>,
+    nodes: Vec<Node>,
+    weights: HashMap<String, Tensor>,
+}
+
+impl Twin {
+    fn load(path: &str, manifest: &Value) -> Result<Self> {
+        runner_common::read_file(path, "model file")?;
+        let model = manifest["model"].as_str().unwrap_or("?");
+        let arch = manifest["architecture"].as_object().ok_or_else(|| {
+            format!("the {model} manifest has no architecture a twin can rebuild (this model runs through the exported-program runtimes instead)")
+        })?;
+        let input_names: Vec<String> = arch["inputs"].as_array().ok_or("architecture lists no inputs")?
+            .iter().filter_map(|v| v.as_str().map(String::from)).collect();
+        let mut nodes = Vec::new();
+        for (i, n) in arch["nodes"].as_array().ok_or("architecture lists no nodes")?.iter().enumerate() {
+            let op = n["op"].as_str().unwrap_or("").to_string();
+            if !OPS.contains(&op.as_str()) {
+                return Err(format!("unsupported layer '{op}' (node {i} of the {model} architecture); the tch twin builds {}", OPS.join(", ")));
+            }
+            nodes.push(Node {
+                op,
+                params: n["params"].as_str().unwrap_or("").to_string(),
+                inputs: n["in"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default(),
+                out: n["out"].as_str().map(String::from),
+                attrs: n.clone(),
+            });
+        }
+        let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+            .map_err(|e| format!("cannot read {path} as safetensors: {}", e.to_string().lines().next().unwrap_or("")))?
+            .into_iter()
+            .collect();
+        let (mut weights, mut used) = (HashMap::new(), HashSet::new());
+        let mut need = |key: String| -> Result<()> {
+            let t = file.get(&key).ok_or_else(|| format!("{path} has no tensor {key} (not the {model} weights?)"))?;
+            weights.insert(key.clone(), t.to_kind(Kind::Float).contiguous());
+            used.insert(key);
+            Ok(())
+        };
+        for n in &nodes {
+            let p = &n.params;
+            match n.op.as_str() {
+                "linear" => {
+                    need(format!("{p}.weight"))?;
+                    need(format!("{p}.bias"))?;
+                }
+                "conv2d" => {
+                    need(format!("{p}.weight"))?;
+                    if n.attrs["bias"].as_bool().unwrap_or(false) {
+                        need(format!("{p}.bias"))?;
+                    }
+                }
+                "batch_norm" => {
+                    for s in ["weight", "bias", "running_mean", "running_var"] {
+                        need(format!("{p}.{s}"))?;
+                    }
+                }
+                "normalize" => {
+                    need(n.name("mean")?)?;
+                    need(n.name("std")?)?;
+                }
+                "spatial_softmax" => need(n.name("grid")?)?,
+                _ => {}
             }
         }
-        match self.output {
-            Output::Identity => x,
-            Output::Softmax => x.softmax(-1, Kind::Float),
-            Output::Sigmoid => x.sigmoid(),
+        for n in nodes.iter().filter(|n| n.op == "linear") {
+            let w = &weights[&format!("{}.weight", n.params)];
+            if w.size() != [n.int("out_features")?, n.int("in_features")?] {
+                return Err(format!("{path}: {}.weight has the wrong shape for {model}", n.params));
+            }
         }
+        // batch norm's training counter is bookkeeping, not a weight
+        let unused: Vec<&String> = file.keys().filter(|k| !used.contains(*k) && !k.ends_with(".num_batches_tracked")).collect();
+        if !unused.is_empty() {
+            return Err(format!("{path} has tensors the {model} architecture does not use: {unused:?}"));
+        }
+        Ok(Self { input_names, shapes: manifest_input_shapes(manifest)?, nodes, weights })
+    }
+
+    fn w(&self, key: &str) -> Result<&Tensor> {
+        self.weights.get(key).ok_or_else(|| format!("no weight {key}"))
+    }
+
+    fn forward(&self, inputs: Vec<Tensor>) -> Result<Tensor> {
+        let mut values: HashMap<&str, Tensor> = HashMap::new();
+        for (name, t) in self.input_names.iter().zip(&inputs) {
+            values.insert(name, t.shallow_clone());
+        }
+        let mut x = inputs.first().ok_or("no inputs")?.shallow_clone();
+        for n in &self.nodes {
+            let args: Vec<Tensor> = if n.inputs.is_empty() {
+                vec![x.shallow_clone()]
+            } else {
+                n.inputs.iter()
+                    .map(|name| values.get(name.as_str()).map(|t| t.shallow_clone()).ok_or_else(|| format!("architecture refers to an unknown value '{name}'")))
+                    .collect::<Result<_>>()?
+            };
+            let a = &args[0];
+            let p = &n.params;
+            x = match n.op.as_str() {
+                "linear" => a.linear(self.w(&format!("{p}.weight"))?, Some(self.w(&format!("{p}.bias"))?)),
+                "conv2d" => {
+                    let (s, pad) = (n.int("stride")?, n.int("padding")?);
+                    let bias = if n.attrs["bias"].as_bool().unwrap_or(false) { Some(self.w(&format!("{p}.bias"))?) } else { None };
+                    a.conv2d(self.w(&format!("{p}.weight"))?, bias, [s, s], [pad, pad], [1, 1], 1)
+                }
+                "batch_norm" => a.batch_norm(
+                    Some(self.w(&format!("{p}.weight"))?), Some(self.w(&format!("{p}.bias"))?),
+                    Some(self.w(&format!("{p}.running_mean"))?), Some(self.w(&format!("{p}.running_var"))?),
+                    false, 0.0, n.attrs["eps"].as_f64().ok_or("batch_norm node has no eps")?, false),
+                "relu" => a.relu(),
+                "tanh" => a.tanh(),
+                "sigmoid" => a.sigmoid(),
+                "softmax" => a.softmax(-1, Kind::Float),
+                "dropout" => a.shallow_clone(), // inactive at inference
+                "avg_pool2d" => {
+                    let k = n.int("kernel")?;
+                    a.avg_pool2d([k, k], [k, k], [0, 0], false, true, None)
+                }
+                "normalize" => (a - self.w(&n.name("mean")?)?) / self.w(&n.name("std")?)?,
+                "spatial_softmax" => a.flatten(2, -1).softmax(-1, Kind::Float).matmul(self.w(&n.name("grid")?)?).flatten(1, -1),
+                "concat" => Tensor::cat(&args, -1),
+                other => return Err(format!("unsupported layer '{other}'")),
+            };
+            if let Some(out) = &n.out {
+                values.insert(out, x.shallow_clone());
+            }
+        }
+        Ok(x)
     }
 }
 
-fn load(path: &str) -> Result<Box<dyn Model>> {
-    runner_common::read_file(path, "model file")?;
-    let name = Path::new(path).file_name().and_then(|f| f.to_str()).unwrap_or("").split('.').next().unwrap_or("").to_string();
-    let (_, layers, output) = *ARCHITECTURES.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
-        format!("{path}: unknown model '{name}' (file names say the network: navigation, action_classifier, param_extractor)")
-    })?;
-    let named = Tensor::read_safetensors(path)
-        .map_err(|e| format!("cannot read {path} as safetensors: {}", e.to_string().lines().next().unwrap_or("")))?;
-    let shape_of = |key: &str| {
-        named.iter().find(|(n, _)| n == key).map(|(_, t)| t.size())
-            .ok_or_else(|| format!("{path} has no tensor {key} (not a {name} export?)"))
-    };
-    let mut widths = vec![shape_of("fc1.weight")?[1]];
-    for i in 1..=layers {
-        widths.push(shape_of(&format!("fc{i}.weight"))?[0]);
-    }
-    let vs = nn::VarStore::new(Device::Cpu);
-    let fc = (0..layers)
-        .map(|i| nn::linear(vs.root() / format!("fc{}", i + 1), widths[i], widths[i + 1], Default::default()))
-        .collect();
-    if named.len() != vs.variables().len() {
-        return Err(format!("{path} has {} tensors, {name} has {}", named.len(), vs.variables().len()));
-    }
-    let _no_grad = tch::no_grad_guard(); // copying into parameters is not a training step
-    vs.read_safetensors(path).map_err(|e| format!("cannot load {path} into {name}: {e}"))?;
-    Ok(Box::new(DesignNet { _vs: vs, fc, output, input_size: widths[0] }))
-}
-
-impl Model for DesignNet {
-    fn input_sizes(&self) -> Vec<usize> {
-        vec![self.input_size as usize]
+impl Model for Twin {
+    fn input_shapes(&self) -> Vec<Vec<i64>> {
+        self.shapes.clone()
     }
 
-    fn run(&mut self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+    fn run(&mut self, inputs: &[&[f32]], shapes: &[Vec<i64>]) -> Result<Vec<Vec<f32>>> {
         let _guard = tch::no_grad_guard();
-        let x = Tensor::from_slice(inputs[0]).reshape([1, self.input_size]);
-        let y = self.forward(&x).to_kind(Kind::Float).flatten(0, -1);
+        let tensors = inputs.iter().zip(shapes)
+            .map(|(data, shape)| Tensor::from_slice(data).reshape(std::iter::once(1).chain(shape.iter().copied()).collect::<Vec<i64>>()))
+            .collect();
+        let y = self.forward(tensors)?.to_kind(Kind::Float).flatten(0, -1);
         Vec::<f32>::try_from(&y).map(|v| vec![v]).map_err(|e| e.to_string())
     }
 }
 
 fn main() {
-    tch::set_num_threads(1); // batch-1 latency: one thread avoids pool hand-off for small MLPs
+    tch::set_num_threads(1); // batch-1 latency: one thread avoids pool hand-off for these small networks
     std::process::exit(run_main(
         "tch",
-        "Run a design network (navigation DQNAgent, HRI heads) rebuilt in tch-rs, weights from <model>.safetensors.",
-        load,
+        "Run the tch-rs twin: the network rebuilt from the manifest's layer graph (navigation, manipulation,\n\
+         the HRI heads), weights from <model>.safetensors.",
+        |path, manifest| Ok(Box::new(Twin::load(path, manifest)?)),
     ));
 }

@@ -1,1 +1,0 @@
-"""Datasets the workbook generates: the HRI command corpus (later: demonstrations)."""

@@ -1,0 +1,71 @@
+"""Raw text -> robot command decision: the HRI pipeline behind the policy interface.
+
+    interpreter = CommandInterpreter.from_exports("exports/command_pipeline")   # ONNX Runtime
+    decision = interpreter.act("pick up the red cube")
+    decision.action      # {'action': 'pick', 'params': {'colour': 'red'}}, or None when refused
+    decision.confidence  # 0.99;  decision.reason: why it was refused;  decision.details: best guess, warnings
+
+Bad input never crashes: text with no letters or digits (empty, punctuation, emoji only) is
+refused before the model with that reason; text over MAX_TOKENS tokens is truncated with a
+warning; anything the model is unsure of (max probability < threshold) is refused with the
+confidence in the reason. The threshold judges the action type only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from transformers import DistilBertTokenizerFast
+
+from embodied_lib.export.manifest import read_manifest
+from embodied_lib.hri.commands import ACTIONS, decode_params
+from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
+from embodied_lib.hri.export_extras import TOKENIZER_FILE
+from embodied_lib.hri.model import command_pipeline_spec
+from embodied_lib.policy import Decision, Policy
+from embodied_lib.runtime.runtimes import eager_runtime, load_artifact
+
+
+class CommandInterpreter(Policy):
+    def __init__(self, run, tokenizer, threshold: float):
+        """``run(input_ids, attention_mask) -> (action_probs, params)`` on int64 arrays (a Runtime or any callable)."""
+        self.run, self.tokenizer, self.threshold = run, tokenizer, float(threshold)
+
+    @classmethod
+    def from_pipeline(cls, pipeline, threshold: float, tokenizer=None):
+        """Eager PyTorch: a trained CommandPipeline."""
+        spec = command_pipeline_spec(encoder_config(pipeline.encoder.distilbert), threshold)
+        return cls(eager_runtime(spec, pipeline), tokenizer or load_tokenizer(), threshold)
+
+    @classmethod
+    def from_exports(cls, export_dir, fmt: str = "onnx"):
+        """Any exported format of the pipeline, with the tokenizer and threshold exported beside it."""
+        export_dir = Path(export_dir)
+        manifest = read_manifest(export_dir)
+        runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]))
+        tokenizer = DistilBertTokenizerFast(tokenizer_file=str(export_dir / TOKENIZER_FILE), model_max_length=MAX_TOKENS)
+        return cls(runtime, tokenizer, manifest["metadata"]["confidence_threshold"])
+
+    def act(self, text: str) -> Decision:
+        if not isinstance(text, str):
+            raise TypeError(f"a command must be a str, got {type(text).__name__}")
+        details = {"text": text, "best_guess": None, "params": {}, "probabilities": {}, "warnings": []}
+        if not any(ch.isalnum() for ch in text):
+            return Decision(None, confidence=0.0, details=details,
+                            reason="no words in the command (empty, spaces, punctuation or symbols only)")
+        n_tokens = len(self.tokenizer.tokenize(text))
+        if n_tokens > MAX_TOKENS - 2:
+            details["warnings"].append(f"command has {n_tokens} tokens; only the first {MAX_TOKENS - 2} were read")
+        ids, mask = tokenize(self.tokenizer, [text], warn=False)
+        probs, params = self.run(ids, mask)
+        best = int(np.argmax(probs[0]))
+        confidence = float(probs[0, best])
+        command = {"action": ACTIONS[best], "params": decode_params(ACTIONS[best], params[0])}
+        details.update(best_guess=command["action"], params=command["params"],
+                       probabilities={a: round(float(p), 4) for a, p in zip(ACTIONS, probs[0])})
+        outputs = {"action_probs": probs[0], "params": params[0]}
+        if confidence < self.threshold:
+            return Decision(None, outputs, confidence, details=details,
+                            reason=(f"low confidence: {confidence:.2f} < threshold {self.threshold:.2f} "
+                                    f"(not a command this robot knows?)"))
+        return Decision(command, outputs, confidence, details=details)

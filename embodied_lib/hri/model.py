@@ -1,0 +1,153 @@
+"""HRI models: ActionClassifier and ParamExtractor heads, the CommandPipeline, and their specs.
+
+Contract (the design's): command embedding ``[B, 768]`` -> ActionClassifier -> action-type
+probabilities ``[B, 6]``; ParamExtractor on ``[embedding ; probabilities]`` = ``[B, 774]`` ->
+parameters ``[B, 10]``. The two heads export separately; ``CommandPipeline`` chains token ids
+and attention mask -> encoder (``hri.encoder``) -> both heads, for the whole-text exports.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from embodied_lib import architecture as arch
+from embodied_lib.hri.commands import ACTIONS, make_corpus, schema_json
+from embodied_lib.hri.encoder import EMBED_DIM, MAX_TOKENS, SentenceEncoder, load_tokenizer, tokenize
+from embodied_lib.hri.export_extras import write_pipeline_extras
+from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, continuous, probabilities
+
+N_ACTIONS = 6
+N_PARAMS = 10
+HEAD_HIDDEN = 256
+HEAD_DROPOUT = 0.1
+SEQUENCE = "sequence"    # the name of the dynamic token dimension
+# Parameters are normalised to [0, 1] (sigmoid); their meanings and units are in the schema (hri.commands).
+PARAMS_JUDGED = continuous((0.0, 1.0))
+
+
+class ActionClassifier(nn.Module):
+    """Command embedding [B, 768] -> action-type probabilities [B, 6] (softmax)."""
+
+    def __init__(self, embed_dim: int = EMBED_DIM, n_actions: int = N_ACTIONS):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, HEAD_HIDDEN)
+        self.fc2 = nn.Linear(HEAD_HIDDEN, n_actions)
+        self.dropout = nn.Dropout(HEAD_DROPOUT)
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(torch.relu(self.fc1(embedding))))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(embedding), dim=-1)
+
+    def architecture(self) -> list[dict]:
+        """The forward pass above as the native twins' layer graph (embodied_lib.architecture)."""
+        return [arch.linear("fc1", self.fc1), arch.op("relu"), arch.dropout(self.dropout),
+                arch.linear("fc2", self.fc2), arch.op("softmax")]
+
+
+class ParamExtractor(nn.Module):
+    """[embedding ; action probabilities] [B, 774] -> parameters [B, 10] in [0, 1] (sigmoid)."""
+
+    def __init__(self, in_dim: int = EMBED_DIM + N_ACTIONS, n_params: int = N_PARAMS):
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, 2 * HEAD_HIDDEN)
+        self.fc2 = nn.Linear(2 * HEAD_HIDDEN, HEAD_HIDDEN)
+        self.fc3 = nn.Linear(HEAD_HIDDEN, n_params)
+        self.dropout = nn.Dropout(HEAD_DROPOUT)
+
+    def forward(self, combined: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(torch.relu(self.fc1(combined)))
+        x = self.dropout(torch.relu(self.fc2(x)))
+        return torch.sigmoid(self.fc3(x))
+
+    def architecture(self) -> list[dict]:
+        """The forward pass above as the native twins' layer graph (embodied_lib.architecture)."""
+        return [arch.linear("fc1", self.fc1), arch.op("relu"), arch.dropout(self.dropout),
+                arch.linear("fc2", self.fc2), arch.op("relu"), arch.dropout(self.dropout),
+                arch.linear("fc3", self.fc3), arch.op("sigmoid")]
+
+
+class CommandPipeline(nn.Module):
+    """Token ids + attention mask -> (action probabilities [B, 6], parameters [B, 10])."""
+
+    def __init__(self, encoder: SentenceEncoder, classifier: ActionClassifier, extractor: ParamExtractor):
+        super().__init__()
+        self.encoder, self.classifier, self.extractor = encoder, classifier, extractor
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        embedding = self.encoder(input_ids, attention_mask)
+        probs = self.classifier(embedding)
+        params = self.extractor(torch.cat([embedding, probs], dim=-1))
+        return probs, params
+
+
+# -- specs --------------------------------------------------------------------------------------
+
+def _unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _sample_embeddings(n: int, seed: int) -> tuple[np.ndarray]:
+    # Unit vectors like the encoder's output (the heads' parity does not need real commands).
+    return (_unit_vectors(n, EMBED_DIM, seed),)
+
+
+def _sample_combined(n: int, seed: int) -> tuple[np.ndarray]:
+    logits = np.random.default_rng(seed + 1).standard_normal((n, N_ACTIONS)).astype(np.float32) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return (np.concatenate([_unit_vectors(n, EMBED_DIM, seed), probs.astype(np.float32)], axis=1),)
+
+
+def _head_metadata(confidence_threshold, **extra) -> dict:
+    return {"command_schema": schema_json(), "confidence_threshold": confidence_threshold,
+            "decision": "accept when max(action_probs) >= confidence_threshold, else reject", **extra}
+
+
+def action_classifier_spec(confidence_threshold: float | None = None) -> ModelSpec:
+    return ModelSpec(
+        name="action_classifier", build=ActionClassifier, config={"embed_dim": EMBED_DIM, "n_actions": N_ACTIONS},
+        inputs=(TensorSpec("embedding", (BATCH, EMBED_DIM)),),
+        outputs=(TensorSpec("action_probs", (BATCH, N_ACTIONS), judged=probabilities(ACTIONS, confidence_threshold)),),
+        sample_inputs=_sample_embeddings,
+        metadata=_head_metadata(confidence_threshold, embedding="masked mean pooling + L2 norm of DistilBERT states"),
+        spec_args={"confidence_threshold": confidence_threshold}, tolerance=1e-5)
+
+
+def param_extractor_spec(confidence_threshold: float | None = None) -> ModelSpec:
+    return ModelSpec(
+        name="param_extractor", build=ParamExtractor, config={"in_dim": EMBED_DIM + N_ACTIONS, "n_params": N_PARAMS},
+        inputs=(TensorSpec("combined", (BATCH, EMBED_DIM + N_ACTIONS)),),
+        outputs=(TensorSpec("params", (BATCH, N_PARAMS), judged=PARAMS_JUDGED),),
+        sample_inputs=_sample_combined,
+        metadata=_head_metadata(confidence_threshold, combined="[embedding (768) ; action_probs (6)]"),
+        spec_args={"confidence_threshold": confidence_threshold}, tolerance=1e-5)
+
+
+def build_command_pipeline(encoder: dict, embed_dim: int = EMBED_DIM) -> CommandPipeline:
+    from transformers import DistilBertConfig, DistilBertModel
+
+    distilbert = DistilBertModel(DistilBertConfig(**encoder))
+    return CommandPipeline(SentenceEncoder(distilbert), ActionClassifier(embed_dim), ParamExtractor(embed_dim + N_ACTIONS))
+
+
+def _sample_token_batches(n: int, seed: int):
+    corpus = make_corpus(n, 0, 0, 0, seed=seed)
+    return tokenize(load_tokenizer(), [c.text for c in corpus["train"]], warn=False)
+
+
+def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = None) -> ModelSpec:
+    embed_dim = encoder["dim"]
+    return ModelSpec(
+        name="command_pipeline", build=build_command_pipeline, config={"encoder": encoder, "embed_dim": embed_dim},
+        inputs=(TensorSpec("input_ids", (BATCH, SEQUENCE), "int64"), TensorSpec("attention_mask", (BATCH, SEQUENCE), "int64")),
+        outputs=(TensorSpec("action_probs", (BATCH, N_ACTIONS), judged=probabilities(ACTIONS, confidence_threshold)),
+                 TensorSpec("params", (BATCH, N_PARAMS), judged=PARAMS_JUDGED)),
+        sample_inputs=_sample_token_batches,
+        metadata=_head_metadata(confidence_threshold, tokenizer="tokenizer.json (uncased WordPiece, DistilBERT)",
+                                max_tokens=MAX_TOKENS, pooling="masked mean + L2 norm"),
+        spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold},
+        tolerance=1e-4, max_batch=256, dim_ranges={SEQUENCE: (2, MAX_TOKENS)},
+        formats=("torch_export", "executorch", "onnx"), parity_inputs=200, write_extras=write_pipeline_extras)

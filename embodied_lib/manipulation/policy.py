@@ -1,0 +1,27 @@
+"""ManipulationNet behind the policy interface: camera frame + robot state -> [dx, dy, dz, gripper]."""
+from __future__ import annotations
+
+import numpy as np
+
+from embodied_lib.manipulation.env import ACTION_FIELDS
+from embodied_lib.manipulation.model import frame_to_input
+from embodied_lib.policy import Decision, Policy, RuntimePolicy
+
+
+class ManipulationPolicy(RuntimePolicy):
+    """``act({"image": uint8 [400, 400, 3], "state": float32 [10]})``: the action the network outputs."""
+
+    def act(self, observation) -> Decision:
+        image = frame_to_input(observation["image"][None])[0]
+        outputs = self.run_one(image, observation["state"])
+        return Decision(outputs["action"].copy(), outputs)
+
+
+class RandomPolicy(Policy):
+    """Uniform random actions in [-1, 1]: the floor every learned policy must clear."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation) -> Decision:
+        return Decision(self.rng.uniform(-1, 1, len(ACTION_FIELDS)).astype(np.float32))

@@ -1,0 +1,69 @@
+"""The workbook's models by name: their specs, checkpoints, exported runtimes and policies.
+
+The one module that knows every model package (it sits above them, nothing below imports it):
+
+    spec = get_spec("navigation")
+    spec, model = load_checkpoint("runs/navigation")            # config.json + model.safetensors
+    runtime = load_runtime("exports/manipulation", "executorch")  # spec rebuilt from the manifest
+    policy = make_policy(runtime)                                 # reset() / act(observation) -> Decision
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from embodied_lib.export.manifest import read_manifest
+from embodied_lib.hri.encoder import load_tokenizer
+from embodied_lib.hri.interpreter import CommandInterpreter
+from embodied_lib.hri.model import action_classifier_spec, command_pipeline_spec, param_extractor_spec
+from embodied_lib.manipulation.model import manipulation_spec
+from embodied_lib.manipulation.policy import ManipulationPolicy
+from embodied_lib.navigation.model import navigation_spec
+from embodied_lib.navigation.policy import NavigationPolicy
+from embodied_lib.runtime.runtimes import Runtime, load_artifact
+from embodied_lib.spec import ModelSpec, load_state_dict_strict
+
+SPEC_FACTORIES = {"navigation": navigation_spec, "manipulation": manipulation_spec,
+                  "action_classifier": action_classifier_spec, "param_extractor": param_extractor_spec,
+                  "command_pipeline": command_pipeline_spec}
+
+
+def get_spec(name: str, **kwargs) -> ModelSpec:
+    if name not in SPEC_FACTORIES:
+        raise KeyError(f"unknown model {name!r}; known models: {sorted(SPEC_FACTORIES)}")
+    return SPEC_FACTORIES[name](**kwargs)
+
+
+def load_checkpoint(directory):
+    """``(spec, model)`` rebuilt from ``config.json`` with weights from ``model.safetensors`` (no pickle)."""
+    directory = Path(directory)
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file {path} is missing; train the model first "
+                                    f"(notebooks 01-03 or `make run`)")
+    config = json.loads(config_path.read_text())
+    spec = get_spec(config["model"], **config["spec_args"])
+    model = spec.build_model()
+    load_state_dict_strict(model, load_file(weights_path), source=weights_path)
+    return spec, model.eval()
+
+
+def load_runtime(export_dir, fmt: str) -> Runtime:
+    """Open ``fmt`` from ``export_dir``; the spec is rebuilt from the folder's manifest."""
+    manifest = read_manifest(export_dir)
+    return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]))
+
+
+def make_policy(runtime: Runtime, tokenizer=None):
+    """The policy of the model behind ``runtime`` (eager or any exported format)."""
+    name = runtime.spec.name
+    if name == "navigation":
+        return NavigationPolicy(runtime)
+    if name == "manipulation":
+        return ManipulationPolicy(runtime)
+    if name == "command_pipeline":  # the exported tokenizer.json is this same tokenizer, saved
+        return CommandInterpreter(runtime, tokenizer or load_tokenizer(), runtime.spec.metadata["confidence_threshold"])
+    raise ValueError(f"{name} has no policy of its own (the HRI heads act inside command_pipeline)")

@@ -1,0 +1,122 @@
+"""Load any exported artifact through its own runtime, and check it against eager PyTorch.
+
+    run = load_artifact("exports/navigation", "onnx", spec)   # embodied_lib.registry.load_runtime finds the spec
+    q_values, = run(states)          # numpy or tensors in, numpy out; inputs validated
+
+Parity follows how the spec judges each output (``embodied_lib.spec.Judgement``): values within the
+spec's tolerance always; the argmax for discrete outputs and probabilities; the binary decisions
+(manipulation's gripper) for continuous outputs, never their argmax.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embodied_lib.config import PARITY_SEED
+from embodied_lib.export import FORMATS
+from embodied_lib.export.artifacts import ArtifactError, require_file
+from embodied_lib.export.manifest import artifact_entry, read_manifest
+
+
+class Runtime:
+    """One artifact behind its runtime, with the spec's input checks in front of it."""
+
+    def __init__(self, spec, fmt: str, path: Path, run):
+        self.spec, self.format, self.path, self._run = spec, fmt, path, run
+
+    def __call__(self, *inputs) -> tuple[np.ndarray, ...]:
+        tensors = self.spec.check_inputs(*inputs)
+        outputs = self._run(*tensors)
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        return tuple(o.detach().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outputs)
+
+    def __repr__(self):
+        return f"Runtime({self.spec.name}, {self.format}, {self.path})"
+
+
+def load_artifact(export_dir, fmt: str, spec) -> Runtime:
+    """Open ``fmt`` from ``export_dir`` after checking the file against the manifest."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    if manifest["model"] != spec.name:
+        raise ArtifactError(f"{export_dir} holds {manifest['model']!r}, not {spec.name!r}")
+    entry = artifact_entry(manifest, fmt)
+    path = require_file(export_dir / entry["file"], entry["sha256"], entry["bytes"])
+    return Runtime(spec, fmt, path, FORMATS[fmt].load(path, spec))
+
+
+def eager_runtime(spec, model) -> Runtime:
+    model.eval()
+
+    def run(*inputs):
+        with torch.no_grad():
+            return model(*inputs)
+    return Runtime(spec, "eager", Path("<in memory>"), run)
+
+
+def run_batched(runtime: Runtime, inputs, batch_size: int = 256) -> tuple[np.ndarray, ...]:
+    n, batch_size = inputs[0].shape[0], min(batch_size, runtime.spec.max_batch)
+    chunks = [runtime(*(a[i:i + batch_size] for a in inputs)) for i in range(0, n, batch_size)]
+    return tuple(np.concatenate(parts) for parts in zip(*chunks))
+
+
+def decisions(judged, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each decision an output carries, per row: ``name -> (decision, margin)``.
+
+    The margin says how far the reference is from flipping that decision (top-1 minus top-2 score for
+    an argmax, distance to the threshold for a binary decision); a row whose margin is within the
+    tolerance is a near-tie that rounding alone may flip, and parity does not count it.
+    """
+    out = {}
+    if judged.uses_argmax:
+        top2 = np.sort(values, axis=1)[:, -2:]
+        out["argmax"] = (values.argmax(axis=1), top2[:, 1] - top2[:, 0])
+    for rule in judged.decisions:
+        column = values[:, rule.index]
+        out[rule.name] = (column > rule.above, np.abs(column - rule.above))
+    return out
+
+
+def compare_outputs(spec, expected, got, tie_margin: float | None = None) -> dict:
+    """Max |diff| over every output, and the agreement of every decision the spec's outputs carry.
+
+    A decision whose reference margin is within ``tie_margin`` (default: the spec's tolerance) is a
+    near-tie and not counted. A looser tolerance for the values with a tight ``tie_margin`` judges a
+    lossy format (INT8) by its decisions."""
+    tie_margin = spec.tolerance if tie_margin is None else tie_margin
+    max_diff = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
+    agreement, ties = {}, 0
+    for ts, e, g in zip(spec.outputs, expected, got):
+        want, have = decisions(ts.judged, e), decisions(ts.judged, g)
+        for name, (reference, margin) in want.items():
+            counted = margin > tie_margin
+            ties += int((~counted).sum())
+            key = f"{ts.name}.{name}"
+            agreement[key] = float(np.mean(have[name][0][counted] == reference[counted])) if counted.any() else 1.0
+    passed = max_diff <= spec.tolerance and all(a == 1.0 for a in agreement.values())
+    return {"max_abs_diff": max_diff, "decision_agreement": agreement, "near_ties": ties,
+            "tolerance": spec.tolerance, "passed": passed}
+
+
+def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None) -> list[dict]:
+    """Every artifact vs ``reference`` on ``n`` sampled inputs, judged as the spec says (compare_outputs)."""
+    manifest = read_manifest(export_dir)
+    spec = reference.spec
+    inputs = spec.sample_inputs(n, seed)
+    expected = run_batched(reference, inputs)
+    rows = []
+    for entry in manifest["artifacts"]:
+        fmt = entry["format"]
+        if formats and fmt not in formats:
+            continue
+        got = run_batched(load_artifact(export_dir, fmt, spec), inputs)
+        rows.append({"format": fmt, "file": entry["file"], "inputs": n, **compare_outputs(spec, expected, got)})
+    return rows
+
+
+__all__ = ["ArtifactError", "Runtime", "compare_outputs", "decisions", "eager_runtime", "load_artifact",
+           "parity_report", "run_batched"]

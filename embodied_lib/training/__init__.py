@@ -1,1 +1,0 @@
-"""Training loops, one module per model."""
