@@ -132,3 +132,16 @@ def test_two_input_model_in_native_runners(manipulation_exports):
     onnx = next(r for r in RUNNERS if r.name == "onnxruntime")
     with pytest.raises(NativeRunnerError, match="input.image vector 0 contains NaN"):
         run_runner(onnx, out / "manipulation.onnx", out.parent / "nan.bin", 1)
+
+
+def test_cli_writes_the_same_metrics_as_the_notebook(tmp_path):
+    """The CLI records the closed-loop result in metrics.json, as notebook 02 does (one library call)."""
+    from embodied_lib.manipulation.train import main
+    from embodied_lib.workbook import metrics_line
+
+    main(["--episodes", "2", "--epochs", "1", "--eval-episodes", "1", "--data", str(tmp_path / "data"),
+          "--out", str(tmp_path / "run")])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["closed_loop"]) == {"policy", "expert", "random"}
+    assert metrics["closed_loop"]["expert"]["episodes"] == 1 and metrics["frames"] > 0
+    assert metrics_line(metrics).startswith("closed-loop success")

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from transformers import DistilBertTokenizerFast
 
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.hri.commands import ACTIONS, decode_params
@@ -40,6 +39,8 @@ class CommandInterpreter(Policy):
     @classmethod
     def from_exports(cls, export_dir, fmt: str = "onnx"):
         """Any exported format of the pipeline, with the tokenizer and threshold exported beside it."""
+        from transformers import DistilBertTokenizerFast  # heavy; only the text pipeline needs it
+
         export_dir = Path(export_dir)
         manifest = read_manifest(export_dir)
         runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]))

@@ -100,10 +100,15 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Generate demonstrations, train ManipulationNet, evaluate it.")
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
-    parser.add_argument("--data", type=Path, default=DATA_DIR / "manipulation")
-    parser.add_argument("--out", type=Path, default=RUNS_DIR / "manipulation")
+    parser.add_argument("--data", type=Path, default=DATA_DIR / "manipulation", help="where demonstrations go")
+    parser.add_argument("--out", type=Path, default=RUNS_DIR / "manipulation", help="checkpoint/metrics folder")
+    parser.add_argument("--episodes", type=int, help="override the profile's number of demonstrations")
+    parser.add_argument("--epochs", type=int, help="override the profile's training epochs")
+    parser.add_argument("--eval-episodes", type=int, help="override the profile's held-out scenes")
     args = parser.parse_args(argv)
-    cfg = get_config("manipulation", args.profile)
+    overrides = {k: v for k, v in {"episodes": args.episodes, "epochs": args.epochs,
+                                   "eval_episodes": args.eval_episodes}.items() if v is not None}
+    cfg = get_config("manipulation", args.profile, **overrides)
     card = generate_demonstrations(args.data, cfg["episodes"], seed=cfg["seed"])
     model, metrics = train_bc(cfg, args.data, args.out)
     closed_loop = evaluate_closed_loop(model, cfg["eval_episodes"], seed=cfg["seed"], out_dir=args.out)
