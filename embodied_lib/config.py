@@ -39,8 +39,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         ),
         "native": dict(iterations=50),  # timed batch-1 runs per runtime in notebooks 05/06
         "manipulation": dict(episodes=12, epochs=4, batch_size=32, lr=1e-3, val_fraction=0.2, eval_episodes=10, seed=0),
-        "hri": dict(n_train=900, n_val=180, n_test=360, n_ood=150, classifier_epochs=40, extractor_epochs=80,
-                    batch_size=64, lr=1e-3, seed=0),
+        # epochs: fine-tuning the encoder with the heads, after head_epochs of heads on the frozen encoder;
+        # baseline_epochs: the heads-only baseline (finetune=False). device: auto = CUDA when there is one.
+        "hri": dict(n_train=600, n_val=120, n_test=240, n_ood=150, finetune=True, head_epochs=3, epochs=6,
+                    baseline_epochs=30, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
     },
     "full": {
         "navigation": dict(
@@ -52,8 +54,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "native": dict(iterations=500),
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              seed=0),
-        "hri": dict(n_train=3600, n_val=600, n_test=1200, n_ood=500, classifier_epochs=60, extractor_epochs=200,
-                    batch_size=64, lr=1e-3, seed=0),
+        "hri": dict(n_train=4000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=10,
+                    baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
     },
 }
 
@@ -73,6 +75,25 @@ def get_config(section: str, profile: str | None = None, **overrides) -> dict:
         raise KeyError(f"unknown {section} settings {sorted(unknown)}; known: {sorted(cfg)}")
     cfg.update(overrides)
     return cfg
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when there is a GPU, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as asked, with a clear
+    error when the GPU asked for is not there."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} asked for, but no CUDA GPU is visible here; use device='auto' or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def seed_everything(seed: int) -> None:

@@ -100,16 +100,21 @@ def markdown_table(rows: list[dict], columns=None, floatfmt: str = ".3g") -> str
 
 
 def plot_hri_training(metrics: dict):
+    """Loss per optimiser step (action + parameters) and validation accuracy per epoch."""
     h = metrics["history"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
-    axes[0].plot(h["classifier_loss"])
-    axes[0].set(title="ActionClassifier loss (CE + outlier exposure)", xlabel="epoch")
-    axes[1].plot(h["val_accuracy"], color="tab:green")
-    axes[1].set(title="validation accuracy (unseen phrasings)", xlabel="epoch", ylim=(0, 1.02))
-    axes[2].plot(h["extractor_loss"], label="train")
-    axes[2].plot(h["val_param_mse"], label="validation")
-    axes[2].set(title="ParamExtractor MSE (normalised)", xlabel="epoch", yscale="log")
-    axes[2].legend()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    window = max(1, len(h["loss"]) // 30)
+    steps = np.arange(1, len(h["loss"]) + 1)
+    for key, label in (("loss", "total"), ("action_loss", "action type (cross-entropy)"),
+                       ("param_loss", "parameters (weighted MSE)")):
+        values = _smooth(h[key], window)
+        axes[0].plot(steps[len(steps) - len(values):], values, label=label)
+    axes[0].set(title=f"training loss ({metrics['route']})", xlabel="optimiser step", ylabel="loss", yscale="log")
+    axes[0].legend()
+    epochs = np.arange(1, len(h["val_accuracy"]) + 1)
+    axes[1].plot(epochs, h["val_accuracy"], marker="o", color="tab:green")
+    axes[1].set(title="action accuracy on validation (unseen phrasings)", xlabel="epoch", ylabel="accuracy",
+                ylim=(0, 1.02), xticks=epochs)
     fig.tight_layout()
     return fig
 

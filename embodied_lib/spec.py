@@ -121,7 +121,7 @@ class ModelSpec:
     formats: tuple = ALL_FORMATS          # what export_all writes for this model
     parity_inputs: int = 1000             # how many sampled inputs the parity check runs
     golden_count: int = 32                # golden vectors written for the native runners
-    # writes files a deployment needs beside the model (e.g. tokenizer.json): (model, out_dir) -> [paths]
+    # writes files a deployment needs beside the model (e.g. tokenizer.json): (spec, model, out_dir) -> [paths]
     write_extras: Callable | None = None
 
     def __post_init__(self):

@@ -183,3 +183,17 @@ def test_seed_bases_live_in_config_only():
         for name in re.findall(r"^([A-Z_]*SEED[A-Z_]*)\s*=", f.read_text(), flags=re.M):
             defined.setdefault(name, []).append(f.relative_to(PACKAGE).as_posix())
     assert defined and all(files == ["config.py"] for files in defined.values()), defined
+
+
+def test_device_setting():
+    from embodied_lib.config import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="use auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU is visible here"):
+            resolve_device("cuda")
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda:1")

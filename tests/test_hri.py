@@ -1,5 +1,6 @@
 """HRI: command schema and corpus splits, tokenizer, encoder routes, heads, interpreter, exports."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -25,10 +26,11 @@ def test_schema_has_six_actions_and_ten_documented_parameters():
     assert len(schema["parameters"]) == H.N_PARAMS == 10
     for p in schema["parameters"]:
         assert p["meaning"] and p["unit"] and len(p["range"]) == 2 and set(p["used_by"]) <= set(C.ACTIONS)
-    for name, *_ in C.PARAMETERS:
-        lo, hi = C.PARAMETERS[C.PARAMETER_NAMES.index(name)][3]
+        assert p["encoded_range"][0] <= p["range"][0] and p["range"][1] <= p["encoded_range"][1]
+    for p in C.PARAMETERS:
+        lo, hi = p.encoded
         for raw in (lo, (lo + hi) / 2, hi):
-            assert C.denormalise(name, C.normalise(name, raw)) == pytest.approx(raw)
+            assert C.denormalise(p.name, C.normalise(p.name, raw)) == pytest.approx(raw)
 
 
 def test_decode_params_reads_only_what_the_action_uses():
@@ -38,6 +40,54 @@ def test_decode_params_reads_only_what_the_action_uses():
     assert C.decode_params("stop", v) == {}
     v[9] = C.normalise("angle", -90)
     assert C.decode_params("rotate", v) == {"angle_deg": -90.0}
+    v[6], v[7], v[8] = C.normalise("direction_x", 0.1), C.normalise("direction_y", -0.9), C.normalise("distance", 35)
+    assert C.decode_params("move", v) == {"direction": "backward", "distance_cm": 35.0}
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"row": 10, "col": 1}, "row 10 is outside the grid"),
+    ({"row": 3, "col": -1}, "col -1 is outside the grid"),
+    ({"colour": None}, "not one the robot knows"),
+    ({"direction": "backward", "distance_cm": 200.0}, "more than the 100 cm"),
+    ({"direction": "forward", "distance_cm": 0.0}, "no distance"),
+    ({"angle_deg": -270.0}, "270 degrees is more than 180"),
+])
+def test_decoding_refuses_what_the_robot_cannot_do(params, problem):
+    problems = C.out_of_range(params)
+    assert len(problems) == 1 and problem in problems[0]
+    assert C.out_of_range({"row": 7, "col": 0, "colour": "red"}) == []
+    assert C.out_of_range({"direction": "left", "distance_cm": 100.0}) == [] == C.out_of_range({"angle_deg": 180.0})
+
+
+def test_out_of_range_values_are_read_as_said_not_clamped_into_range():
+    v = C.neutral_vector()
+    v[0] = C.normalise("row", 10)          # "go to row 10": encoded as 10, not as 7
+    assert C.decode_params("go_to", v)["row"] == 10
+    v[8] = C.normalise("distance", 300)    # "3 metres": the top of the encoded range, refused
+    assert C.out_of_range(C.decode_params("move", v))
+
+
+def test_number_words():
+    assert [C.number_words(n) for n in (0, 7, 13, 40, 45, 100, 120, 999)] == [
+        "zero", "seven", "thirteen", "forty", "forty five", "one hundred", "one hundred and twenty",
+        "nine hundred and ninety nine"]
+
+
+def test_corpus_speaks_like_people():
+    corpus = C.make_corpus(600, 0, 0, 0, seed=2)
+    text = " ".join(c.text.lower() for c in corpus["train"])
+    for form in ("(", ",", "row", "col", "cell", "cm", "centimet", "metre", "half a", "forward", "back",
+                 "left", "clockwise", "turn around", "please"):
+        assert form in text, form
+    assert re.search(r"\d m\b", text)
+    assert any(c.text[:1].isupper() for c in corpus["train"]) and any(c.text.endswith(("!", "?", ".")) for c in corpus["train"])
+    assert any(w in text for w in ("three", "five", "seven")) and any(ch.isdigit() for ch in text)
+    beyond = [c for c in corpus["train"] if c.out_of_range]
+    assert 0.08 < len(beyond) / len(corpus["train"]) < 0.2
+    assert {C.ACTIONS[c.action] for c in beyond} == {"go_to", "pick", "place", "move", "rotate"}
+    assert all(C.out_of_range(C.decode_params(C.ACTIONS[c.action], c.params)) for c in beyond)
+    assert not any(C.out_of_range(C.decode_params(C.ACTIONS[c.action], c.params)) for c in corpus["train"]
+                   if not c.out_of_range)
 
 
 def test_splits_share_no_template_and_no_synonym():
@@ -110,6 +160,25 @@ def test_pooled_embedding_is_the_sentence_transformers_embedding():
     np.testing.assert_allclose(ours[:, :384] * np.sqrt(2), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "mean+first"])
+def test_a_fine_tuned_minilm_widens_exactly(pooling):
+    """Fine-tuning trains the 384-wide MiniLM; the export carries its 768-wide DistilBERT copy. Both must
+    give the same embedding, for weights that are no longer the pretrained ones."""
+    torch.manual_seed(0)
+    bert = E.load_minilm()
+    with torch.no_grad():
+        for name, p in bert.named_parameters():
+            if "embeddings" not in name:
+                p.add_(0.02 * torch.randn_like(p))   # stands in for fine-tuning
+    ids, mask = E.tokenize(E.load_tokenizer(), ["go to row 6, column 1", "turn left 90 degrees", ""])
+    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
+    with torch.no_grad():
+        narrow = E.SentenceEncoder(bert, pooling)(ids, mask)
+        wide = E.SentenceEncoder(E.widen_minilm_to_distilbert(state=bert.state_dict()), pooling)(ids, mask)
+    assert narrow.shape == wide.shape == (3, 768)
+    torch.testing.assert_close(wide, narrow, atol=1e-4, rtol=0)
+
+
 def test_configured_pretrained_directory_route(tmp_path, monkeypatch):
     from transformers import DistilBertConfig, DistilBertModel
 
@@ -148,26 +217,38 @@ def test_threshold_keeps_the_requested_share():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("hri_runs")
-    cfg = get_config("hri", "quick", n_train=240, n_val=60, n_test=120, n_ood=60, classifier_epochs=25,
-                     extractor_epochs=10)
+    cfg = get_config("hri", "quick", n_train=600, n_val=60, n_test=240, n_ood=60, epochs=6, baseline_epochs=30,
+                     device="cpu")
     pipeline, metrics = train_hri(cfg, out, progress=False)
-    return out, pipeline, metrics
+    _, frozen = train_hri({**cfg, "finetune": False}, progress=False)
+    return out, pipeline, metrics, frozen
 
 
 def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
-    out, _, m = trained
+    out, _, m, _ = trained
+    assert m["route"] == "fine-tuned encoder" and m["device"] == "cpu"
     assert m["test_accuracy"] > 3 * m["chance_accuracy"]
     assert 0 < m["confidence_threshold"] < 1
-    assert np.array(m["confusion_matrix"]).sum() == m["corpus"]["test"]
-    assert set(m["parameter_errors"]) == set(C.PARAMETER_NAMES)
+    assert np.array(m["confusion_matrix"]).sum() == m["test_commands"] > 0
+    assert set(m["parameter_exact"]) == {"row", "col", "colour", "direction", "distance_cm", "angle_deg"}
     for name in ("action_classifier", "param_extractor", "command_pipeline"):
         assert (out / name / "model.safetensors").is_file()
     assert json.loads((out / "hri" / "metrics.json").read_text())["encoder_route"].startswith("all-MiniLM")
 
 
+def test_fine_tuning_beats_the_frozen_encoder(trained):
+    """The quick profile's claim, measured in one test: the same corpus, the frozen encoder with trained
+    heads against the encoder fine-tuned with them. At this size (600 commands, 114 steps) the gap is
+    small (measured 42.7 % vs 38.5 %); on the full profile it is 74 % vs ~40 % (see notebook 03)."""
+    _, _, finetuned, frozen = trained
+    assert frozen["route"].startswith("frozen")
+    assert finetuned["exact_command_rate"] >= frozen["exact_command_rate"] + 0.02, (finetuned, frozen)
+    assert finetuned["parameter_exact"]["direction"] > frozen["parameter_exact"]["direction"]
+
+
 @pytest.fixture(scope="module")
 def interpreter(trained):
-    _, pipeline, m = trained
+    _, pipeline, m, _ = trained
     return CommandInterpreter.from_pipeline(pipeline, m["confidence_threshold"])
 
 
@@ -205,6 +286,15 @@ def test_low_confidence_reports_why():
     assert d.refused and d.action is None and "low confidence: 0.17 < threshold 0.50" in d.reason
     with pytest.raises(TypeError):
         always_unsure.act(None)
+
+
+def test_a_confident_command_out_of_range_is_refused_with_the_reason():
+    params = C.neutral_vector()
+    params[0], params[1] = C.normalise("row", 10), C.normalise("col", 1)
+    sure = CommandInterpreter(lambda ids, mask: (np.eye(6, dtype=np.float32)[:1], params[None]), E.load_tokenizer(), 0.5)
+    d = sure.act("go to row 10 column 1")
+    assert d.refused and d.action is None and d.confidence == 1.0
+    assert d.reason == "cannot go_to: row 10 is outside the grid (0-7)" and d.details["params"] == {"row": 10, "col": 1}
 
 
 # -- exports -------------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def test_rust_text_pipeline_agrees_with_python_on_every_command(built, hri_expor
     assert [r["runner"] for r in rows] == ["text_pipeline"]
     lines = (root / "command_pipeline" / "text_golden.jsonl").read_text().splitlines()
     assert rows[0]["vectors"] == len(lines) > 250
-    assert rows[0]["decision"] == "argmax" and rows[0]["decision_agreement"] == 1.0
+    # the decision is the whole command: action, decoded parameters, refused or not (and why), made in Rust
+    # from the manifest's schema and threshold, equal to Python's on every line
+    assert rows[0]["decision"] == "command" and rows[0]["decision_agreement"] == 1.0
     assert rows[0]["max_abs_diff"] <= 1e-4 and rows[0]["passed"]
     texts = [json.loads(line)["text"] for line in lines]
     assert "" in texts and any(len(t) > 300 for t in texts) and any("🤖" in t for t in texts)
@@ -56,11 +58,13 @@ def test_rust_text_pipeline_checks_the_parameters_too(built, hri_exports, tmp_pa
     # one parameter of one command off by 0.01: the probabilities still agree, the run must not pass
     rows = [json.loads(line) for line in (export / "text_golden.jsonl").read_text().splitlines()]
     rows[3]["params"][2] += 0.01
+    rows[5]["decision"]["refused"] = "out of range"   # and one decision Python did not make
     tampered = tmp_path / "text_golden.jsonl"
     tampered.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = run_runner(PIPELINE, model, tampered, 1, manifest=export / "manifest.json")
     assert abs(result["max_abs_diff_by_output"]["params"] - 0.01) < 1e-3
     assert result["max_abs_diff_by_output"]["action_probs"] <= 1e-4 and not result["passed"]
+    assert result["decision"]["agreement"] == result["decision"]["compared"] - 1 == len(rows) - 1
 
 
 def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):

@@ -68,7 +68,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
         })
         log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
     golden_count = golden_count or spec.golden_count
-    extras = [Path(p) for p in spec.write_extras(model, out_dir)] if spec.write_extras else []
+    extras = [Path(p) for p in spec.write_extras(spec, model, out_dir)] if spec.write_extras else []
     architecture = spec.architecture(model)
     golden = make_golden(spec, model, n=golden_count)
     write_golden(out_dir / GOLDEN_FILE, golden)

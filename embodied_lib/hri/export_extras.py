@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from embodied_lib.config import TEXT_GOLDEN_SEED
-from embodied_lib.hri.commands import make_corpus
+from embodied_lib.hri.commands import decide, has_words, make_corpus
 from embodied_lib.hri.encoder import load_tokenizer, tokenize
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -17,8 +17,10 @@ EDGE_CASES = ("", "   ", "?!...", "🤖 pick up the 🟥 cube", "Pick up the RED
               "stop " * 80)
 
 
-def write_pipeline_extras(pipeline, out_dir) -> list[Path]:
-    """tokenizer.json (+ its config) and text_golden.jsonl: test commands and Python's answers."""
+def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:
+    """tokenizer.json (+ its config) and text_golden.jsonl: test commands and Python's answers (the outputs,
+    and the decision: action, decoded parameters, refused or not and why)."""
+    threshold = spec.metadata.get("confidence_threshold") or 0.0
     out_dir = Path(out_dir)
     tokenizer = load_tokenizer()
     written = [Path(p) for p in tokenizer.save_pretrained(str(out_dir)) if Path(p).exists()]
@@ -31,7 +33,10 @@ def write_pipeline_extras(pipeline, out_dir) -> list[Path]:
             ids, mask = tokenize(tokenizer, [text], warn=False)
             with torch.no_grad():
                 probs, params = pipeline.eval()(torch.from_numpy(ids), torch.from_numpy(mask))
+            verdict = decide(probs[0].numpy(), params[0].numpy(), threshold) if has_words(text) else decide(None, None, 0)
             f.write(json.dumps({"text": text, "label": label, "tokens": int(mask.sum()),
                                 "action": int(probs[0].argmax()), "probs": probs[0].tolist(),
-                                "params": params[0].tolist()}, ensure_ascii=False) + "\n")
+                                "params": params[0].tolist(),
+                                "decision": {k: verdict[k] for k in ("action", "params", "refused")}},
+                               ensure_ascii=False) + "\n")
     return sorted(set(written)) + [golden]

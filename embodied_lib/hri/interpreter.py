@@ -8,16 +8,16 @@
 Bad input never crashes: text with no letters or digits (empty, punctuation, emoji only) is
 refused before the model with that reason; text over MAX_TOKENS tokens is truncated with a
 warning; anything the model is unsure of (max probability < threshold) is refused with the
-confidence in the reason. The threshold judges the action type only.
+confidence in the reason. The threshold judges the action type only; every parameter is then checked
+against the schema's valid range, and a command the robot cannot carry out ("row 10", "3 metres",
+"270 degrees", "the orange cube") is refused with the reason, never clamped to another value.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from embodied_lib.export.manifest import read_manifest
-from embodied_lib.hri.commands import ACTIONS, decode_params
+from embodied_lib.hri.commands import ACTIONS, decide, has_words
 from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
 from embodied_lib.hri.model import command_pipeline_spec
@@ -33,7 +33,7 @@ class CommandInterpreter(Policy):
     @classmethod
     def from_pipeline(cls, pipeline, threshold: float, tokenizer=None):
         """Eager PyTorch: a trained CommandPipeline."""
-        spec = command_pipeline_spec(encoder_config(pipeline.encoder.distilbert), threshold)
+        spec = command_pipeline_spec(encoder_config(pipeline.encoder.distilbert), threshold, pipeline.encoder.pooling)
         return cls(eager_runtime(spec, pipeline), tokenizer or load_tokenizer(), threshold)
 
     @classmethod
@@ -51,22 +51,17 @@ class CommandInterpreter(Policy):
         if not isinstance(text, str):
             raise TypeError(f"a command must be a str, got {type(text).__name__}")
         details = {"text": text, "best_guess": None, "params": {}, "probabilities": {}, "warnings": []}
-        if not any(ch.isalnum() for ch in text):
-            return Decision(None, confidence=0.0, details=details,
-                            reason="no words in the command (empty, spaces, punctuation or symbols only)")
+        if not has_words(text):
+            verdict = decide(None, None, self.threshold)
+            return Decision(None, confidence=0.0, details=details, reason=verdict["reason"])
         n_tokens = len(self.tokenizer.tokenize(text))
         if n_tokens > MAX_TOKENS - 2:
             details["warnings"].append(f"command has {n_tokens} tokens; only the first {MAX_TOKENS - 2} were read")
         ids, mask = tokenize(self.tokenizer, [text], warn=False)
         probs, params = self.run(ids, mask)
-        best = int(np.argmax(probs[0]))
-        confidence = float(probs[0, best])
-        command = {"action": ACTIONS[best], "params": decode_params(ACTIONS[best], params[0])}
-        details.update(best_guess=command["action"], params=command["params"],
+        verdict = decide(probs[0], params[0], self.threshold)
+        details.update(best_guess=verdict["action"], params=verdict["params"],
                        probabilities={a: round(float(p), 4) for a, p in zip(ACTIONS, probs[0])})
         outputs = {"action_probs": probs[0], "params": params[0]}
-        if confidence < self.threshold:
-            return Decision(None, outputs, confidence, details=details,
-                            reason=(f"low confidence: {confidence:.2f} < threshold {self.threshold:.2f} "
-                                    f"(not a command this robot knows?)"))
-        return Decision(command, outputs, confidence, details=details)
+        command = None if verdict["refused"] else {"action": verdict["action"], "params": verdict["params"]}
+        return Decision(command, outputs, verdict["confidence"], reason=verdict["reason"], details=details)

@@ -22,6 +22,8 @@ N_PARAMS = 10
 HEAD_HIDDEN = 256
 HEAD_DROPOUT = 0.1
 SEQUENCE = "sequence"    # the name of the dynamic token dimension
+POOLING_DOC = {"mean": "masked mean of the token states, L2 norm",
+               "mean+first": "[masked mean of the token states ; first token state], 384 dims each, L2 norm"}
 # Parameters are normalised to [0, 1] (sigmoid); their meanings and units are in the schema (hri.commands).
 PARAMS_JUDGED = continuous((0.0, 1.0))
 
@@ -103,7 +105,8 @@ def _sample_combined(n: int, seed: int) -> tuple[np.ndarray]:
 
 def _head_metadata(confidence_threshold, **extra) -> dict:
     return {"command_schema": schema_json(), "confidence_threshold": confidence_threshold,
-            "decision": "accept when max(action_probs) >= confidence_threshold, else reject", **extra}
+            "decision": "accept when max(action_probs) >= confidence_threshold and every parameter the action uses "
+                        "is inside its valid range (command_schema.decoding), else refuse with the reason", **extra}
 
 
 def action_classifier_spec(confidence_threshold: float | None = None) -> ModelSpec:
@@ -126,11 +129,12 @@ def param_extractor_spec(confidence_threshold: float | None = None) -> ModelSpec
         spec_args={"confidence_threshold": confidence_threshold}, tolerance=1e-5)
 
 
-def build_command_pipeline(encoder: dict, embed_dim: int = EMBED_DIM) -> CommandPipeline:
+def build_command_pipeline(encoder: dict, embed_dim: int = EMBED_DIM, pooling: str = "mean") -> CommandPipeline:
     from transformers import DistilBertConfig, DistilBertModel
 
     distilbert = DistilBertModel(DistilBertConfig(**encoder))
-    return CommandPipeline(SentenceEncoder(distilbert), ActionClassifier(embed_dim), ParamExtractor(embed_dim + N_ACTIONS))
+    return CommandPipeline(SentenceEncoder(distilbert, pooling), ActionClassifier(embed_dim),
+                           ParamExtractor(embed_dim + N_ACTIONS))
 
 
 def _sample_token_batches(n: int, seed: int):
@@ -138,16 +142,17 @@ def _sample_token_batches(n: int, seed: int):
     return tokenize(load_tokenizer(), [c.text for c in corpus["train"]], warn=False)
 
 
-def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = None) -> ModelSpec:
+def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = None, pooling: str = "mean") -> ModelSpec:
     embed_dim = encoder["dim"]
     return ModelSpec(
-        name="command_pipeline", build=build_command_pipeline, config={"encoder": encoder, "embed_dim": embed_dim},
+        name="command_pipeline", build=build_command_pipeline,
+        config={"encoder": encoder, "embed_dim": embed_dim, "pooling": pooling},
         inputs=(TensorSpec("input_ids", (BATCH, SEQUENCE), "int64"), TensorSpec("attention_mask", (BATCH, SEQUENCE), "int64")),
         outputs=(TensorSpec("action_probs", (BATCH, N_ACTIONS), judged=probabilities(ACTIONS, confidence_threshold)),
                  TensorSpec("params", (BATCH, N_PARAMS), judged=PARAMS_JUDGED)),
         sample_inputs=_sample_token_batches,
         metadata=_head_metadata(confidence_threshold, tokenizer="tokenizer.json (uncased WordPiece, DistilBERT)",
-                                max_tokens=MAX_TOKENS, pooling="masked mean + L2 norm"),
-        spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold},
+                                max_tokens=MAX_TOKENS, pooling=POOLING_DOC[pooling]),
+        spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold, "pooling": pooling},
         tolerance=1e-4, max_batch=256, dim_ranges={SEQUENCE: (2, MAX_TOKENS)},
         formats=("torch_export", "executorch", "onnx"), parity_inputs=200, write_extras=write_pipeline_extras)

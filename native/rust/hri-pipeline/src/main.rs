@@ -3,15 +3,17 @@
 //!
 //!     hri_pipeline MODEL TEXT_GOLDEN [--manifest MANIFEST] [--iterations N]
 //!
-//! TEXT_GOLDEN is text_golden.jsonl beside the model: commands with Python's answers (probabilities
-//! and parameters). Every line is run at batch 1 and judged as the manifest says (the action's argmax,
-//! both outputs within its tolerance); the JSON has the schema every runner prints, with the latency
-//! of tokenize + run for the first command.
+//! TEXT_GOLDEN is text_golden.jsonl beside the model: commands with Python's answers (probabilities,
+//! parameters, and the decision: action, decoded parameters, refused or not). Every line is run at batch 1;
+//! both outputs must be within the manifest's tolerance, and the decision (`decision.rule` = "command")
+//! is made here from the manifest's command schema and threshold, exactly as Python makes it
+//! (embodied_lib.hri.commands.decide), and compared with Python's. The JSON has the schema every runner
+//! prints, with the latency of tokenize + run for the first command.
 use std::path::Path;
 
 use ort::value::Tensor;
 use runner_common::{finish, parse_args, read_manifest, time_runs, Parity, Result};
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use tokenizers::{Tokenizer, TruncationParams};
 
 struct Pipeline {
@@ -53,6 +55,115 @@ impl Pipeline {
     }
 }
 
+/// The command schema of the manifest: how to turn probabilities and parameters into what the robot does.
+struct Schema {
+    actions: Vec<String>,
+    colours: Vec<String>,
+    encoded: Map<String, Value>, // parameter name -> [lo, hi]
+    valid: Map<String, Value>,
+    index: Map<String, Value>,
+    used_by: Map<String, Value>,
+    decoding: Value,
+    threshold: f64,
+}
+
+impl Schema {
+    fn from_manifest(manifest: &Value) -> Result<Self> {
+        let meta = &manifest["metadata"];
+        let schema = &meta["command_schema"];
+        let strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default() };
+        let (mut encoded, mut valid, mut index, mut used_by) = (Map::new(), Map::new(), Map::new(), Map::new());
+        for p in schema["parameters"].as_array().ok_or("the manifest has no command_schema.parameters")? {
+            let name = p["name"].as_str().ok_or("a schema parameter has no name")?.to_string();
+            encoded.insert(name.clone(), p["encoded_range"].clone());
+            valid.insert(name.clone(), p["range"].clone());
+            index.insert(name.clone(), p["index"].clone());
+            used_by.insert(name, p["used_by"].clone());
+        }
+        Ok(Self {
+            actions: strings(&schema["actions"]),
+            colours: strings(&schema["colours"]),
+            encoded, valid, index, used_by,
+            decoding: schema["decoding"].clone(),
+            threshold: meta["confidence_threshold"].as_f64().unwrap_or(0.0),
+        })
+    }
+
+    fn value(&self, params: &[f32], name: &str) -> Result<f64> {
+        let i = self.index[name].as_u64().ok_or_else(|| format!("parameter {name} has no index"))? as usize;
+        let range = self.encoded[name].as_array().ok_or_else(|| format!("parameter {name} has no encoded_range"))?;
+        let (lo, hi) = (range[0].as_f64().unwrap_or(0.0), range[1].as_f64().unwrap_or(1.0));
+        let v = *params.get(i).ok_or_else(|| format!("no parameter {i}"))? as f64;
+        Ok(lo + v * (hi - lo))
+    }
+
+    fn limit(&self, key: &str) -> Result<f64> {
+        self.decoding[key].as_f64().ok_or_else(|| format!("command_schema.decoding has no {key}"))
+    }
+
+    /// Does `action` use the parameter `name` (the schema's used_by)?
+    fn uses(&self, action: &str, name: &str) -> bool {
+        self.used_by.get(name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(action)))
+    }
+
+    /// Python's embodied_lib.hri.commands.decide, from the schema: {"action", "params", "refused"}.
+    fn decide(&self, text: &str, probs: &[f32], params: &[f32]) -> Result<Value> {
+        if !text.chars().any(char::is_alphanumeric) {
+            return Ok(json!({"action": null, "params": {}, "refused": "no words"}));
+        }
+        let best = probs.iter().enumerate().fold(0, |b, (i, x)| if *x > probs[b] { i } else { b });
+        let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
+        let (mut out, mut problem) = (Map::new(), false);
+        if self.uses(action, "row") {
+            for key in ["row", "col"] {
+                let cell = self.value(params, key)?.round();
+                let valid = self.valid[key].as_array().ok_or("no valid range")?;
+                problem |= cell < valid[0].as_f64().unwrap_or(0.0) || cell > valid[1].as_f64().unwrap_or(0.0);
+                out.insert(key.into(), json!(cell as i64));
+            }
+        }
+        if self.colours.first().is_some_and(|c| self.uses(action, &format!("colour_{c}"))) {
+            let scores: Vec<f64> = self.colours.iter().map(|c| self.value(params, &format!("colour_{c}"))).collect::<Result<_>>()?;
+            let best = scores.iter().enumerate().fold(0, |b, (i, x)| if *x > scores[b] { i } else { b });
+            let known = scores.get(best).copied().unwrap_or(0.0) >= self.limit("colour_min")?;
+            problem |= !known;
+            out.insert("colour".into(), if known { json!(self.colours[best]) } else { Value::Null });
+        }
+        if self.uses(action, "distance") {
+            let (dx, dy) = (self.value(params, "direction_x")?, self.value(params, "direction_y")?);
+            let direction = if dx.abs() >= dy.abs() { if dx > 0.0 { "right" } else { "left" } } else if dy > 0.0 { "forward" } else { "backward" };
+            let d = (self.value(params, "distance")? * 10.0).round() / 10.0;
+            problem |= d > self.limit("distance_refused_above_cm")? || d < self.limit("distance_refused_below_cm")?;
+            out.insert("direction".into(), json!(direction));
+            out.insert("distance_cm".into(), json!(d));
+        }
+        if self.uses(action, "angle") {
+            let a = (self.value(params, "angle")? * 10.0).round() / 10.0;
+            problem |= a.abs() > self.limit("angle_refused_above_deg")?;
+            out.insert("angle_deg".into(), json!(a));
+        }
+        let refused = if (probs[best] as f64) < self.threshold { json!("low confidence") }
+                      else if problem { json!("out of range") } else { Value::Null };
+        Ok(json!({"action": action, "params": out, "refused": refused}))
+    }
+}
+
+/// The same decision as Python's: equal action, refusal and parameters (distances and angles within
+/// the 0.1 they are rounded to, so a rounding tie cannot count as a difference).
+fn same_decision(a: &Value, b: &Value) -> bool {
+    if a["action"] != b["action"] || a["refused"] != b["refused"] {
+        return false;
+    }
+    let (pa, pb) = (a["params"].as_object(), b["params"].as_object());
+    match (pa, pb) {
+        (Some(pa), Some(pb)) => pa.len() == pb.len() && pa.iter().all(|(k, va)| match (va.as_f64(), pb.get(k).and_then(Value::as_f64)) {
+            (Some(x), Some(y)) if k == "distance_cm" || k == "angle_deg" => (x - y).abs() <= 0.1 + 1e-9,
+            _ => pb.get(k) == Some(va),
+        }),
+        _ => false,
+    }
+}
+
 /// A list of numbers from one golden line; anything else is an error naming the line.
 fn floats(row: &Value, key: &str, golden: &str, line: usize) -> Result<Vec<f32>> {
     row[key].as_array().ok_or_else(|| format!("{golden} line {line}: no {key}"))?
@@ -66,7 +177,8 @@ fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize) -> Res
         .map_err(|_| format!("{golden} is not UTF-8 text"))?;
     let manifest = read_manifest(manifest_path)?;
     let mut pipeline = Pipeline::open(model, &manifest)?;
-    let mut parity = Parity::new(&manifest)?;
+    let schema = Schema::from_manifest(&manifest)?;
+    let mut parity = Parity::new(&manifest)?.with_rule("command");
     let (mut first_outputs, mut first_text) = (Vec::new(), None);
     for (n, line) in lines.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let row: Value = serde_json::from_str(line).map_err(|e| format!("{golden} line {}: not JSON ({e})", n + 1))?;
@@ -74,6 +186,9 @@ fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize) -> Res
         let expected = [floats(&row, "probs", golden, n + 1)?, floats(&row, "params", golden, n + 1)?];
         let got = pipeline.run(text)?;
         parity.add(&got, &[&expected[0], &expected[1]])?;
+        let decided = schema.decide(text, &got[0], &got[1])?;
+        let python = row.get("decision").ok_or_else(|| format!("{golden} line {}: no decision", n + 1))?;
+        parity.record_decision(decided.clone(), same_decision(&decided, python));
         first_outputs.push(got[0].clone());
         first_text.get_or_insert_with(|| text.to_string());
     }

@@ -157,7 +157,7 @@ pub struct Parity {
     tolerance: f64,
     agree: usize,
     compared: usize,
-    decisions: Vec<i64>,
+    decisions: Vec<Value>,
 }
 
 impl Parity {
@@ -171,6 +171,7 @@ impl Parity {
 
     /// One vector: the runtime's outputs against the expected ones, in manifest order.
     pub fn add(&mut self, got: &[Vec<f32>], expected: &[&[f32]]) -> Result<()> {
+        let custom_rule = self.rule.output == usize::MAX;
         if got.len() != self.names.len() || expected.len() != self.names.len() {
             return Err(format!("the manifest declares {} outputs, the model gave {}, the reference has {}",
                                self.names.len(), got.len(), expected.len()));
@@ -183,16 +184,29 @@ impl Parity {
                 self.max_by_output[k] = self.max_by_output[k].max((*a as f64 - *b as f64).abs());
             }
         }
-        if self.rule.name.is_some() {
+        if self.rule.name.is_some() && !custom_rule {
             let (have, _) = self.rule.decide(&got[self.rule.output])?;
             let (want, margin) = self.rule.decide(expected[self.rule.output])?;
-            self.decisions.push(have);
             if margin > self.tolerance {  // a near-tie in the reference is not a decision to keep
-                self.compared += 1;
-                self.agree += usize::from(have == want);
+                self.record_decision(json!(have), have == want);
+            } else {
+                self.decisions.push(json!(have));
             }
         }
         Ok(())
+    }
+
+    /// Replace the manifest's rule by one the runner computes itself (the text pipeline's whole command).
+    pub fn with_rule(mut self, name: &str) -> Self {
+        self.rule = DecisionRule { name: Some(name.to_string()), output: usize::MAX, index: 0, above: 0.0 };
+        self
+    }
+
+    /// One compared decision: what the runner decided, and whether it is the reference's.
+    pub fn record_decision(&mut self, decision: Value, agrees: bool) {
+        self.decisions.push(decision);
+        self.compared += 1;
+        self.agree += usize::from(agrees);
     }
 
     /// The runner JSON (RUNNER_KEYS), given the other fields.
