@@ -47,9 +47,11 @@ def metrics_line(m: dict) -> str:
                 f"(expert {c['expert']['success_rate']:.1%}, random {c['random']['success_rate']:.1%}), "
                 f"{m['frames']} frames, trained {m['train_seconds']:.0f} s")
     if "test_accuracy" in m:  # hri
-        return (f"action accuracy {m['test_accuracy']:.1%} on unseen phrasings, threshold {m['confidence_threshold']:.2f}: "
+        return (f"action accuracy {m['test_accuracy']:.1%}, exact commands {m['exact_command_rate']:.1%} on unseen "
+                f"phrasings, threshold {m['confidence_threshold']:.2f}: "
                 f"accepts {m['test_accept_rate']:.1%} of commands, rejects {m['ood_reject_rate']:.1%} of out-of-domain "
-                f"text ({m['encoder_route'].split(' (')[0]}), trained {m['train_seconds']:.0f} s")
+                f"text, refuses {m['out_of_range_refuse_rate']:.1%} of out-of-range commands "
+                f"({m['encoder_route'].split(' (')[0]}, {m['route']}), trained {m['train_seconds']:.0f} s")
     return "metrics.json of an unknown kind"
 
 
