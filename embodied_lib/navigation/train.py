@@ -5,7 +5,7 @@ Huber loss and gradient clipping. Every training episode uses map seed
 ``TRAIN_SEED_BASE + episode``; validation and evaluation use disjoint seed ranges,
 so the numbers are about maps the agent never saw.
 
-    python -m embodied_lib.training.navigation_dqn --profile quick --out runs/navigation
+    python -m embodied_lib.navigation.train --profile quick --out runs/navigation
 """
 from __future__ import annotations
 
