@@ -54,7 +54,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "native": dict(iterations=500),
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              seed=0),
-        "hri": dict(n_train=4000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=10,
+        "hri": dict(n_train=8000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=8,
                     baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
     },
 }
