@@ -116,6 +116,15 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         for key, value in (("loss", loss), ("action_loss", action_loss), ("param_loss", param_loss)):
             history[key].append(value.item())
 
+    def val_predictions(frozen_encoder: bool) -> np.ndarray:
+        """Predicted actions on validation; while the encoder is frozen its cached embeddings serve."""
+        if frozen_encoder:
+            classifier.eval()
+            with torch.no_grad():
+                return classifier(cached["val"]).argmax(1).cpu().numpy()
+        probs, _ = run_pipeline(CommandPipeline(encoder, classifier, extractor), tokenizer, texts["val"], device)
+        return probs.argmax(1)
+
     def run_stage(name, epochs, groups, embed):
         optimiser = torch.optim.AdamW(groups, weight_decay=0.01)
         steps = max(1, epochs * math.ceil(len(labels) / cfg["batch_size"]))
@@ -131,13 +140,13 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
             for idx in batches(len(labels), cfg["batch_size"], generator):
                 ood = torch.randint(len(texts["ood_train"]), (len(idx) // 2 + 1,), generator=generator)
                 step(embed("train", idx), embed("ood_train", ood), idx.to(device), optimiser, schedule)
-            probs, _ = run_heads(encoder, classifier, extractor, tokenizer, texts["val"], device)
-            history["val_accuracy"].append(float((probs.argmax(1) == [c.action for c in corpus["val"]]).mean()))
+            predicted = val_predictions(name.startswith("heads"))
+            history["val_accuracy"].append(float((predicted == [c.action for c in corpus["val"]]).mean()))
             history["stage"].append(name)
             bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.3f}", val_acc=f"{history['val_accuracy'][-1]:.3f}")
 
     # stage 1: heads on the frozen encoder's embeddings, computed once
-    cached = {s: embed_texts(encoder, tokenizer, texts[s], device, progress) for s in ("train", "ood_train")}
+    cached = {s: embed_texts(encoder, tokenizer, texts[s], device, progress) for s in ("train", "ood_train", "val")}
     run_stage("heads (frozen encoder)", cfg["head_epochs"] if cfg["finetune"] else cfg["baseline_epochs"],
               [{"params": [*classifier.parameters(), *extractor.parameters()], "lr": cfg["head_lr"]}],
               lambda split, idx: cached[split][idx.to(device)])
@@ -190,11 +199,6 @@ def embed_texts(encoder: SentenceEncoder, tokenizer, texts, device="cpu", progre
         with torch.no_grad():
             out.append(encoder(*_tokens(tokenizer, texts[i:i + batch_size], device)))
     return torch.cat(out) if out else torch.zeros((0, encoder.distilbert.config.dim), device=device)
-
-
-def run_heads(encoder, classifier, extractor, tokenizer, texts, device="cpu"):
-    """The pipeline's outputs while it trains (encoder at its training width)."""
-    return run_pipeline(CommandPipeline(encoder, classifier, extractor), tokenizer, texts, device)
 
 
 def run_pipeline(pipeline, tokenizer, texts, device="cpu", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
