@@ -18,7 +18,7 @@ help:
 setup: system-deps $(STAMP)
 
 # System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL (MuJoCo's CPU rendering),
-# nlohmann/json (the C++ runners read manifest.json), apt-get + dpkg-deb (ONNX Runtime headers),
+# nlohmann/json (the C++ runners read manifest.json), OpenSSL libcrypto (sha256, Ed25519), apt-get + dpkg-deb (ONNX Runtime headers),
 # cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
@@ -30,6 +30,9 @@ system-deps:
 	@test -f /usr/include/nlohmann/json.hpp || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev; \
 	  else echo "error: the C++ runners read manifests with nlohmann/json; install it (Debian: sudo apt-get install nlohmann-json3-dev)" >&2; exit 1; fi; }
+	@test -f /usr/include/openssl/evp.h || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libssl-dev; \
+	  else echo "error: the C++ runners verify model files with OpenSSL; install it (Debian: sudo apt-get install libssl-dev)" >&2; exit 1; fi; }
 	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust >= 1.92 (rustup) for the Rust runners" >&2; exit 1; }
 	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
 	  echo "error: apt-get and dpkg-deb are needed to fetch ONNX Runtime's C++ headers (Debian/Ubuntu)" >&2; exit 1; }

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPORTS_DIR = Path(os.environ.get("EMBODIED_EXPORTS", REPO_ROOT / "exports"))
 DATA_DIR = Path(os.environ.get("EMBODIED_DATA", REPO_ROOT / "data"))
 RUNS_DIR = Path(os.environ.get("EMBODIED_RUNS", REPO_ROOT / "runs"))
+KEYS_DIR = Path(os.environ.get("EMBODIED_KEYS", REPO_ROOT / "keys"))   # this machine's export signing key pair
 
 # Every seed range of the workbook, here and nowhere else. The ranges are disjoint, so the maps and
 # scenes a model is evaluated on are never the ones it was trained, selected or checked on.

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embodied_lib.config import REPO_ROOT
+from embodied_lib.export import FORMATS
 from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.export.trust import local_public_key
 
 NATIVE_DIR = REPO_ROOT / "native"
 CPP_SOURCE = NATIVE_DIR / "cpp"
@@ -125,10 +127,13 @@ def build_rust(quiet: bool = False) -> None:
     subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
 
 
-def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100, manifest: Path | None = None) -> dict:
+def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100, manifest: Path | None = None,
+               public_key: Path | None = None) -> dict:
     """Run one native runner; its JSON as a dict, or NativeRunnerError with its message.
 
-    ``manifest`` defaults to the manifest.json beside the model, else beside the golden file."""
+    ``manifest`` defaults to the manifest.json beside the model, else beside the golden file.
+    ``public_key``: the runner verifies the manifest's signature with it; runners of code-carrying formats
+    (AOTInductor) require one and get this machine's export key by default."""
     if not runner.binary.exists():
         raise FileNotFoundError(f"{runner.binary} is not built; run `make native`")
     model, golden = Path(model), Path(golden)
@@ -136,8 +141,11 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100,
         beside_model = model.parent / "manifest.json"
         manifest = beside_model if beside_model.is_file() else golden.parent / "manifest.json"
     env = rust_env() if runner.language == "Rust" else None
+    if public_key is None and FORMATS[runner.artifact].carries_code:
+        public_key = local_public_key()
+    key_args = ["--public-key", str(public_key)] if public_key is not None else []
     proc = subprocess.run([str(runner.binary), str(model), str(golden), "--manifest", str(manifest),
-                           "--iterations", str(iterations)], capture_output=True, text=True, env=env)
+                           "--iterations", str(iterations), *key_args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}",

@@ -51,10 +51,11 @@ def load_checkpoint(directory):
     return spec, model.eval()
 
 
-def load_runtime(export_dir, fmt: str) -> Runtime:
-    """Open ``fmt`` from ``export_dir``; the spec is rebuilt from the folder's manifest."""
+def load_runtime(export_dir, fmt: str, trusted: bool = False, public_key=None) -> Runtime:
+    """Open ``fmt`` from ``export_dir``; the spec is rebuilt from the folder's manifest. ``trusted`` and
+    ``public_key``: for code-carrying formats (runtime.runtimes.load_artifact)."""
     manifest = read_manifest(export_dir)
-    return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]))
+    return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]), trusted, public_key)
 
 
 def make_policy(runtime: Runtime, tokenizer=None):

@@ -88,12 +88,22 @@ def continuous(bounds=None, decisions=()) -> Judgement:
     return Judgement("continuous", bounds=tuple(bounds) if bounds is not None else None, decisions=tuple(decisions))
 
 
+# Float inputs without a declared range must stay below this magnitude: nothing a sensor produces is
+# larger, and values near float32's limit (3e38) overflow to Inf inside the first layer.
+MAX_INPUT_MAGNITUDE = 1e4
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     shape: tuple  # ints, with BATCH for the dynamic batch dimension
     dtype: str = "float32"
     judged: Judgement | None = None  # outputs only: how the values are read
+    valid: tuple | None = None       # inputs: (low, high) inclusive, what the sensor/tokenizer can produce
+    nonzero_rows: bool = False       # inputs: every row must hold a non-zero value (an attention mask)
+
+    def value_range(self) -> tuple[float, float]:
+        return self.valid if self.valid is not None else (-MAX_INPUT_MAGNITUDE, MAX_INPUT_MAGNITUDE)
 
     def describe(self) -> str:
         return f"{self.name}: {self.dtype}[{', '.join(str(d) for d in self.shape)}]"
@@ -102,6 +112,10 @@ class TensorSpec:
         out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
         if self.judged is not None:
             out["judged"] = self.judged.to_json()
+        else:  # an input: the value rules every runtime (Python, C++, Rust) checks before the model
+            out["valid"] = list(self.value_range())
+            if self.nonzero_rows:
+                out["nonzero_rows"] = True
         return out
 
 
@@ -148,7 +162,7 @@ class ModelSpec:
         if len(inputs) != len(self.inputs):
             raise InputError(f"{self.name} takes {len(self.inputs)} input(s) "
                              f"({', '.join(s.describe() for s in self.inputs)}), got {len(inputs)}")
-        checked = []
+        checked, named = [], {}
         for value, ts in zip(inputs, self.inputs):
             if isinstance(value, np.ndarray):
                 value = torch.from_numpy(value)
@@ -167,12 +181,31 @@ class ModelSpec:
                     lo, hi = self.dim_range(d)
                     if not lo <= actual <= hi:
                         raise InputError(f"{ts.name} {d} size must be in [{lo}, {hi}], got {actual}")
-            # NumPy, not torch.isfinite: on a camera frame torch wakes its OpenMP pool, whose spinning
-            # threads then fight ONNX Runtime's for the cores (p99 40 ms for a 1.7 ms model on 2 cores).
-            if value.is_floating_point() and not np.isfinite(value.detach().numpy()).all():
-                raise InputError(f"{ts.name} contains NaN or Inf")
+            for d, actual in zip(expected, value.shape):   # one size per named dimension across inputs
+                if isinstance(d, str):
+                    first = named.setdefault(d, (ts.name, actual))
+                    if first[1] != actual:
+                        raise InputError(f"{ts.name} has {d} size {actual} but {first[0]} has {first[1]}; "
+                                         f"every input must share the {d} dimension")
+            self._check_values(ts, value)
             checked.append(value.contiguous())
         return tuple(checked)
+
+    @staticmethod
+    def _check_values(ts: TensorSpec, value: torch.Tensor) -> None:
+        # NumPy, not torch: on a camera frame torch wakes its OpenMP pool, whose spinning
+        # threads then fight ONNX Runtime's for the cores (p99 40 ms for a 1.7 ms model on 2 cores).
+        array = value.detach().numpy()
+        if value.is_floating_point() and not np.isfinite(array).all():
+            raise InputError(f"{ts.name} contains NaN or Inf")
+        lo, hi = ts.value_range()
+        if array.size and (array.min() < lo or array.max() > hi):
+            bad = array[(array < lo) | (array > hi)].flat[0]
+            raise InputError(f"{ts.name} holds {bad:g}, outside the valid range [{lo:g}, {hi:g}]"
+                             + (" (a camera frame is float in [0, 1]: divide 0-255 pixels by 255)"
+                                if ts.name == "image" and hi == 1 else ""))
+        if ts.nonzero_rows and array.size and not array.reshape(len(array), -1).any(axis=1).all():
+            raise InputError(f"{ts.name} has a row of zeros (an attention mask must keep at least one token)")
 
     def architecture(self, model: torch.nn.Module) -> dict | None:
         """The layer graph the native twins rebuild (embodied_lib.architecture), if the model has one."""

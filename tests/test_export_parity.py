@@ -32,7 +32,7 @@ def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exp
 def test_dynamic_batch(navigation_model, navigation_exports, fmt, batch):
     spec, model = navigation_model
     (states,) = spec.sample_inputs(batch, seed=3)
-    (got,) = load_runtime(navigation_exports, fmt)(states)
+    (got,) = load_runtime(navigation_exports, fmt, trusted=True)(states)
     with torch.no_grad():
         expected = model(torch.from_numpy(states)).numpy()
     assert got.shape == (batch, 4)
@@ -51,7 +51,7 @@ def test_manifest_describes_every_artifact(navigation_exports):
         path = navigation_exports / artifact["file"]
         assert sha256_of(path) == artifact["sha256"]
         assert path.stat().st_size == artifact["bytes"]
-        assert artifact["inputs"] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32"}]
+        assert artifact["inputs"] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32", "valid": [0.0, 1.0]}]
         assert artifact["outputs"] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32",
                                         "judged": {"kind": "discrete", "labels": ["up", "down", "left", "right"]}}]
 

@@ -315,7 +315,7 @@ def test_every_format_matches_eager(hri_exports, name):
 def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
     root, models = hri_exports
     spec, model = models["command_pipeline"]
-    run = load_runtime(root / "command_pipeline", fmt)
+    run = load_runtime(root / "command_pipeline", fmt, trusted=True)
     tok = E.load_tokenizer()
     for texts in (["stop"], ["go to row 1 column 2", "turn left", "pick up the blue cube and then wait here"]):
         ids, mask = E.tokenize(tok, texts)

@@ -1,4 +1,5 @@
 """The HRI heads in the generic native runners, and the whole text pipeline in Rust."""
+import hashlib
 import json
 import subprocess
 
@@ -7,6 +8,7 @@ import pytest
 
 from embodied_lib.export.golden import read_golden
 from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.export.trust import local_public_key
 from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, rust_env
 
 TOLERANCE = 1e-5          # heads: same float32 arithmetic, another summation order
@@ -67,17 +69,51 @@ def test_rust_text_pipeline_checks_the_parameters_too(built, hri_exports, tmp_pa
     assert result["decision"]["agreement"] == result["decision"]["compared"] - 1 == len(rows) - 1
 
 
+def _folder_listing(folder, export, files):
+    """A copy of the export's manifest in ``folder`` that lists ``files`` (name -> bytes) with their real
+    hashes: what someone who controls the folder can write (the signature is what they cannot)."""
+    manifest = json.loads((export / "manifest.json").read_text())
+    folder.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        entry = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for key in ("artifacts", "extra_files"):
+            for e in manifest[key]:
+                if e["file"] == name:
+                    e.update(entry)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder / "manifest.json"
+
+
 def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):
     root, _ = hri_exports
     export = root / "command_pipeline"
     model, golden = export / "command_pipeline.onnx", export / "text_golden.jsonl"
     broken = tmp_path / "command_pipeline.onnx"
     broken.write_bytes(model.read_bytes()[:100_000])
-    with pytest.raises(NativeRunnerError, match="tokenizer"):  # no tokenizer.json beside it
-        run_runner(PIPELINE, broken, golden, 1)
-    (tmp_path / "tokenizer.json").write_bytes((export / "tokenizer.json").read_bytes())
+    with pytest.raises(NativeRunnerError, match="truncated or replaced"):   # checked against the manifest
+        run_runner(PIPELINE, broken, golden, 1, manifest=export / "manifest.json")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / model.name).write_bytes(model.read_bytes())
+    with pytest.raises(NativeRunnerError, match="tokenizer.json not found"):
+        run_runner(PIPELINE, alone / model.name, golden, 1, manifest=export / "manifest.json")
+    swapped = (export / "tokenizer.json").read_text().replace('"red"', '"tmp"').replace('"blue"', '"red"')
+    (alone / "tokenizer.json").write_text(swapped.replace('"tmp"', '"blue"'))
+    with pytest.raises(NativeRunnerError, match="tokenizer.json does not match the sha256"):
+        run_runner(PIPELINE, alone / model.name, golden, 1, manifest=export / "manifest.json")
+    # a folder whose manifest vouches for a broken file: the runtime's own error, naming the file
+    tokenizer = (export / "tokenizer.json").read_bytes()
+    manifest = _folder_listing(tmp_path / "lying", export, {model.name: broken.read_bytes(), "tokenizer.json": tokenizer})
     with pytest.raises(NativeRunnerError, match="cannot load .*command_pipeline.onnx as an ONNX model"):
-        run_runner(PIPELINE, broken, golden, 1)
+        run_runner(PIPELINE, tmp_path / "lying" / model.name, golden, 1, manifest=manifest)
+    head = (root / "action_classifier" / "action_classifier.onnx").read_bytes()
+    manifest = _folder_listing(tmp_path / "head", export, {model.name: head, "tokenizer.json": tokenizer})
+    with pytest.raises(NativeRunnerError, match="not a text pipeline"):
+        run_runner(PIPELINE, tmp_path / "head" / model.name, golden, 1, manifest=manifest)
+    # ...and a signature check catches every one of these folders
+    with pytest.raises(NativeRunnerError, match="manifest signature .* not found"):
+        run_runner(PIPELINE, tmp_path / "head" / model.name, golden, 1, manifest=manifest, public_key=local_public_key())
     bad_golden = tmp_path / "bad.jsonl"
     bad_golden.write_text('{"text": "stop"}\nnot json\n')
     with pytest.raises(NativeRunnerError, match="no probs|not JSON"):
@@ -85,12 +121,6 @@ def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):
     bad_golden.write_text('{"text": "stop", "probs": [0.1, "x"], "params": []}\n')
     with pytest.raises(NativeRunnerError, match="probs holds a non-number"):
         run_runner(PIPELINE, model, bad_golden, 1, manifest=export / "manifest.json")
-    with pytest.raises(NativeRunnerError, match="not a text pipeline"):
-        (tmp_path / "x").mkdir()
-        head = root / "action_classifier" / "action_classifier.onnx"
-        (tmp_path / "x" / "tokenizer.json").write_bytes((export / "tokenizer.json").read_bytes())
-        (tmp_path / "x" / "m.onnx").write_bytes(head.read_bytes())
-        run_runner(PIPELINE, tmp_path / "x" / "m.onnx", golden, 1)
     help_run = subprocess.run([str(PIPELINE.binary), "--help"], capture_output=True, text=True, env=rust_env())
     assert help_run.returncode == 0 and "usage:" in help_run.stdout
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from embodied_lib.export import aoti_package, executorch_pte, onnx_model, torch_export, weights
+from embodied_lib.export import aoti_package, executorch_pte, onnx_model, torch_export, trust, weights
 from embodied_lib.export.artifacts import ArtifactError, sha256_of
 from embodied_lib.export.golden import make_golden, write_golden
 from embodied_lib.export.manifest import package_versions, write_manifest
@@ -27,23 +27,28 @@ class Format:
     runtime: str         # what runs it
     save: Callable
     load: Callable
+    carries_code: bool = False   # loading runs code: only trusted and signed (embodied_lib.export.trust)
 
 
 FORMATS = {f.name: f for f in (
-    Format("torch_export", ".export.pt2", "torch.export.load (Python)", torch_export.save, torch_export.load),
+    Format("torch_export", ".export.pt2", "torch.export.load (Python)", torch_export.save, torch_export.load,
+           carries_code=True),
     Format("executorch", ".pte", "ExecuTorch runtime, XNNPACK backend", executorch_pte.save, executorch_pte.load),
     Format("onnx", ".onnx", "ONNX Runtime", onnx_model.save, onnx_model.load),
     Format("safetensors", ".safetensors", "weights for a rebuilt module (PyTorch, LibTorch, tch-rs)",
            weights.save_safetensors, weights.load_safetensors),
     Format("pth", ".pth", "plain-dict state_dict (PyTorch weights_only, LibTorch pickle_load)",
            weights.save_pth, weights.load_pth),
-    Format("aoti", ".aoti.pt2", "AOTInductor package loader (Python, C++)", aoti_package.save, aoti_package.load),
+    Format("aoti", ".aoti.pt2", "AOTInductor package loader (Python, C++)", aoti_package.save,
+           aoti_package.load, carries_code=True),
 )}
 GOLDEN_FILE = "golden.bin"
 
 
-def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print) -> dict:
-    """Write every requested format plus golden vectors and manifest.json into ``out_dir``."""
+def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print,
+               signing_key=None) -> dict:
+    """Write every requested format plus golden vectors and manifest.json into ``out_dir``, and sign the
+    manifest (``manifest.sig``) with ``signing_key`` (default: this machine's key, made on first use)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -83,6 +88,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
         "extra_files": [{"file": p.name, "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in extras],
     }
     write_manifest(out_dir, manifest)
+    trust.sign_manifest(out_dir, signing_key)
     return manifest
 
 

@@ -23,6 +23,7 @@ very long) has its own train / validation / test parts.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,14 +126,39 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+# Characters that reorder how text displays: "pick up the \u202ebuc der\u202c cube" shows as "red cube" and
+# reads as "der buc". A command holding one is refused; so is a lone surrogate (not Unicode text at all).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# A number larger than this cannot be any parameter, in any unit (the encoded ranges end at 360 degrees and
+# 200 cm): the tokenizer cuts it into pieces the model reads as some other number, so it is refused here.
+LARGEST_NUMBER = 999
+_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*(?:(metres|meters|metre|meter|m)(?![a-z0-9_]))?", re.IGNORECASE | re.ASCII)
+
+
+def text_problem(text: str) -> str | None:
+    """Why this text cannot be a command before any model reads it (None when it can be one)."""
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return "the text holds an unpaired surrogate, so it is not valid Unicode"
+    if any(ch in BIDI_CONTROLS for ch in text):
+        return "the text holds bidirectional control characters, which make it display differently than it reads"
+    if not has_words(text):
+        return "no words in the command (empty, spaces, punctuation or symbols only)"
+    for match in _NUMBER.finditer(text):
+        value = float(match.group(1)) * (100 if match.group(2) else 1)   # metres in cm
+        if abs(value) > LARGEST_NUMBER:
+            return (f"the number {match.group(0).strip()[:24]!r} is beyond anything a parameter can be "
+                    f"(at most {LARGEST_NUMBER} degrees or cm)")
+    return None
+
+
 def decide(probs, params, threshold: float) -> dict:
     """What the robot does with the model's outputs for one command, the same in Python, C++ and Rust:
-    ``{"action", "params", "confidence", "refused": None | "no words" | "low confidence" | "out of range",
-    "reason"}``. ``probs=None``: the text had no words. The threshold judges the action type; then every
-    parameter the action uses is checked against its valid range."""
+    ``{"action", "params", "confidence", "refused": None | "bad text" | "low confidence" | "out of range",
+    "reason"}``. ``probs=None``: the text was refused before the model (``text_problem``, given as
+    ``params``). The threshold judges the action type; then every parameter the action uses is checked
+    against its valid range."""
     if probs is None:
-        return {"action": None, "params": {}, "confidence": 0.0, "refused": "no words",
-                "reason": "no words in the command (empty, spaces, punctuation or symbols only)"}
+        return {"action": None, "params": {}, "confidence": 0.0, "refused": "bad text", "reason": params}
     best = int(np.argmax(probs))
     action, confidence = ACTIONS[best], float(probs[best])
     decoded = decode_params(action, params)
@@ -157,6 +183,11 @@ def schema_json() -> dict:
                      "direction": "the axis with the larger |value|", "colour_min": COLOUR_MIN,
                      "distance_refused_below_cm": BY_NAME["distance"].valid[0] / 2,
                      "distance_refused_above_cm": DISTANCE_REFUSE_ABOVE, "angle_refused_above_deg": ANGLE_REFUSE_ABOVE},
+        "text": {"refused": "text_problem: a lone surrogate, a bidirectional control character, no letter or digit, "
+                            "or a number (optionally '-', digits, '.digits', 'e' exponent; times 100 before a metre unit) above "
+                            "largest_number in magnitude",
+                 "bidi_controls": sorted(ord(c) for c in BIDI_CONTROLS), "largest_number": LARGEST_NUMBER,
+                 "metre_units": ["metres", "meters", "metre", "meter", "m"]},
     }
 
 

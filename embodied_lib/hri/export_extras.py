@@ -7,14 +7,15 @@ from pathlib import Path
 import torch
 
 from embodied_lib.config import TEXT_GOLDEN_SEED
-from embodied_lib.hri.commands import decide, has_words, make_corpus
+from embodied_lib.hri.commands import decide, make_corpus, text_problem
 from embodied_lib.hri.encoder import load_tokenizer, tokenize
 
 TOKENIZER_FILE = "tokenizer.json"
 TEXT_GOLDEN_FILE = "text_golden.jsonl"
 # Odd inputs every runtime must handle the same way (the Rust runner reads them from text_golden).
 EDGE_CASES = ("", "   ", "?!...", "🤖 pick up the 🟥 cube", "Pick up the RED cube!!!", "tourne à gauche de 90 degrés",
-              "stop " * 80)
+              "stop " * 80, "pick up the \u202ebuc der\u202c cube", "rotate 99999999999999999999999999 degrees",
+              "move forward -500 meters", "turn 1e9 degrees")
 
 
 def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:
@@ -33,7 +34,8 @@ def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:
             ids, mask = tokenize(tokenizer, [text], warn=False)
             with torch.no_grad():
                 probs, params = pipeline.eval()(torch.from_numpy(ids), torch.from_numpy(mask))
-            verdict = decide(probs[0].numpy(), params[0].numpy(), threshold) if has_words(text) else decide(None, None, 0)
+            problem = text_problem(text)
+            verdict = decide(None, problem, 0) if problem else decide(probs[0].numpy(), params[0].numpy(), threshold)
             f.write(json.dumps({"text": text, "label": label, "tokens": int(mask.sum()),
                                 "action": int(probs[0].argmax()), "probs": probs[0].tolist(),
                                 "params": params[0].tolist(),

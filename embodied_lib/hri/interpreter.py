@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from embodied_lib.export.manifest import read_manifest
-from embodied_lib.hri.commands import ACTIONS, decide, has_words
+from embodied_lib.export.artifacts import ArtifactError, require_file
+from embodied_lib.hri.commands import ACTIONS, decide, text_problem
 from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
 from embodied_lib.hri.model import command_pipeline_spec
@@ -37,13 +38,17 @@ class CommandInterpreter(Policy):
         return cls(eager_runtime(spec, pipeline), tokenizer or load_tokenizer(), threshold)
 
     @classmethod
-    def from_exports(cls, export_dir, fmt: str = "onnx"):
+    def from_exports(cls, export_dir, fmt: str = "onnx", trusted: bool = False, public_key=None):
         """Any exported format of the pipeline, with the tokenizer and threshold exported beside it."""
         from transformers import DistilBertTokenizerFast  # heavy; only the text pipeline needs it
 
         export_dir = Path(export_dir)
         manifest = read_manifest(export_dir)
-        runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]))
+        runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]), trusted, public_key)
+        entry = next((e for e in manifest.get("extra_files", []) if e["file"] == TOKENIZER_FILE), None)
+        if entry is None:
+            raise ArtifactError(f"{export_dir}/manifest.json lists no {TOKENIZER_FILE}; re-export the command pipeline")
+        require_file(export_dir / TOKENIZER_FILE, entry["sha256"], entry["bytes"])  # a swapped vocabulary lies
         tokenizer = DistilBertTokenizerFast(tokenizer_file=str(export_dir / TOKENIZER_FILE), model_max_length=MAX_TOKENS)
         return cls(runtime, tokenizer, manifest["metadata"]["confidence_threshold"])
 
@@ -51,8 +56,8 @@ class CommandInterpreter(Policy):
         if not isinstance(text, str):
             raise TypeError(f"a command must be a str, got {type(text).__name__}")
         details = {"text": text, "best_guess": None, "params": {}, "probabilities": {}, "warnings": []}
-        if not has_words(text):
-            verdict = decide(None, None, self.threshold)
+        if problem := text_problem(text):
+            verdict = decide(None, problem, self.threshold)
             return Decision(None, confidence=0.0, details=details, reason=verdict["reason"])
         n_tokens = len(self.tokenizer.tokenize(text))
         if n_tokens > MAX_TOKENS - 2:

@@ -26,6 +26,8 @@ POOLING_DOC = {"mean": "masked mean of the token states, L2 norm",
                "mean+first": "[masked mean of the token states ; first token state], 384 dims each, L2 norm"}
 # Parameters are normalised to [0, 1] (sigmoid); their meanings and units are in the schema (hri.commands).
 PARAMS_JUDGED = continuous((0.0, 1.0))
+# Either pooling keeps every number of the embedding within sqrt(768) < 28 (unit length, or layer norm).
+EMBEDDING_RANGE = (-28.0, 28.0)
 
 
 class ActionClassifier(nn.Module):
@@ -112,7 +114,7 @@ def _head_metadata(confidence_threshold, **extra) -> dict:
 def action_classifier_spec(confidence_threshold: float | None = None) -> ModelSpec:
     return ModelSpec(
         name="action_classifier", build=ActionClassifier, config={"embed_dim": EMBED_DIM, "n_actions": N_ACTIONS},
-        inputs=(TensorSpec("embedding", (BATCH, EMBED_DIM)),),
+        inputs=(TensorSpec("embedding", (BATCH, EMBED_DIM), valid=EMBEDDING_RANGE),),
         outputs=(TensorSpec("action_probs", (BATCH, N_ACTIONS), judged=probabilities(ACTIONS, confidence_threshold)),),
         sample_inputs=_sample_embeddings,
         metadata=_head_metadata(confidence_threshold, embedding="masked mean pooling + L2 norm of DistilBERT states"),
@@ -122,7 +124,7 @@ def action_classifier_spec(confidence_threshold: float | None = None) -> ModelSp
 def param_extractor_spec(confidence_threshold: float | None = None) -> ModelSpec:
     return ModelSpec(
         name="param_extractor", build=ParamExtractor, config={"in_dim": EMBED_DIM + N_ACTIONS, "n_params": N_PARAMS},
-        inputs=(TensorSpec("combined", (BATCH, EMBED_DIM + N_ACTIONS)),),
+        inputs=(TensorSpec("combined", (BATCH, EMBED_DIM + N_ACTIONS), valid=EMBEDDING_RANGE),),
         outputs=(TensorSpec("params", (BATCH, N_PARAMS), judged=PARAMS_JUDGED),),
         sample_inputs=_sample_combined,
         metadata=_head_metadata(confidence_threshold, combined="[embedding (768) ; action_probs (6)]"),
@@ -147,7 +149,8 @@ def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = No
     return ModelSpec(
         name="command_pipeline", build=build_command_pipeline,
         config={"encoder": encoder, "embed_dim": embed_dim, "pooling": pooling},
-        inputs=(TensorSpec("input_ids", (BATCH, SEQUENCE), "int64"), TensorSpec("attention_mask", (BATCH, SEQUENCE), "int64")),
+        inputs=(TensorSpec("input_ids", (BATCH, SEQUENCE), "int64", valid=(0, encoder["vocab_size"] - 1)),
+                TensorSpec("attention_mask", (BATCH, SEQUENCE), "int64", valid=(0, 1), nonzero_rows=True)),
         outputs=(TensorSpec("action_probs", (BATCH, N_ACTIONS), judged=probabilities(ACTIONS, confidence_threshold)),
                  TensorSpec("params", (BATCH, N_PARAMS), judged=PARAMS_JUDGED)),
         sample_inputs=_sample_token_batches,

@@ -33,6 +33,10 @@ KEYPOINTS = 32
 GRIPPER = ACTION_FIELDS.index("gripper")    # > 0 closes the fingers
 
 
+# Every state field is metres, m/s or a fraction of a ~1 m workspace: anything past 10 is a broken sensor.
+STATE_RANGE = (-10.0, 10.0)
+
+
 class SpatialSoftmax(nn.Module):
     """[B, C, H, W] features -> [B, 2K]: the expected (x, y) in [-1, 1] of K softmax maps."""
 
@@ -123,7 +127,8 @@ def manipulation_spec() -> ModelSpec:
     return ModelSpec(
         name="manipulation", build=ManipulationNet,
         config={"state_size": len(STATE_FIELDS), "action_size": len(ACTION_FIELDS)},
-        inputs=(TensorSpec("image", (BATCH, 3, IMAGE_SIZE, IMAGE_SIZE)), TensorSpec("state", (BATCH, len(STATE_FIELDS)))),
+        inputs=(TensorSpec("image", (BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), valid=(0.0, 1.0)),
+                TensorSpec("state", (BATCH, len(STATE_FIELDS)), valid=STATE_RANGE)),
         outputs=(TensorSpec("action", (BATCH, len(ACTION_FIELDS)),
                             judged=continuous((-1.0, 1.0), [Threshold("gripper_closed", GRIPPER, 0.0)])),),
         sample_inputs=sample_scenes,

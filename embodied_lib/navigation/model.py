@@ -64,7 +64,7 @@ def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15) -> Mode
         name="navigation",
         build=DQNAgent,
         config={"state_size": state_size, "action_size": len(ACTIONS)},
-        inputs=(TensorSpec("state", (BATCH, state_size)),),
+        inputs=(TensorSpec("state", (BATCH, state_size), valid=(0.0, 1.0)),),  # the env's observation_space
         outputs=(TensorSpec("q_values", (BATCH, len(ACTIONS)), judged=discrete(ACTIONS)),),
         sample_inputs=lambda n, seed: sample_navigation_states(n, seed, grid_size, obstacle_fraction),
         metadata={

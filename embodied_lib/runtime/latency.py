@@ -56,7 +56,7 @@ def python_latency(export_dir, iterations: int = 200) -> list[dict]:
     for label, fmt in PYTHON_FORMATS.items():
         if fmt not in available:
             continue
-        runtime = load_runtime(export_dir, fmt)
+        runtime = load_runtime(export_dir, fmt, trusted=True)  # our own exports, signed with this machine's key
         with torch.no_grad():
             rows.append({"runtime": f"Python {label}", "language": "Python", **time_calls(lambda: runtime(*inputs), iterations)})
     return rows

@@ -16,12 +16,17 @@ import torch
 
 from embodied_lib.config import PARITY_SEED
 from embodied_lib.export import FORMATS
-from embodied_lib.export.artifacts import ArtifactError, require_file
+from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, require_file
 from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.export.trust import local_public_key, verify_manifest
+
+
+class OutputError(RuntimeError):
+    """A runtime returned something the contract does not allow (NaN, Inf, the wrong shape)."""
 
 
 class Runtime:
-    """One artifact behind its runtime, with the spec's input checks in front of it."""
+    """One artifact behind its runtime, with the spec's input checks in front of it and output checks after."""
 
     def __init__(self, spec, fmt: str, path: Path, run):
         self.spec, self.format, self.path, self._run = spec, fmt, path, run
@@ -30,22 +35,55 @@ class Runtime:
         tensors = self.spec.check_inputs(*inputs)
         outputs = self._run(*tensors)
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-        return tuple(o.detach().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outputs)
+        outputs = tuple(o.detach().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outputs)
+        if len(outputs) != len(self.spec.outputs):
+            raise OutputError(f"{self} returned {len(outputs)} outputs, the contract has {len(self.spec.outputs)}")
+        batch = tensors[0].shape[0]
+        for out, ts in zip(outputs, self.spec.outputs):
+            if out.shape[0] != batch or out.shape[1:] != tuple(ts.shape[1:]):
+                raise OutputError(f"{self} returned {ts.name} of shape {list(out.shape)}, expected {ts.describe()} "
+                                  f"with batch {batch}")
+            if not np.isfinite(out).all():
+                raise OutputError(f"{self} returned NaN or Inf in {ts.name}; the input was inside the contract, "
+                                  f"so the model file is damaged or the runtime failed")
+        return outputs
 
     def __repr__(self):
         return f"Runtime({self.spec.name}, {self.format}, {self.path})"
 
 
-def load_artifact(export_dir, fmt: str, spec) -> Runtime:
-    """Open ``fmt`` from ``export_dir`` after checking the file against the manifest."""
+def _contract(tensors) -> list:
+    return [(t["name"], list(t["shape"]), t["dtype"]) for t in tensors]
+
+
+def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=None) -> Runtime:
+    """Open ``fmt`` from ``export_dir`` after checking the manifest (schema, contract) and the file (sha256).
+
+    Code-carrying formats (``FORMATS[fmt].carries_code``: torch.export, AOTInductor) load only with
+    ``trusted=True`` and a manifest signature that verifies against ``public_key`` (default: this
+    machine's export key, so only exports signed here; embodied_lib.export.trust): a sha256 beside a file
+    proves nothing about who wrote both."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     if manifest["model"] != spec.name:
         raise ArtifactError(f"{export_dir} holds {manifest['model']!r}, not {spec.name!r}")
+    for side, declared, ours in (("inputs", manifest["inputs"], spec.inputs), ("outputs", manifest["outputs"], spec.outputs)):
+        if _contract(declared) != _contract([t.to_json() for t in ours]):
+            raise ArtifactError(f"{export_dir}: the manifest's {side} {_contract(declared)} differ from the "
+                                f"{spec.name} contract {_contract([t.to_json() for t in ours])}; {REEXPORT_HINT}")
     entry = artifact_entry(manifest, fmt)
-    path = require_file(export_dir / entry["file"], entry["sha256"], entry["bytes"])
+    if FORMATS[fmt].carries_code:
+        if not trusted:
+            raise ArtifactError(f"{fmt} files carry code that runs when loaded; load {entry['file']} only from a "
+                                f"source you trust: trusted=True with the public key that signed the manifest "
+                                f"(or use a data format: {', '.join(n for n, f in FORMATS.items() if not f.carries_code)})")
+        verify_manifest(export_dir, public_key or local_public_key())
+    path = export_dir / entry["file"]
+    if path.resolve().parent != export_dir.resolve():   # a link out of the folder is not the folder's file
+        raise ArtifactError(f"{path} resolves outside {export_dir}; a manifest may only name files in its folder")
+    path = require_file(path, entry["sha256"], entry["bytes"])
     return Runtime(spec, fmt, path, FORMATS[fmt].load(path, spec))
 
 
@@ -102,8 +140,12 @@ def compare_outputs(spec, expected, got, tie_margin: float | None = None) -> dic
             "tolerance": spec.tolerance, "passed": passed}
 
 
-def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None) -> list[dict]:
-    """Every artifact vs ``reference`` on ``n`` sampled inputs, judged as the spec says (compare_outputs)."""
+def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None,
+                  public_key=None) -> list[dict]:
+    """Every artifact vs ``reference`` on ``n`` sampled inputs, judged as the spec says (compare_outputs).
+
+    Parity checks exports you made: code-carrying formats load trusted, verified against ``public_key``
+    (default: this machine's export key, which export_all signs with)."""
     manifest = read_manifest(export_dir)
     spec = reference.spec
     inputs = spec.sample_inputs(n, seed)
@@ -113,10 +155,11 @@ def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PAR
         fmt = entry["format"]
         if formats and fmt not in formats:
             continue
-        got = run_batched(load_artifact(export_dir, fmt, spec), inputs)
+        runtime = load_artifact(export_dir, fmt, spec, trusted=True, public_key=public_key)
+        got = run_batched(runtime, inputs)
         rows.append({"format": fmt, "file": entry["file"], "inputs": n, **compare_outputs(spec, expected, got)})
     return rows
 
 
-__all__ = ["ArtifactError", "Runtime", "compare_outputs", "decisions", "eager_runtime", "load_artifact",
+__all__ = ["ArtifactError", "OutputError", "Runtime", "compare_outputs", "decisions", "eager_runtime", "load_artifact",
            "parity_report", "run_batched"]

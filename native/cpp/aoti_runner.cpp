@@ -60,5 +60,6 @@ struct AotiModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "aoti", "Run an AOTInductor package (.aoti.pt2) on golden vectors.",
-                          [](const std::string& path, const runner::json&) { return std::make_unique<AotiModel>(path); });
+                          [](const std::string& path, const runner::json&) { return std::make_unique<AotiModel>(path); },
+                          /*carries_code=*/true);
 }

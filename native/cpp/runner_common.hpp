@@ -1,6 +1,6 @@
 // The command-line contract shared by every C++ runner (and mirrored by the Rust ones):
 //
-//   <runner> MODEL GOLDEN [--manifest MANIFEST] [--iterations N]
+//   <runner> MODEL GOLDEN [--manifest MANIFEST] [--iterations N] [--public-key PEM]
 //
 // MODEL is an exported file, GOLDEN the golden.bin next to it (format: embodied_lib/export/golden.py),
 // MANIFEST the export folder's manifest.json (default: beside MODEL). The manifest says how each output
@@ -10,6 +10,12 @@
 // (nearest-rank percentiles, as in Python). Output: one JSON object, the schema of
 // embodied_lib.native.RUNNER_KEYS. Any problem (missing or bad file, wrong input size) prints one line
 // "error: ..." and exits 1; usage errors exit 2.
+//
+// Trust (embodied_lib/export/trust.py): before a runtime opens MODEL, its size and sha256 must be the
+// manifest's (OpenSSL libcrypto); with --public-key the manifest's Ed25519 signature (manifest.sig)
+// must verify, and code-carrying formats (AOTInductor) refuse to run without one. Files are read only
+// if they are regular files under a size cap; every size read from a file is checked arithmetic; golden
+// outputs must be finite and inputs inside the manifest's "valid" range.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +29,9 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -33,6 +42,12 @@ namespace runner {
 using json = nlohmann::json;
 using Shape = std::vector<int64_t>;
 
+constexpr uint64_t kMaxFileBytes = 512ull << 20;   // golden vectors, manifests, keys (read whole)
+constexpr uint64_t kMaxModelBytes = 4ull << 30;    // model files (hashed in a stream)
+constexpr long long kMaxIterations = 1000000;
+constexpr uint32_t kMaxRank = 8, kMaxName = 256;
+
+// Products of shapes already checked (every dimension > 0, total bounded by the file size).
 inline int64_t product(const Shape& s, size_t from = 0) {
   int64_t n = 1;
   for (size_t i = from; i < s.size(); ++i) n *= s[i];
@@ -59,12 +74,91 @@ struct Golden {
   int64_t count = 0;
 };
 
+// A regular file (not a FIFO, a device or a directory) of 1..cap bytes; its size.
+inline uint64_t check_regular(const std::string& path, const char* what, uint64_t cap) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error(std::string(what) + " " + path + " is not a regular file");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) throw std::runtime_error(std::string(what) + " " + path + " is empty");
+  if (size > cap)
+    throw std::runtime_error(std::string(what) + " " + path + " has " + std::to_string(size) + " bytes, more than " +
+                             std::to_string(cap));
+  return size;
+}
+
 inline std::vector<char> read_file(const std::string& path, const char* what) {
+  const uint64_t size = check_regular(path, what, kMaxFileBytes);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw std::runtime_error(std::string(what) + " " + path + " is empty");
+  std::vector<char> bytes(size);
+  f.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (static_cast<uint64_t>(f.gcount()) != size) throw std::runtime_error(std::string(what) + " " + path + " changed while read");
   return bytes;
+}
+
+// sha256 (hex) of a file, streamed through OpenSSL's EVP interface.
+inline std::string sha256_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error(path + " unreadable");
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw std::runtime_error("sha256 unavailable");
+  std::vector<char> block(1 << 20);
+  while (f) {
+    f.read(block.data(), static_cast<std::streamsize>(block.size()));
+    if (f.gcount() > 0) EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(f.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &n);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < n; ++i) { out += hex[digest[i] >> 4]; out += hex[digest[i] & 15]; }
+  return out;
+}
+
+inline std::string sibling(const std::string& path, const std::string& name) {
+  const size_t slash = path.find_last_of('/');
+  return (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + name;
+}
+
+// manifest.sig beside the manifest must be an Ed25519 signature of its exact bytes by the PEM public key.
+inline void verify_signature(const std::string& manifest_path, const std::string& public_key) {
+  const std::vector<char> pem = read_file(public_key, "public key");
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr),
+                                                          EVP_PKEY_free);
+  if (!key || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519)
+    throw std::runtime_error("public key " + public_key + " is not an Ed25519 PEM public key");
+  const std::string sig_path = sibling(manifest_path, "manifest.sig");
+  const std::vector<char> sig = read_file(sig_path, "manifest signature");
+  const std::vector<char> message = read_file(manifest_path, "manifest");
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
+                  EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                                   reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  if (!ok)
+    throw std::runtime_error("the signature " + sig_path + " does not verify against the public key " + public_key +
+                             ": the manifest was changed after signing, or signed by another key");
+}
+
+// MODEL is the file the manifest lists (same name, size, sha256); with a key, the manifest is signed by it.
+inline void verify_model_file(const std::string& model, const json& manifest, const std::string& manifest_path,
+                              const std::string& public_key) {
+  if (!public_key.empty()) verify_signature(manifest_path, public_key);
+  const uint64_t size = check_regular(model, "model file", kMaxModelBytes);
+  const size_t slash = model.find_last_of('/');
+  const std::string name = slash == std::string::npos ? model : model.substr(slash + 1);
+  const json* listed = nullptr;
+  for (const char* key : {"artifacts", "extra_files"})
+    if (manifest.contains(key) && manifest[key].is_array())
+      for (const json& a : manifest[key])
+        if (a.is_object() && a.value("file", "") == name) listed = &a;
+  if (!listed) throw std::runtime_error(model + ": the manifest lists no file named " + json(name).dump());
+  if (!listed->contains("bytes") || !(*listed)["bytes"].is_number_unsigned() || (*listed)["bytes"].get<uint64_t>() != size)
+    throw std::runtime_error(model + " has " + std::to_string(size) + " bytes, not what the manifest says (truncated or replaced?)");
+  if (!listed->contains("sha256") || !(*listed)["sha256"].is_string() || sha256_file(model) != (*listed)["sha256"].get<std::string>())
+    throw std::runtime_error(model + " does not match the sha256 in the manifest (corrupted or replaced?)");
 }
 
 inline Golden read_golden(const std::string& path) {
@@ -79,27 +173,45 @@ inline Golden read_golden(const std::string& path) {
   pos = 8;
   Golden g;
   const uint32_t n = u32();
-  for (uint32_t i = 0; i < n; ++i) {
+  for (uint32_t i = 0; i < n && i < 64; ++i) {
     Tensor t;
     const uint32_t len = u32();
+    if (len > kMaxName) throw std::runtime_error(path + ": a tensor name of " + std::to_string(len) + " bytes");
     need(len);
     t.name.assign(&b[pos], len);
     pos += len;
     const uint32_t rank = u32();
+    if (rank < 1 || rank > kMaxRank)
+      throw std::runtime_error(path + ": tensor " + t.name + " has rank " + std::to_string(rank) + " (1 to 8)");
     need(8ull * rank);
     t.shape.resize(rank);
     std::memcpy(t.shape.data(), &b[pos], 8ull * rank);
     pos += 8ull * rank;
-    const int64_t count = product(t.shape);
+    uint64_t count = 1;  // checked: every dimension > 0, the product never past what the file holds
+    for (const int64_t d : t.shape) {
+      if (d <= 0) throw std::runtime_error(path + ": tensor " + t.name + " has a dimension of " + std::to_string(d));
+      if (static_cast<uint64_t>(d) > b.size() / 4 / count)
+        throw std::runtime_error(path + ": tensor " + t.name + " of shape " + shape_str(t.shape) + " is larger than the file");
+      count *= static_cast<uint64_t>(d);
+    }
     need(4ull * count);
     t.data.resize(count);
     std::memcpy(t.data.data(), &b[pos], 4ull * count);
     pos += 4ull * count;
+    if (t.name.rfind("output.", 0) == 0)
+      for (const float v : t.data)
+        if (!std::isfinite(v))
+          throw std::runtime_error(path + ": expected output " + t.name + " holds NaN or Inf, so nothing can be compared with it");
     if (t.name.rfind("input.", 0) == 0) g.inputs.push_back(std::move(t));
     else if (t.name.rfind("output.", 0) == 0) g.outputs.push_back(std::move(t));
   }
   if (g.inputs.empty() || g.outputs.empty()) throw std::runtime_error(path + " holds no input/output tensors");
   g.count = g.inputs[0].rows();
+  for (const auto* list : {&g.inputs, &g.outputs})
+    for (const Tensor& t : *list)
+      if (t.rows() != g.count)
+        throw std::runtime_error(path + ": " + t.name + " has " + std::to_string(t.rows()) + " rows but " + g.inputs[0].name +
+                                 " has " + std::to_string(g.count) + "; every tensor needs one row per vector");
   return g;
 }
 
@@ -166,18 +278,26 @@ struct DecisionRule {
 };
 
 struct Options {
-  std::string model, golden, manifest;
+  std::string model, golden, manifest, public_key;
   int iterations = 100;
 };
 
+// A decimal integer in [1, kMaxIterations], digits only ("1e3", "5abc", "-1" and "" are not); -1 if not.
+inline int parse_iterations(const std::string& v) {
+  if (v.empty() || v.size() > 7 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
+  const long long n = std::stoll(v);
+  return n >= 1 && n <= kMaxIterations ? static_cast<int>(n) : -1;
+}
+
 inline void usage(const char* prog, const char* what, std::FILE* to) {
   std::fprintf(to,
-               "usage: %s MODEL GOLDEN [--manifest MANIFEST] [--iterations N]\n\n"
+               "usage: %s MODEL GOLDEN [--manifest MANIFEST] [--iterations N] [--public-key PEM]\n\n"
                "%s\n\n"
                "  MODEL            exported model file (see exports/<model>/manifest.json)\n"
                "  GOLDEN           golden.bin with inputs and expected outputs\n"
                "  --manifest M     the export's manifest.json (default: beside MODEL)\n"
-               "  --iterations N   timed batch-1 runs after warm-up (default 100)\n"
+               "  --iterations N   timed batch-1 runs after warm-up (default 100, at most 1000000)\n"
+               "  --public-key K   verify the manifest's Ed25519 signature (manifest.sig) with this PEM key\n"
                "  -h, --help       this help\n\n"
                "Prints JSON: max_abs_diff (overall and per output) vs golden, the decision the outputs carry\n"
                "(argmax or a binary decision, as the manifest judges them) and its agreement, latency p50/p99/mean (ms).\n",
@@ -189,6 +309,25 @@ inline double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(std::ceil(p / 100.0 * v.size())) - 1);
   return v[i];
+}
+
+// The manifest's value rules for one input (Python's ModelSpec.check_inputs): inside "valid" [lo, hi],
+// and no all-zero row where it says "nonzero_rows".
+inline void check_values(const Tensor& t, const json& declared) {
+  const json valid = declared.value("valid", json());
+  if (!valid.is_array() || valid.size() != 2 || !valid[0].is_number() || !valid[1].is_number())
+    throw std::runtime_error("the manifest gives input " + t.name + " no valid range [lo, hi]");
+  const double lo = valid[0].get<double>(), hi = valid[1].get<double>();
+  for (const float v : t.data)
+    if (v < lo || v > hi)
+      throw std::runtime_error("input " + t.name + " holds " + std::to_string(v) + ", outside the valid range [" +
+                               std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (declared.value("nonzero_rows", false))
+    for (int64_t r = 0; r < t.rows(); ++r) {
+      const float* row = t.data.data() + r * t.row_size();
+      if (std::all_of(row, row + t.row_size(), [](float v) { return v == 0.0f; }))
+        throw std::runtime_error("input " + t.name + " has a row of zeros (an attention mask must keep at least one token)");
+    }
 }
 
 // The concrete per-vector shape of every input: the golden's, checked against the manifest (static
@@ -218,14 +357,17 @@ inline std::vector<Shape> resolve_shapes(const Golden& g, const json& manifest, 
     for (size_t j = 0; j < t.data.size(); ++j)
       if (!std::isfinite(t.data[j]))
         throw std::runtime_error("input " + t.name + " vector " + std::to_string(j / t.row_size()) + " contains NaN or Inf");
+    check_values(t, inputs[k]);
     shapes.push_back(got);
   }
   return shapes;
 }
 
 // Parses arguments, loads the golden vectors, the manifest and the model (via `load`), checks, runs, prints.
+// carries_code: the format runs code when loaded (AOTInductor), so it needs --public-key and a valid signature.
 inline int run_main(int argc, char** argv, const char* runner_name, const char* what,
-                    const std::function<std::unique_ptr<Model>(const std::string&, const json&)>& load) {
+                    const std::function<std::unique_ptr<Model>(const std::string&, const json&)>& load,
+                    bool carries_code = false) {
   Options o;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
@@ -233,8 +375,11 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
     if (a == "-h" || a == "--help") { usage(argv[0], what, stdout); return 0; }
     if (a == "--iterations") {
       if (i + 1 >= argc) { std::fprintf(stderr, "error: --iterations needs a number\n"); return 2; }
-      try { o.iterations = std::stoi(argv[++i]); } catch (...) { o.iterations = -1; }
-      if (o.iterations < 1) { std::fprintf(stderr, "error: --iterations must be a positive integer\n"); return 2; }
+      o.iterations = parse_iterations(argv[++i]);
+      if (o.iterations < 1) { std::fprintf(stderr, "error: --iterations must be an integer from 1 to %lld\n", kMaxIterations); return 2; }
+    } else if (a == "--public-key") {
+      if (i + 1 >= argc) { std::fprintf(stderr, "error: --public-key needs a PEM file\n"); return 2; }
+      o.public_key = argv[++i];
     } else if (a == "--manifest") {
       if (i + 1 >= argc) { std::fprintf(stderr, "error: --manifest needs a path\n"); return 2; }
       o.manifest = argv[++i];
@@ -251,6 +396,10 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
   try {
     const Golden g = read_golden(o.golden);
     const json manifest = read_manifest(o.manifest);
+    if (carries_code && o.public_key.empty())
+      throw std::runtime_error(std::string(runner_name) + " files carry code that runs when loaded; give --public-key with "
+                               "the key that signed the manifest (python -m embodied_lib.export.trust)");
+    verify_model_file(o.model, manifest, o.manifest, o.public_key);
     std::unique_ptr<Model> model = load(o.model, manifest);
     const std::vector<Shape> shapes = resolve_shapes(g, manifest, model->input_shapes());
     const json& declared_outputs = manifest.at("outputs");
@@ -275,6 +424,8 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
         if (static_cast<int64_t>(out[k].size()) != want.row_size())
           throw std::runtime_error("output " + want.name + " has " + std::to_string(out[k].size()) +
                                    " values, expected " + std::to_string(want.row_size()));
+        for (const float v : out[k])
+          if (!std::isfinite(v)) throw std::runtime_error("the model returned NaN or Inf in output " + want.name);
         for (int64_t j = 0; j < want.row_size(); ++j)
           max_by_output[k] = std::max(max_by_output[k], std::fabs(double(out[k][j]) - want.data[r * want.row_size() + j]));
       }

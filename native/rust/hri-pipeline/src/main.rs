@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use ort::value::Tensor;
-use runner_common::{finish, parse_args, read_manifest, time_runs, Parity, Result};
+use runner_common::{finish, parse_args, read_manifest, time_runs, verify_model_file, Parity, Result};
 use serde_json::{json, Map, Value};
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -65,6 +65,76 @@ struct Schema {
     used_by: Map<String, Value>,
     decoding: Value,
     threshold: f64,
+    text: TextRules,
+}
+
+/// Python's embodied_lib.hri.commands.text_problem, from the schema's "text" rules: text that is refused
+/// before any model reads it. (A lone surrogate cannot reach here: Rust strings are valid UTF-8, and the
+/// golden reader refuses JSON that holds one.)
+struct TextRules {
+    bidi_controls: Vec<u32>,
+    largest_number: f64,
+    metre_units: Vec<String>,
+}
+
+impl TextRules {
+    fn from_schema(text: &Value) -> Result<Self> {
+        Ok(Self {
+            bidi_controls: text["bidi_controls"].as_array().ok_or("command_schema.text has no bidi_controls")?
+                .iter().map(|v| v.as_u64().map(|c| c as u32).ok_or("a bidi control is not a code point"))
+                .collect::<std::result::Result<_, _>>()?,
+            largest_number: text["largest_number"].as_f64().ok_or("command_schema.text has no largest_number")?,
+            metre_units: text["metre_units"].as_array().ok_or("command_schema.text has no metre_units")?
+                .iter().filter_map(|v| v.as_str().map(str::to_lowercase)).collect(),
+        })
+    }
+
+    /// Some(reason) when the text cannot be a command.
+    fn problem(&self, text: &str) -> Option<&'static str> {
+        if text.chars().any(|c| self.bidi_controls.contains(&(c as u32))) {
+            return Some("bidirectional control characters");
+        }
+        if !text.chars().any(char::is_alphanumeric) {
+            return Some("no words");
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            // Python's regex (ASCII): -?\d+(\.\d+)?(e[+-]?\d+)?, optional spaces, a metre unit not followed by [a-z0-9_]
+            let negative = i > 0 && chars[i - 1] == '-';
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() { i += 1; }
+            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() { i += 1; }
+            }
+            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+                let sign = usize::from(i + 1 < chars.len() && (chars[i + 1] == '+' || chars[i + 1] == '-'));
+                if i + 1 + sign < chars.len() && chars[i + 1 + sign].is_ascii_digit() {
+                    i += 1 + sign;
+                    while i < chars.len() && chars[i].is_ascii_digit() { i += 1; }
+                }
+            }
+            let number: String = chars[start..i].iter().collect();
+            let mut value = number.parse::<f64>().unwrap_or(f64::INFINITY);
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() { j += 1; }
+            let rest: String = chars[j..].iter().collect::<String>().to_lowercase();
+            let after_is_word = |unit: &str| rest[unit.len()..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if self.metre_units.iter().any(|u| rest.starts_with(u.as_str()) && !after_is_word(u)) {
+                value *= 100.0;
+            }
+            if negative { value = -value; }
+            if value.abs() > self.largest_number {
+                return Some("a number beyond any parameter");
+            }
+        }
+        None
+    }
 }
 
 impl Schema {
@@ -86,6 +156,7 @@ impl Schema {
             encoded, valid, index, used_by,
             decoding: schema["decoding"].clone(),
             threshold: meta["confidence_threshold"].as_f64().unwrap_or(0.0),
+            text: TextRules::from_schema(&schema["text"])?,
         })
     }
 
@@ -108,8 +179,8 @@ impl Schema {
 
     /// Python's embodied_lib.hri.commands.decide, from the schema: {"action", "params", "refused"}.
     fn decide(&self, text: &str, probs: &[f32], params: &[f32]) -> Result<Value> {
-        if !text.chars().any(char::is_alphanumeric) {
-            return Ok(json!({"action": null, "params": {}, "refused": "no words"}));
+        if self.text.problem(text).is_some() {
+            return Ok(json!({"action": null, "params": {}, "refused": "bad text"}));
         }
         let best = probs.iter().enumerate().fold(0, |b, (i, x)| if *x > probs[b] { i } else { b });
         let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
@@ -172,10 +243,14 @@ fn floats(row: &Value, key: &str, golden: &str, line: usize) -> Result<Vec<f32>>
         .collect()
 }
 
-fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize) -> Result<String> {
+fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize, public_key: Option<&str>) -> Result<String> {
     let lines = String::from_utf8(runner_common::read_file(golden, "text golden file")?)
         .map_err(|_| format!("{golden} is not UTF-8 text"))?;
     let manifest = read_manifest(manifest_path)?;
+    verify_model_file(model, &manifest, manifest_path, public_key)?;
+    // the tokenizer is part of the model: a swapped vocabulary turns "red" into "blue"
+    let tokenizer = Path::new(model).with_file_name("tokenizer.json").to_string_lossy().into_owned();
+    verify_model_file(&tokenizer, &manifest, manifest_path, None)?;
     let mut pipeline = Pipeline::open(model, &manifest)?;
     let schema = Schema::from_manifest(&manifest)?;
     let mut parity = Parity::new(&manifest)?.with_rule("command");
@@ -200,7 +275,7 @@ fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize) -> Res
 fn main() {
     let what = "Run the HRI text pipeline (tokenizers + ONNX Runtime) on raw text; compare with Python.";
     std::process::exit(match parse_args("hri_pipeline", what) {
-        Ok(a) => finish(run(&a.model, &a.golden, &a.manifest, a.iterations)),
+        Ok(a) => finish(run(&a.model, &a.golden, &a.manifest, a.iterations, a.public_key.as_deref())),
         Err(code) => code,
     });
 }

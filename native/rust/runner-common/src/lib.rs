@@ -1,6 +1,6 @@
 //! The command-line contract shared with the C++ runners (native/cpp/runner_common.hpp):
 //!
-//!     <runner> MODEL GOLDEN [--manifest MANIFEST] [--iterations N]
+//!     <runner> MODEL GOLDEN [--manifest MANIFEST] [--iterations N] [--public-key PEM]
 //!
 //! MANIFEST is the export folder's manifest.json (default: beside MODEL): how each output is judged,
 //! the tolerance, the input shapes, and for the twins the layer graph. Each golden vector runs at batch
@@ -8,6 +8,11 @@
 //! warm-up) give p50/p99/mean latency (nearest-rank percentiles). Output: one JSON object of the schema
 //! in embodied_lib.native.RUNNER_KEYS, the text pipeline's too. Any problem prints one line
 //! `error: ...` and exits 1 (usage errors exit 2).
+//!
+//! Trust (embodied_lib/export/trust.py): before the model is opened, its sha256 and size must be the
+//! manifest's; with `--public-key` the manifest's Ed25519 signature (manifest.sig beside it) must verify.
+//! Files are read only if they are regular files under a size cap; every size read from a file is
+//! checked arithmetic; golden outputs must be finite; inputs must be inside the manifest's `valid` range.
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
@@ -41,12 +46,83 @@ pub struct Golden {
     pub count: usize,
 }
 
-pub fn read_file(path: &str, what: &str) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{what} {path} not found or unreadable ({e})"))?;
-    if bytes.is_empty() {
+/// Largest file any runner reads whole (golden vectors, manifests, keys); models are hashed in a stream.
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+pub const MAX_ITERATIONS: u64 = 1_000_000;
+const MAX_RANK: usize = 8;
+const MAX_NAME: usize = 256;
+
+/// A regular file (not a FIFO, a device or a directory) of at most `cap` bytes, else an error naming it.
+pub fn check_regular(path: &str, what: &str, cap: u64) -> Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {path} not found or unreadable ({e})"))?;
+    if !meta.is_file() {
+        return Err(format!("{what} {path} is not a regular file"));
+    }
+    if meta.len() == 0 {
         return Err(format!("{what} {path} is empty"));
     }
+    if meta.len() > cap {
+        return Err(format!("{what} {path} has {} bytes, more than the {cap} a {what} may have", meta.len()));
+    }
+    Ok(meta.len())
+}
+
+pub fn read_file(path: &str, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    check_regular(path, what, MAX_FILE_BYTES)?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{what} {path} unreadable ({e})"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{what} {path} grew past {MAX_FILE_BYTES} bytes while being read"));
+    }
     Ok(bytes)
+}
+
+/// sha256 (hex) of a file, streamed.
+pub fn sha256_file(path: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{path} unreadable ({e})"))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{path} unreadable ({e})"))?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The model file is the one the manifest lists (same name, size and sha256), and with a public key the
+/// manifest is signed by it. Runs before any runtime parses the file.
+pub fn verify_model_file(model: &str, manifest: &Value, manifest_path: &str, public_key: Option<&str>) -> Result<()> {
+    if let Some(key) = public_key {
+        verify_signature(manifest_path, key)?;
+    }
+    let size = check_regular(model, "model file", 4 << 30)?;
+    let name = Path::new(model).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let listed = manifest["artifacts"].as_array().into_iter().flatten()
+        .chain(manifest["extra_files"].as_array().into_iter().flatten())
+        .find(|a| a["file"].as_str() == Some(name))
+        .ok_or_else(|| format!("{model}: the manifest lists no file named {name:?}"))?;
+    let want = listed["sha256"].as_str().ok_or_else(|| format!("the manifest entry of {name} has no sha256"))?;
+    if listed["bytes"].as_u64() != Some(size) {
+        return Err(format!("{model} has {size} bytes, the manifest says {} (truncated or replaced?)", listed["bytes"]));
+    }
+    if sha256_file(model)? != want {
+        return Err(format!("{model} does not match the sha256 in the manifest (corrupted or replaced?)"));
+    }
+    Ok(())
+}
+
+/// manifest.sig beside the manifest must be an Ed25519 signature of its exact bytes by the PEM public key.
+pub fn verify_signature(manifest_path: &str, public_key: &str) -> Result<()> {
+    use ed25519_dalek::pkcs8::DecodePublicKey as _;
+    use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+    let pem = String::from_utf8(read_file(public_key, "public key")?).map_err(|_| format!("public key {public_key} is not PEM text"))?;
+    let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| format!("public key {public_key} is not an Ed25519 PEM public key ({e})"))?;
+    let sig_path = Path::new(manifest_path).with_file_name("manifest.sig").to_string_lossy().into_owned();
+    let sig = read_file(&sig_path, "manifest signature")?;
+    let sig = Signature::from_slice(&sig).map_err(|_| format!("{sig_path} is not an Ed25519 signature (64 bytes)"))?;
+    key.verify(&read_file(manifest_path, "manifest")?, &sig)
+        .map_err(|_| format!("the signature {sig_path} does not verify against the public key {public_key}: \
+                              the manifest was changed after signing, or signed by another key"))
 }
 
 /// Reads golden.bin (format: embodied_lib/export/golden.py).
@@ -62,17 +138,33 @@ pub fn read_golden(path: &str) -> Result<Golden> {
     if take(8)? != b"EMBGOLD1" {
         return Err(format!("{path} is not a golden-vector file"));
     }
-    let u32_at = |s: &[u8]| u32::from_le_bytes(s.try_into().unwrap()) as usize;
-    let count = u32_at(take(4)?);
+    let u32_at = |s: &[u8]| s.try_into().map(|a| u32::from_le_bytes(a) as usize).map_err(|_| truncated());
+    let count = u32_at(take(4)?)?;
     let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        let len = u32_at(take(4)?);
+    for _ in 0..count.min(64) {
+        let len = u32_at(take(4)?)?;
+        if len > MAX_NAME {
+            return Err(format!("{path}: a tensor name of {len} bytes (at most {MAX_NAME})"));
+        }
         let name = String::from_utf8_lossy(take(len)?).into_owned();
-        let rank = u32_at(take(4)?);
-        let shape: Vec<i64> = take(8 * rank)?.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
-        let n = shape.iter().product::<i64>() as usize;
-        let data: Vec<f32> = take(4 * n)?.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let rank = u32_at(take(4)?)?;
+        if !(1..=MAX_RANK).contains(&rank) {
+            return Err(format!("{path}: tensor {name} has rank {rank} (1 to {MAX_RANK})"));
+        }
+        let shape: Vec<i64> = take(8 * rank)?.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+        let mut n = 1usize;
+        for &d in &shape {
+            if d <= 0 {
+                return Err(format!("{path}: tensor {name} has a dimension of {d} (every dimension must be > 0)"));
+            }
+            n = n.checked_mul(d as usize).filter(|&n| n <= b.len() / 4)
+                .ok_or_else(|| format!("{path}: tensor {name} of shape {shape:?} is larger than the file"))?;
+        }
+        let data: Vec<f32> = take(4 * n)?.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))).collect();
         let t = Tensor { name, shape, data };
+        if t.name.starts_with("output.") && t.data.iter().any(|v| !v.is_finite()) {
+            return Err(format!("{path}: expected output {} holds NaN or Inf, so nothing can be compared with it", t.name));
+        }
         if t.name.starts_with("input.") {
             inputs.push(t);
         } else if t.name.starts_with("output.") {
@@ -83,6 +175,10 @@ pub fn read_golden(path: &str) -> Result<Golden> {
         return Err(format!("{path} holds no input/output tensors"));
     }
     let count = inputs[0].shape[0] as usize;
+    if let Some(t) = inputs.iter().chain(&outputs).find(|t| t.shape[0] as usize != count) {
+        return Err(format!("{path}: {} has {} rows but {} has {count}; every tensor needs one row per vector",
+                           t.name, t.shape[0], inputs[0].name));
+    }
     Ok(Golden { inputs, outputs, count })
 }
 
@@ -180,6 +276,9 @@ impl Parity {
             if g.len() != e.len() {
                 return Err(format!("output {} has {} values, expected {}", self.names[k], g.len(), e.len()));
             }
+            if g.iter().any(|v| !v.is_finite()) {
+                return Err(format!("the model returned NaN or Inf in output {}", self.names[k]));
+            }
             for (a, b) in g.iter().zip(e.iter()) {
                 self.max_by_output[k] = self.max_by_output[k].max((*a as f64 - *b as f64).abs());
             }
@@ -228,11 +327,12 @@ impl Parity {
 
 fn usage(prog: &str, what: &str) -> String {
     format!(
-        "usage: {prog} MODEL GOLDEN [--manifest MANIFEST] [--iterations N]\n\n{what}\n\n\
+        "usage: {prog} MODEL GOLDEN [--manifest MANIFEST] [--iterations N] [--public-key PEM]\n\n{what}\n\n\
          \x20 MODEL            exported model file (see exports/<model>/manifest.json)\n\
          \x20 GOLDEN           golden vectors with inputs and expected outputs\n\
          \x20 --manifest M     the export's manifest.json (default: beside MODEL)\n\
-         \x20 --iterations N   timed batch-1 runs after warm-up (default 100)\n\
+         \x20 --iterations N   timed batch-1 runs after warm-up (default 100, at most 1000000)\n\
+         \x20 --public-key K   verify the manifest's Ed25519 signature (manifest.sig) with this PEM key\n\
          \x20 -h, --help       this help\n\n\
          Prints JSON: max_abs_diff (overall and per output) vs golden, the decision the outputs carry\n\
          (argmax or a binary decision, as the manifest judges them) and its agreement, latency p50/p99/mean (ms).\n"
@@ -250,13 +350,22 @@ pub struct Args {
     pub golden: String,
     pub manifest: String,
     pub iterations: usize,
+    pub public_key: Option<String>,
+}
+
+/// A decimal integer in [1, MAX_ITERATIONS], digits only ("1e3", "5abc", "-1" and "" are not).
+fn parse_iterations(v: &str) -> Option<usize> {
+    if v.is_empty() || v.len() > 7 || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u64>().ok().filter(|n| (1..=MAX_ITERATIONS).contains(n)).map(|n| n as usize)
 }
 
 /// The shared command line. `Err(code)`: help was printed (0) or the arguments were wrong (2).
 pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
     let args: Vec<String> = std::env::args().collect();
     let prog = args.first().map(String::as_str).unwrap_or(name);
-    let (mut positional, mut iterations, mut manifest) = (Vec::new(), 100usize, None);
+    let (mut positional, mut iterations, mut manifest, mut public_key) = (Vec::new(), 100usize, None, None);
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -264,10 +373,17 @@ pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
                 print!("{}", usage(prog, what));
                 return Err(0);
             }
-            "--iterations" => match it.next().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0) {
+            "--iterations" => match it.next().and_then(|v| parse_iterations(v)) {
                 Some(v) => iterations = v,
                 None => {
-                    eprintln!("error: --iterations must be a positive integer");
+                    eprintln!("error: --iterations must be an integer from 1 to {MAX_ITERATIONS}");
+                    return Err(2);
+                }
+            },
+            "--public-key" => match it.next() {
+                Some(v) => public_key = Some(v.clone()),
+                None => {
+                    eprintln!("error: --public-key needs a PEM file");
                     return Err(2);
                 }
             },
@@ -292,7 +408,7 @@ pub fn parse_args(name: &str, what: &str) -> std::result::Result<Args, i32> {
     let manifest = manifest.unwrap_or_else(|| {
         Path::new(&positional[0]).with_file_name("manifest.json").to_string_lossy().into_owned()
     });
-    Ok(Args { model: positional[0].clone(), golden: positional[1].clone(), manifest, iterations })
+    Ok(Args { model: positional[0].clone(), golden: positional[1].clone(), manifest, iterations, public_key })
 }
 
 /// Prints the JSON or the one-line error; returns the exit code.
@@ -359,14 +475,33 @@ pub fn resolve_shapes(g: &Golden, manifest: &Value, model: &[Vec<i64>]) -> Resul
         if let Some(j) = t.data.iter().position(|v| !v.is_finite()) {
             return Err(format!("input {} vector {} contains NaN or Inf", t.name, j / t.row_size().max(1)));
         }
+        check_values(t, &manifest["inputs"][shapes.len()])?;
         shapes.push(got);
     }
     Ok(shapes)
 }
 
+/// The manifest's value rules for one input: inside `valid` [lo, hi], and rows not all zero where it
+/// says `nonzero_rows` (Python's embodied_lib.spec.ModelSpec.check_inputs).
+pub fn check_values(t: &Tensor, declared: &Value) -> Result<()> {
+    let valid = declared["valid"].as_array().ok_or_else(|| format!("the manifest gives input {} no valid range", t.name))?;
+    let (lo, hi) = match (valid.first().and_then(Value::as_f64), valid.get(1).and_then(Value::as_f64)) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => return Err(format!("the manifest's valid range of input {} is not two numbers", t.name)),
+    };
+    if let Some(v) = t.data.iter().find(|&&v| (v as f64) < lo || (v as f64) > hi) {
+        return Err(format!("input {} holds {v}, outside the valid range [{lo}, {hi}]", t.name));
+    }
+    if declared["nonzero_rows"].as_bool() == Some(true) && t.row_size() > 0 && t.data.chunks(t.row_size()).any(|r| r.iter().all(|&v| v == 0.0)) {
+        return Err(format!("input {} has a row of zeros (an attention mask must keep at least one token)", t.name));
+    }
+    Ok(())
+}
+
 fn run(name: &str, a: &Args, load: impl FnOnce(&str, &Value) -> Result<Box<dyn Model>>) -> Result<String> {
     let g = read_golden(&a.golden)?;
     let manifest = read_manifest(&a.manifest)?;
+    verify_model_file(&a.model, &manifest, &a.manifest, a.public_key.as_deref())?;
     let mut model = load(&a.model, &manifest)?;
     let shapes = resolve_shapes(&g, &manifest, &model.input_shapes())?;
     let mut parity = Parity::new(&manifest)?;
