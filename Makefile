@@ -3,6 +3,7 @@
 #   make test   set up everything and run the test suite
 #   make native  build the C++ and Rust runners (make run and make test do it too)
 #   make bench   batch-1 latency of every runtime (Python and native), written to runs/bench/
+#   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -11,7 +12,7 @@ PROFILE ?= quick
 KERNEL := embodied-workbook
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps native run test bench clean-outputs help
+.PHONY: setup system-deps native run test bench fuzz clean-outputs help
 help:
 	@grep '^#   make' Makefile
 
@@ -57,6 +58,19 @@ test: native
 bench: native
 	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }
 	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
+
+FUZZ_SECONDS ?= 120
+FUZZ_DIR := runs/fuzz
+# clang's libFuzzer (Debian: clang), seeded with the crafted corpus the tests use; crashes land in $(FUZZ_DIR).
+fuzz: setup
+	@command -v clang++ >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq clang; \
+	  else echo "error: make fuzz needs clang++ (libFuzzer); install it (Debian: sudo apt-get install clang)" >&2; exit 1; fi; }
+	mkdir -p $(FUZZ_DIR)/corpus
+	$(PY) -m embodied_lib.export.golden_corpus $(FUZZ_DIR)/corpus
+	clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  native/cpp/fuzz_golden.cpp -o $(FUZZ_DIR)/fuzz_golden -lcrypto
+	cd $(FUZZ_DIR) && ./fuzz_golden -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -artifact_prefix=crash- corpus
 
 clean-outputs:
 	rm -rf runs exports/*/ data/*/

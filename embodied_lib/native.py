@@ -20,6 +20,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from embodied_lib.cli import int_in
 from embodied_lib.config import REPO_ROOT
 from embodied_lib.export import FORMATS
 from embodied_lib.export.manifest import artifact_entry, read_manifest
@@ -145,7 +146,7 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100,
         public_key = local_public_key()
     key_args = ["--public-key", str(public_key)] if public_key is not None else []
     proc = subprocess.run([str(runner.binary), str(model), str(golden), "--manifest", str(manifest),
-                           "--iterations", str(iterations), *key_args], capture_output=True, text=True, env=env)
+                           "--iterations", str(iterations), *key_args], capture_output=True, text=True, errors="replace", env=env)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}",
@@ -204,7 +205,7 @@ def main(argv=None):
     build.add_argument("--only", choices=["cpp", "rust"], help="build one language only")
     parity = sub.add_parser("parity", help="run every runner on an export folder's golden vectors")
     parity.add_argument("export_dir", type=Path)
-    parity.add_argument("--iterations", type=int, default=200)
+    parity.add_argument("--iterations", type=int_in(1, 1_000_000), default=200)
     parity.add_argument("--language", choices=["C++", "Rust"], help="one language's runners only")
     args = parser.parse_args(argv)
     if args.command == "build":

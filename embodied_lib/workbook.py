@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from embodied_lib.cli import require_writable
 from embodied_lib.config import EXPORTS_DIR, REPO_ROOT, RUNS_DIR, profile_name
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -81,7 +82,11 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", help="notebook number prefixes to run, e.g. 01 04")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "notebooks", help="where executed copies go")
     args = parser.parse_args(argv)
-    profile = profile_name(args.profile)
+    require_writable(parser, args.out)
+    try:
+        profile = profile_name(args.profile)
+    except ValueError as exc:
+        parser.error(str(exc))
     selected = notebooks(args.only)
     if not selected:
         parser.error(f"no notebooks match {args.only} in {NOTEBOOKS_DIR}")

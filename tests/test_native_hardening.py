@@ -3,13 +3,12 @@
 import json
 import os
 import shutil
-import struct
 import subprocess
 
-import numpy as np
 import pytest
 
 from embodied_lib.export.golden import read_golden, write_golden
+from embodied_lib.export.golden_corpus import crafted_cases
 from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.export.trust import generate_keypair, local_public_key, sign_manifest
 from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, run_runner, rust_env
@@ -29,18 +28,6 @@ def model_file(export_dir, runner):
     return export_dir / artifact_entry(read_manifest(export_dir), runner.artifact)["file"]
 
 
-def raw_golden(tensors) -> bytes:
-    """golden.bin bytes with any header values, even ones write_golden would never produce:
-    ``tensors`` = [(name, shape, float values or raw bytes)]."""
-    out = b"EMBGOLD1" + struct.pack("<I", len(tensors))
-    for name, shape, data in tensors:
-        encoded = name.encode()
-        out += struct.pack("<I", len(encoded)) + encoded + struct.pack("<I", len(shape))
-        out += struct.pack(f"<{len(shape)}q", *shape)
-        out += data if isinstance(data, bytes) else np.asarray(data, np.float32).tobytes()
-    return out
-
-
 def run_raw(runner, args):
     env = rust_env() if runner.language == "Rust" else None
     key = ["--public-key", str(local_public_key())] if runner.artifact == "aoti" else []
@@ -56,36 +43,11 @@ def assert_clean_error(proc, pattern=None, code=1):
         assert pattern in proc.stderr, proc.stderr[-400:]
 
 
-def crafted_goldens(golden):
-    """name -> (bytes, what the error must say): each case of issue 15's golden-reader list."""
-    state, q = golden["input.state"], golden["output.q_values"]
-    nan_expected = q.copy()
-    nan_expected[2, 1] = np.nan
-    return {
-        "rank0": (raw_golden([("input.state", (), b""), ("output.q_values", (1, 4), np.zeros(4))]), "rank 0"),
-        "overflow": (raw_golden([("input.state", (1 << 40, 1 << 40, 1 << 40), b""),
-                                 ("output.q_values", (1, 4), np.zeros(4))]), "larger than the file"),
-        "negative_dim": (raw_golden([("input.state", (2, -256), b""), ("output.q_values", (1, 4), np.zeros(4))]),
-                         "dimension of -256"),
-        "zero_dim": (raw_golden([("input.state", (0, 256), b""), ("output.q_values", (1, 4), np.zeros(4))]),
-                     "dimension of 0"),
-        "fewer_output_rows": (raw_golden([("input.state", state.shape, state), ("output.q_values", (2, 4), q[:2])]),
-                              "every tensor needs one row per vector"),
-        "nan_expected": (raw_golden([("input.state", state.shape, state), ("output.q_values", q.shape, nan_expected)]),
-                         "holds NaN or Inf"),
-        "long_name": (raw_golden([("input." + "s" * 100_000, (1, 256), np.zeros(256))]), "tensor name of"),
-        "huge_rank": (b"EMBGOLD1" + struct.pack("<II", 1, 5) + b"input" + struct.pack("<I", 1 << 30), "rank"),
-        "truncated_header": (b"EMBGOLD1\x01\x00", "truncated"),
-        "out_of_range_input": (raw_golden([("input.state", state.shape, state * 0 + 7.0), ("output.q_values", q.shape, q)]),
-                               "outside the valid range"),
-    }
-
-
 @pytest.mark.parametrize("runner", TENSOR_RUNNERS, ids=IDS)
 def test_crafted_golden_files(built, navigation_exports, tmp_path, runner):
     golden = read_golden(navigation_exports / "golden.bin")
     model = model_file(navigation_exports, runner)
-    for name, (data, message) in crafted_goldens(golden).items():
+    for name, (data, message) in crafted_cases(golden["input.state"], golden["output.q_values"]).items():
         path = tmp_path / f"{name}.bin"
         path.write_bytes(data)
         assert_clean_error(run_raw(runner, [model, path, "--iterations", 1, "--manifest",

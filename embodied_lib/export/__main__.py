@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from embodied_lib.cli import int_in, require_folder, require_writable
 from embodied_lib.config import EXPORTS_DIR, RUNS_DIR
 from embodied_lib.export import FORMATS
 from embodied_lib.export.workflow import export_and_check, trained_checkpoints
@@ -18,8 +19,11 @@ def main(argv=None):
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="where training wrote checkpoints")
     parser.add_argument("--out", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
     parser.add_argument("--formats", nargs="+", choices=list(FORMATS), help="subset of formats")
-    parser.add_argument("--parity-inputs", type=int, help="default: the model's own (1000 for the small ones)")
+    parser.add_argument("--parity-inputs", type=int_in(1, 100_000),
+                        help="default: the model's own (1000 for the small ones)")
     args = parser.parse_args(argv)
+    require_folder(parser, args.runs)
+    require_writable(parser, args.out)
     found = trained_checkpoints(args.runs)
     names = args.model or sorted(found)
     if not names:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from embodied_lib.cli import require_writable
 from embodied_lib.config import RUNS_DIR, get_config, resolve_device, seed_everything
 from embodied_lib.hri.commands import (ACTIONS, ANGLE_TOLERANCE_DEG, DISTANCE_TOLERANCE_CM, PARAMETERS, decode_params,
                                        make_corpus)
@@ -284,6 +285,7 @@ def main(argv=None):
     parser.add_argument("--encoder-dir", help="a pretrained DistilBERT directory (default: $EMBODIED_DISTILBERT_DIR, "
                                               "else the packaged MiniLM widened to 768)")
     args = parser.parse_args(argv)
+    require_writable(parser, args.out)
     overrides = {k: v for k, v in {"device": args.device, "finetune": False if args.frozen else None}.items()
                  if v is not None}
     cfg = get_config("hri", args.profile, **overrides)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from embodied_lib.cli import int_in, require_writable
 from embodied_lib.config import DATA_DIR, RUNS_DIR, get_config, seed_everything
 from embodied_lib.manipulation.demonstrations import generate_demonstrations, load_demonstrations
 from embodied_lib.manipulation.evaluate import evaluate_closed_loop
@@ -102,10 +103,12 @@ def main(argv=None):
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
     parser.add_argument("--data", type=Path, default=DATA_DIR / "manipulation", help="where demonstrations go")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "manipulation", help="checkpoint/metrics folder")
-    parser.add_argument("--episodes", type=int, help="override the profile's number of demonstrations")
-    parser.add_argument("--epochs", type=int, help="override the profile's training epochs")
-    parser.add_argument("--eval-episodes", type=int, help="override the profile's held-out scenes")
+    parser.add_argument("--episodes", type=int_in(2, 100_000),
+                        help="override the profile's number of demonstrations (>= 2: one goes to validation)")
+    parser.add_argument("--epochs", type=int_in(1, 10_000), help="override the profile's training epochs")
+    parser.add_argument("--eval-episodes", type=int_in(1, 100_000), help="override the profile's held-out scenes")
     args = parser.parse_args(argv)
+    require_writable(parser, args.data, args.out)
     overrides = {k: v for k, v in {"episodes": args.episodes, "epochs": args.epochs,
                                    "eval_episodes": args.eval_episodes}.items() if v is not None}
     cfg = get_config("manipulation", args.profile, **overrides)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from embodied_lib.cli import int_in, require_writable
 from embodied_lib.config import RUNS_DIR, TRAIN_SEED_BASE, VALIDATION_SEED_BASE, get_config, seed_everything
 from embodied_lib.navigation.env import ACTIONS, GridWorldEnv
 from embodied_lib.navigation.evaluate import evaluate_policy, evaluate_random
@@ -177,11 +178,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Train the navigation DQN on GridWorldEnv.")
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "navigation", help="checkpoint/metrics folder")
-    parser.add_argument("--total-steps", type=int, help="override the profile's step budget")
-    parser.add_argument("--seed", type=int, help="override the profile's seed")
+    parser.add_argument("--total-steps", type=int_in(1), help="override the profile's step budget")
+    parser.add_argument("--seed", type=int_in(0, 2**32 - 1), help="override the profile's seed")
     args = parser.parse_args(argv)
+    require_writable(parser, args.out)
     overrides = {k: v for k, v in {"total_steps": args.total_steps, "seed": args.seed}.items() if v is not None}
-    _, metrics = train_dqn(get_config("navigation", args.profile, **overrides), args.out)
+    cfg = get_config("navigation", args.profile, **overrides)
+    if cfg["total_steps"] <= cfg["learning_starts"]:
+        parser.error(f"--total-steps {cfg['total_steps']} leaves no training: learning starts after "
+                     f"{cfg['learning_starts']} steps")
+    _, metrics = train_dqn(cfg, args.out)
     print(json.dumps({"evaluation": metrics["evaluation"], "random_policy": metrics["random_policy"],
                       "train_seconds": round(metrics["train_seconds"], 1)}, indent=2))
 

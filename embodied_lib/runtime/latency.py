@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embodied_lib.cli import int_in, require_folder, require_writable
 from embodied_lib.export.golden import read_golden
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.native import native_parity
@@ -76,10 +77,12 @@ def latency_table(export_dir, iterations: int = 200, native: bool = True, langua
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export_dirs", nargs="+", type=Path, help="exports/<model> folders")
-    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--iterations", type=int_in(1, 1_000_000), default=500)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--python-only", action="store_true", help="skip the native runners")
     args = parser.parse_args(argv)
+    require_folder(parser, *args.export_dirs)
+    require_writable(parser, args.out, files=True)
     results = {}
     for export_dir in args.export_dirs:
         rows = latency_table(export_dir, args.iterations, native=not args.python_only)

@@ -161,8 +161,8 @@ inline void verify_model_file(const std::string& model, const json& manifest, co
     throw std::runtime_error(model + " does not match the sha256 in the manifest (corrupted or replaced?)");
 }
 
-inline Golden read_golden(const std::string& path) {
-  const std::vector<char> b = read_file(path, "golden-vector file");
+// Parses golden.bin bytes; `path` only names the source in errors (the fuzz target feeds bytes directly).
+inline Golden parse_golden(const std::vector<char>& b, const std::string& path) {
   size_t pos = 0;
   auto need = [&](size_t n) {
     if (pos + n > b.size()) throw std::runtime_error("golden-vector file " + path + " is truncated");
@@ -214,6 +214,8 @@ inline Golden read_golden(const std::string& path) {
                                  " has " + std::to_string(g.count) + "; every tensor needs one row per vector");
   return g;
 }
+
+inline Golden read_golden(const std::string& path) { return parse_golden(read_file(path, "golden-vector file"), path); }
 
 inline json read_manifest(const std::string& path) {
   const std::vector<char> bytes = read_file(path, "manifest");
@@ -462,7 +464,7 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
         {"latency_ms", {{"p50", percentile(ms, 50)}, {"p99", percentile(ms, 99)},
                         {"mean", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()},
                         {"iterations", o.iterations}, {"batch", 1}}}};
-    std::cout << result.dump() << std::endl;
+    std::cout << result.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;  // a non-UTF-8 path stays valid JSON
     return 0;
   } catch (const std::exception& e) {
     std::string msg = e.what();

@@ -1,0 +1,44 @@
+"""Every CLI checks its arguments, and that its outputs can be written, before any work starts."""
+import subprocess
+import sys
+
+import pytest
+
+from embodied_lib.config import REPO_ROOT
+
+
+def cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("embodied_lib.navigation.train", ["--total-steps", "0"], "outside [1"),
+    ("embodied_lib.navigation.train", ["--total-steps", "500"], "leaves no training"),
+    ("embodied_lib.navigation.train", ["--total-steps", "1e3"], "is not an integer"),
+    ("embodied_lib.navigation.train", ["--seed", "-3"], "outside [0"),
+    ("embodied_lib.navigation.train", ["--out", "/proc/nope"], "cannot write to /proc/nope"),
+    ("embodied_lib.manipulation.train", ["--episodes", "1"], "outside [2"),
+    ("embodied_lib.manipulation.train", ["--epochs", "5abc"], "is not an integer"),
+    ("embodied_lib.manipulation.train", ["--out", "/proc/x/y"], "cannot write to /proc/x/y"),
+    ("embodied_lib.hri.train", ["--out", "/proc/nope"], "cannot write to"),
+    ("embodied_lib.export", ["--parity-inputs", "0"], "outside [1"),
+    ("embodied_lib.export", ["--runs", "/nonexistent/runs"], "is not a folder"),
+    ("embodied_lib.native", ["parity", ".", "--iterations", "99999999999"], "outside [1, 1000000]"),
+    ("embodied_lib.runtime.latency", ["/nonexistent/export"], "is not a folder"),
+    ("embodied_lib.workbook", ["--profile", "huge"], "unknown profile"),
+    ("embodied_lib.export.golden_corpus", ["/tmp/x", "--mutations", "-1"], "outside [0"),
+])
+def test_bad_arguments_fail_fast_with_a_message(module, args, message):
+    proc = cli(module, *args)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-500:])
+    assert message in proc.stderr, proc.stderr[-500:]
+
+
+@pytest.mark.parametrize("module", ["embodied_lib.navigation.train", "embodied_lib.manipulation.train",
+                                    "embodied_lib.hri.train", "embodied_lib.export", "embodied_lib.native",
+                                    "embodied_lib.runtime.latency", "embodied_lib.workbook",
+                                    "embodied_lib.export.trust", "embodied_lib.export.golden_corpus"])
+def test_every_cli_has_help(module):
+    proc = cli(module, "--help")
+    assert proc.returncode == 0 and "usage:" in proc.stdout
