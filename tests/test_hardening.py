@@ -268,3 +268,12 @@ def test_fuzzed_text_is_decided_or_refused_never_raised(exported_interpreter, te
         assert d.reason
     else:
         assert d.action["action"] in C.ACTIONS and not C.out_of_range(d.action["params"])
+
+
+def test_onnx_file_of_another_contract_is_refused(folder, hri_exports):
+    """A valid ONNX model whose inputs are not the manifest's (the hash rewritten to match)."""
+    root, _ = hri_exports
+    shutil.copy(root / "action_classifier" / "action_classifier.onnx", folder / "navigation.onnx")
+    attacker_rewrites_hashes(folder)
+    with pytest.raises(ArtifactError, match=r"has inputs \[\('embedding', 2\)\] .* contract has \[\('state', 2\)\]"):
+        load_runtime(folder, "onnx")

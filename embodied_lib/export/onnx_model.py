@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from embodied_lib.export.artifacts import load_or_explain
+from embodied_lib.export.artifacts import ArtifactError, load_or_explain
 from embodied_lib.export.torch_export import dynamic_shapes
 
 
@@ -24,4 +24,9 @@ def load(path, spec):
     session = load_or_explain(path, "ONNX model", lambda: ort.InferenceSession(
         str(path), options, providers=["CPUExecutionProvider"]))
     names = [s.name for s in spec.inputs]
+    for side, declared, found in (("inputs", spec.inputs, session.get_inputs()), ("outputs", spec.outputs, session.get_outputs())):
+        got = [(f.name, len(f.shape)) for f in found]
+        want = [(t.name, len(t.shape)) for t in declared]
+        if got != want:   # the file is an ONNX model, but not of this contract
+            raise ArtifactError(f"{path} has {side} {got} (name, rank); the {spec.name} contract has {want}")
     return lambda *inputs: tuple(session.run(None, {n: t.numpy() for n, t in zip(names, inputs)}))
