@@ -29,7 +29,8 @@ def test_output_shape_and_dropout_only_in_training():
 
 def test_spec_describes_the_contract():
     spec = navigation_spec(grid_size=8)
-    assert [s.to_json() for s in spec.inputs] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32"}]
+    assert [s.to_json() for s in spec.inputs] == [{"name": "state", "shape": ["batch", 256], "dtype": "float32",
+                                                   "valid": [0.0, 1.0]}]
     assert [s.to_json() for s in spec.outputs] == [{"name": "q_values", "shape": ["batch", 4], "dtype": "float32",
                                                     "judged": {"kind": "discrete", "labels": list(spec.metadata["actions"])}}]
     assert spec.metadata["actions"] == ["up", "down", "left", "right"]
