@@ -142,23 +142,21 @@ inline void verify_signature(const std::string& manifest_path, const std::string
                              ": the manifest was changed after signing, or signed by another key");
 }
 
-// MODEL is the file the manifest lists (same name, size, sha256); with a key, the manifest is signed by it.
+// MODEL is a file the manifest lists (same size and sha256, whatever its name); with a key, the manifest is
+// signed by it. Runs before any runtime parses the file.
 inline void verify_model_file(const std::string& model, const json& manifest, const std::string& manifest_path,
                               const std::string& public_key) {
   if (!public_key.empty()) verify_signature(manifest_path, public_key);
   const uint64_t size = check_regular(model, "model file", kMaxModelBytes);
-  const size_t slash = model.find_last_of('/');
-  const std::string name = slash == std::string::npos ? model : model.substr(slash + 1);
-  const json* listed = nullptr;
+  const std::string digest = sha256_file(model);
   for (const char* key : {"artifacts", "extra_files"})
     if (manifest.contains(key) && manifest[key].is_array())
       for (const json& a : manifest[key])
-        if (a.is_object() && a.value("file", "") == name) listed = &a;
-  if (!listed) throw std::runtime_error(model + ": the manifest lists no file named " + json(name).dump());
-  if (!listed->contains("bytes") || !(*listed)["bytes"].is_number_unsigned() || (*listed)["bytes"].get<uint64_t>() != size)
-    throw std::runtime_error(model + " has " + std::to_string(size) + " bytes, not what the manifest says (truncated or replaced?)");
-  if (!listed->contains("sha256") || !(*listed)["sha256"].is_string() || sha256_file(model) != (*listed)["sha256"].get<std::string>())
-    throw std::runtime_error(model + " does not match the sha256 in the manifest (corrupted or replaced?)");
+        if (a.is_object() && a.contains("sha256") && a["sha256"] == digest && a.contains("bytes") &&
+            a["bytes"].is_number_unsigned() && a["bytes"].get<uint64_t>() == size)
+          return;
+  throw std::runtime_error(model + " (" + std::to_string(size) + " bytes) matches no file the manifest lists by size "
+                           "and sha256 (truncated, corrupted or replaced?)");
 }
 
 // Parses golden.bin bytes; `path` only names the source in errors (the fuzz target feeds bytes directly).

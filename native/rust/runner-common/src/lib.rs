@@ -89,24 +89,20 @@ pub fn sha256_file(path: &str) -> Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The model file is the one the manifest lists (same name, size and sha256), and with a public key the
-/// manifest is signed by it. Runs before any runtime parses the file.
+/// The model file is one the manifest lists (same size and sha256, whatever its name), and with a public
+/// key the manifest is signed by it. Runs before any runtime parses the file.
 pub fn verify_model_file(model: &str, manifest: &Value, manifest_path: &str, public_key: Option<&str>) -> Result<()> {
     if let Some(key) = public_key {
         verify_signature(manifest_path, key)?;
     }
     let size = check_regular(model, "model file", 4 << 30)?;
-    let name = Path::new(model).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let digest = sha256_file(model)?;
     let listed = manifest["artifacts"].as_array().into_iter().flatten()
         .chain(manifest["extra_files"].as_array().into_iter().flatten())
-        .find(|a| a["file"].as_str() == Some(name))
-        .ok_or_else(|| format!("{model}: the manifest lists no file named {name:?}"))?;
-    let want = listed["sha256"].as_str().ok_or_else(|| format!("the manifest entry of {name} has no sha256"))?;
-    if listed["bytes"].as_u64() != Some(size) {
-        return Err(format!("{model} has {size} bytes, the manifest says {} (truncated or replaced?)", listed["bytes"]));
-    }
-    if sha256_file(model)? != want {
-        return Err(format!("{model} does not match the sha256 in the manifest (corrupted or replaced?)"));
+        .any(|a| a["sha256"].as_str() == Some(digest.as_str()) && a["bytes"].as_u64() == Some(size));
+    if !listed {
+        return Err(format!("{model} ({size} bytes) matches no file the manifest lists by size and sha256 \
+                            (truncated, corrupted or replaced?)"));
     }
     Ok(())
 }
