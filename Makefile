@@ -58,6 +58,7 @@ test: native
 bench: native
 	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }
 	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
+	$(PY) tools/hri_pipeline_latency.py --out runs/bench/hri_pipeline_latency.json
 
 FUZZ_SECONDS ?= 120
 FUZZ_DIR := runs/fuzz
