@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 from embodied_lib.export import FORMATS, export_all  # noqa: E402
 from embodied_lib.export.artifacts import ArtifactError, sha256_of  # noqa: E402
@@ -36,6 +35,7 @@ from embodied_lib.export.trust import local_public_key  # noqa: E402
 from embodied_lib.native import RUNNERS, rust_env  # noqa: E402
 from embodied_lib.registry import load_runtime  # noqa: E402
 from embodied_lib.spec import InputError  # noqa: E402
+from test_hardening import craft_pickle_payload  # noqa: E402
 
 LIMIT_S = 60
 OUTCOMES = ("handled", "crash", "silent_wrong", "hang")
@@ -138,23 +138,7 @@ def pickle_case(source, work):
     """A pickle payload in .export.pt2 with rewritten hashes; 'silent wrong' if the payload runs."""
     folder = fresh(source, work)
     marker = folder / "payload_ran"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    pt2 = folder / "navigation.export.pt2"
-    with zipfile.ZipFile(pt2) as z:
-        entries = {n: z.read(n) for n in z.namelist()}
-    config_name = next(n for n in entries if n.endswith("model_weights_config.json"))
-    config = json.loads(entries[config_name])
-    first = next(iter(config["config"].values()))
-    first["use_pickle"] = True
-    entries[config_name] = json.dumps(config).encode()
-    entries[config_name.replace("model_weights_config.json", first["path_name"])] = pickle.dumps(Payload())
-    with zipfile.ZipFile(pt2, "w") as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
+    craft_pickle_payload(folder / "navigation.export.pt2", marker)   # the test's payload, one definition
     rewrite(folder, lambda m: [a.update(sha256=sha256_of(folder / a["file"]), bytes=(folder / a["file"]).stat().st_size)
                                for a in m["artifacts"]])
     outcomes = []
