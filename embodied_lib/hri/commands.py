@@ -151,14 +151,16 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def refuse_text(problem: str) -> dict:
+    """The decision for text that ``text_problem`` refused before any model read it."""
+    return {"action": None, "params": {}, "confidence": 0.0, "refused": "bad text", "reason": problem}
+
+
 def decide(probs, params, threshold: float) -> dict:
     """What the robot does with the model's outputs for one command, the same in Python, C++ and Rust:
     ``{"action", "params", "confidence", "refused": None | "bad text" | "low confidence" | "out of range",
-    "reason"}``. ``probs=None``: the text was refused before the model (``text_problem``, given as
-    ``params``). The threshold judges the action type; then every parameter the action uses is checked
-    against its valid range."""
-    if probs is None:
-        return {"action": None, "params": {}, "confidence": 0.0, "refused": "bad text", "reason": params}
+    "reason"}``. The threshold judges the action type; then every parameter the action uses is checked
+    against its valid range. Text refused before the model gets ``refuse_text`` instead."""
     best = int(np.argmax(probs))
     action, confidence = ACTIONS[best], float(probs[best])
     decoded = decode_params(action, params)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from embodied_lib.config import TEXT_GOLDEN_SEED
-from embodied_lib.hri.commands import decide, make_corpus, text_problem
+from embodied_lib.hri.commands import decide, make_corpus, refuse_text, text_problem
 from embodied_lib.hri.encoder import load_tokenizer, tokenize
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -35,7 +35,7 @@ def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:
             with torch.no_grad():
                 probs, params = pipeline.eval()(torch.from_numpy(ids), torch.from_numpy(mask))
             problem = text_problem(text)
-            verdict = decide(None, problem, 0) if problem else decide(probs[0].numpy(), params[0].numpy(), threshold)
+            verdict = refuse_text(problem) if problem else decide(probs[0].numpy(), params[0].numpy(), threshold)
             f.write(json.dumps({"text": text, "label": label, "tokens": int(mask.sum()),
                                 "action": int(probs[0].argmax()), "probs": probs[0].tolist(),
                                 "params": params[0].tolist(),

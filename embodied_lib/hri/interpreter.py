@@ -18,7 +18,7 @@ from pathlib import Path
 
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.export.artifacts import ArtifactError, require_file
-from embodied_lib.hri.commands import ACTIONS, decide, text_problem
+from embodied_lib.hri.commands import ACTIONS, decide, refuse_text, text_problem
 from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
 from embodied_lib.hri.model import command_pipeline_spec
@@ -57,7 +57,7 @@ class CommandInterpreter(Policy):
             raise TypeError(f"a command must be a str, got {type(text).__name__}")
         details = {"text": text, "best_guess": None, "params": {}, "probabilities": {}, "warnings": []}
         if problem := text_problem(text):
-            verdict = decide(None, problem, self.threshold)
+            verdict = refuse_text(problem)
             return Decision(None, confidence=0.0, details=details, reason=verdict["reason"])
         n_tokens = len(self.tokenizer.tokenize(text))
         if n_tokens > MAX_TOKENS - 2:
