@@ -108,7 +108,10 @@ def _sample_combined(n: int, seed: int) -> tuple[np.ndarray]:
 def _head_metadata(confidence_threshold, **extra) -> dict:
     return {"command_schema": schema_json(), "confidence_threshold": confidence_threshold,
             "decision": "accept when max(action_probs) >= confidence_threshold and every parameter the action uses "
-                        "is inside its valid range (command_schema.decoding), else refuse with the reason", **extra}
+                        "is inside its valid range (command_schema.decoding), else refuse with the reason",
+            "safety": {"fallback": "ask again: refuse with the reason and move nothing",
+                       "feasibility": "an accepted command is still refused when the world cannot carry it out "
+                                      "(a blocked cell, a cube that is not there)"}, **extra}
 
 
 def action_classifier_spec(confidence_threshold: float | None = None) -> ModelSpec:

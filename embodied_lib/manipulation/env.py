@@ -36,6 +36,12 @@ TABLE_TOP = 0.40
 GRIPPER_HOME = 0.60      # world z of the gripper body at joint position 0
 LIFT_HEIGHT = 0.08
 CUBE_XY_RANGE = 0.12     # cube spawns uniformly in [-r, r]^2 around the table centre
+# Where the gripper's position targets may go, per joint (gx, gy, gz, relative to its home), and so in the world:
+# the actuators' control ranges, and the workspace the safety guard keeps every target inside.
+JOINT_RANGES = {"gx": (-0.3, 0.3), "gy": (-0.3, 0.3), "gz": (-0.2, 0.25)}
+WORKSPACE_LOW = (JOINT_RANGES["gx"][0], JOINT_RANGES["gy"][0], round(GRIPPER_HOME + JOINT_RANGES["gz"][0], 6))
+WORKSPACE_HIGH = (JOINT_RANGES["gx"][1], JOINT_RANGES["gy"][1], round(GRIPPER_HOME + JOINT_RANGES["gz"][1], 6))
+GRIPPER_COMMAND_FIELD = 8  # STATE_FIELDS index of the last gripper command (+1 closed, -1 open)
 
 SCENE_XML = f"""
 <mujoco model="tabletop">
@@ -56,9 +62,9 @@ SCENE_XML = f"""
             friction="1.5 .005 .0001"/>
     </body>
     <body name="gripper" pos="0 0 {GRIPPER_HOME}">
-      <joint name="gx" type="slide" axis="1 0 0" range="-.3 .3" damping="30"/>
-      <joint name="gy" type="slide" axis="0 1 0" range="-.3 .3" damping="30"/>
-      <joint name="gz" type="slide" axis="0 0 1" range="-.2 .25" damping="30"/>
+      <joint name="gx" type="slide" axis="1 0 0" range="{JOINT_RANGES['gx'][0]} {JOINT_RANGES['gx'][1]}" damping="30"/>
+      <joint name="gy" type="slide" axis="0 1 0" range="{JOINT_RANGES['gy'][0]} {JOINT_RANGES['gy'][1]}" damping="30"/>
+      <joint name="gz" type="slide" axis="0 0 1" range="{JOINT_RANGES['gz'][0]} {JOINT_RANGES['gz'][1]}" damping="30"/>
       <geom name="palm" type="box" size=".05 .015 .01" pos="0 0 .035" mass=".2" rgba=".2 .2 .25 1"/>
       <body name="finger_left" pos="-.04 0 0">
         <joint name="fl" type="slide" axis="1 0 0" range="0 {FINGER_CLOSED}" damping="5"/>
@@ -71,9 +77,9 @@ SCENE_XML = f"""
     </body>
   </worldbody>
   <actuator>
-    <position name="ax" joint="gx" kp="1000" ctrlrange="-.3 .3"/>
-    <position name="ay" joint="gy" kp="1000" ctrlrange="-.3 .3"/>
-    <position name="az" joint="gz" kp="1000" ctrlrange="-.2 .25"/>
+    <position name="ax" joint="gx" kp="1000" ctrlrange="{JOINT_RANGES['gx'][0]} {JOINT_RANGES['gx'][1]}"/>
+    <position name="ay" joint="gy" kp="1000" ctrlrange="{JOINT_RANGES['gy'][0]} {JOINT_RANGES['gy'][1]}"/>
+    <position name="az" joint="gz" kp="1000" ctrlrange="{JOINT_RANGES['gz'][0]} {JOINT_RANGES['gz'][1]}"/>
     <position name="afl" joint="fl" kp="200" ctrlrange="0 {FINGER_CLOSED}"/>
     <position name="afr" joint="fr" kp="200" ctrlrange="0 {FINGER_CLOSED}"/>
   </actuator>
@@ -94,6 +100,9 @@ class TabletopEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self.renderer = mujoco.Renderer(self.model, image_size, image_size)
         self.max_steps, self.render_mode, self.image_size = max_steps, render_mode, image_size
+        # False: observations carry the state only (image None) and the caller renders when it wants a frame,
+        # so a controller can time its camera apart from its physics (embodied_lib.deploy.robots)
+        self.observe_image = True
         self.substeps = round(1.0 / CONTROL_HZ / PHYSICS_DT)
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
@@ -154,6 +163,10 @@ class TabletopEnv(gym.Env):
         self.renderer.close()
 
     # -- observation, privileged info ---------------------------------------------------------------
+    def read_state(self) -> np.ndarray:
+        """The robot state of STATE_FIELDS now (what the joint encoders report), without rendering."""
+        return self._state()
+
     def _state(self) -> np.ndarray:
         q = self.data.qpos
         pos = self.data.xpos[self.gripper_body]
@@ -162,7 +175,7 @@ class TabletopEnv(gym.Env):
         return np.array([*pos, *vel, *fingers, self.gripper_command, self.steps / self.max_steps], dtype=np.float32)
 
     def _observation(self):
-        return {"image": self.render(), "state": self._state()}
+        return {"image": self.render() if self.observe_image else None, "state": self._state()}
 
     def cube_position(self) -> np.ndarray:
         """Privileged: for the scripted expert and evaluation only, never a policy input."""

@@ -23,7 +23,8 @@ from torchvision.ops import Conv2dNormActivation
 
 from embodied_lib import architecture as arch
 from embodied_lib.config import MANIPULATION_SAMPLE_SEED_BASE
-from embodied_lib.manipulation.env import ACTION_FIELDS, IMAGE_SIZE, STATE_FIELDS, TabletopEnv
+from embodied_lib.manipulation.env import (ACTION_FIELDS, GRIPPER_COMMAND_FIELD, IMAGE_SIZE, MAX_STEP, STATE_FIELDS,
+                                          WORKSPACE_HIGH, WORKSPACE_LOW, TabletopEnv)
 from embodied_lib.manipulation.expert import scripted_expert_action
 from embodied_lib.spec import BATCH, ModelSpec, Threshold, TensorSpec, continuous, load_state_dict_strict
 
@@ -135,5 +136,13 @@ def manipulation_spec() -> ModelSpec:
         metadata={"image": "RGB float32 in [0, 1], channels first (frame / 255, HWC -> CHW); normalised inside",
                   "state_fields": list(STATE_FIELDS), "action_fields": list(ACTION_FIELDS),
                   "action_semantics": "dx, dy, dz in [-1, 1] scale a 0.02 m step; gripper > 0 close, <= 0 open",
-                  "camera": "fixed 'front' camera, 400 x 400"},
+                  "camera": "fixed 'front' camera, 400 x 400",
+                  "safety": {
+                      "fallback": "hold: dx = dy = dz = 0 and the gripper command unchanged (a held cube is not dropped)",
+                      "action_bounds": [-1.0, 1.0], "max_step_m": MAX_STEP,
+                      "workspace_m": {"low": list(WORKSPACE_LOW), "high": list(WORKSPACE_HIGH), "tolerance": 0.01},
+                      "position_fields": [0, 1, 2], "gripper_command_field": GRIPPER_COMMAND_FIELD,
+                      "out_of_bounds": "an action outside action_bounds, or non-finite, falls back to hold",
+                      "workspace": "a step whose target (position + action * max_step_m) leaves the workspace is "
+                                   "shortened to its edge; a state whose position is outside it by more than the tolerance falls back to hold"}},
         tolerance=1e-4, max_batch=64, parity_inputs=100, golden_count=8)

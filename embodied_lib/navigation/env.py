@@ -132,6 +132,24 @@ class GridWorldEnv(gym.Env):
         self.shortest_path = int(self.distances[start])
         return self._observation(), self._info()
 
+    def set_goal(self, cell):
+        """Make ``cell`` (row, col) the goal of this episode, as a spoken ``go_to`` does; the map stays as it is.
+        Returns the observation and info for the new goal, as ``reset`` does.
+
+        Raises ValueError naming the problem when the cell is off the grid, an obstacle, or unreachable."""
+        row, col = (int(v) for v in cell)
+        n = self.grid_size
+        if not (0 <= row < n and 0 <= col < n):
+            raise ValueError(f"cell ({row}, {col}) is outside the {n} x {n} grid")
+        if self.obstacles[row, col]:
+            raise ValueError(f"cell ({row}, {col}) is an obstacle on this map")
+        distances = bfs_distances(self.obstacles, (row, col))
+        if distances[self.agent] < 0:
+            raise ValueError(f"cell ({row}, {col}) cannot be reached from the robot's cell {self.agent}")
+        self.goal, self.distances = (row, col), distances
+        self.shortest_path = int(distances[self.agent])
+        return self._observation(), self._info()
+
     def step(self, action):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {len(ACTIONS) - 1}], got {action!r}")

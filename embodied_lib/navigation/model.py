@@ -13,7 +13,7 @@ from torch import nn
 
 from embodied_lib import architecture as arch
 from embodied_lib.config import NAVIGATION_SAMPLE_SEED_BASE
-from embodied_lib.navigation.env import ACTIONS, CHANNELS, GridWorldEnv, observation_size
+from embodied_lib.navigation.env import ACTION_DELTAS, ACTIONS, CHANNELS, GridWorldEnv, observation_size
 from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, discrete
 
 HIDDEN = 256
@@ -75,6 +75,14 @@ def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15) -> Mode
                                   "index = c*N*N + row*N + col",
             "actions": list(ACTIONS),
             "action_rule": "argmax over q_values",
+            "safety": {
+                "fallback": "stay: no move this tick",
+                "legal_move": "the neighbour a move leads to is free: obstacle channel at the window centre "
+                              "+ action_deltas is 0 (outside the world reads as blocked)",
+                "obstacle_channel": CHANNELS.index("obstacle"),
+                "action_deltas": ACTION_DELTAS.tolist(),
+                "illegal_move": "replaced by the legal move with the highest Q-value; stay if there is none",
+            },
         },
         spec_args={"grid_size": grid_size, "obstacle_fraction": obstacle_fraction},
         tolerance=1e-5,

@@ -1,0 +1,99 @@
+"""The deployed controller's experiments from the command line; each writes the JSON notebook 07 shows.
+
+    python -m embodied_lib.deploy guard     --maps 500 --scenes 50     # success with and without the guard
+    python -m embodied_lib.deploy realtime  --ticks 10000 --rate 20    # both policies, simulators, 20 Hz
+    python -m embodied_lib.deploy rate                                  # highest rate without a miss (compute only)
+    python -m embodied_lib.deploy faults    --ticks 5000 --probability 0.6
+    python -m embodied_lib.deploy soak      --ticks 100000              # RSS growth over many ticks, faults on
+    python -m embodied_lib.deploy missions  --commands 240 --ood 60    # spoken commands carried out end to end
+    python -m embodied_lib.deploy all                                   # every one of them, full sizes
+
+Results go to runs/deploy/<experiment>.json (``--out`` for another folder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from embodied_lib.cli import int_in, require_folder, require_writable
+from embodied_lib.config import EXPORTS_DIR, RUNS_DIR
+from embodied_lib.deploy import controller
+from embodied_lib.export import FORMATS
+
+LOOP_FORMATS = ("executorch", "onnx", "aoti", "torch_export", "safetensors")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = positive_float(text) if text not in ("0", "0.0") else 0.0
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a probability is at most 1, got {text!r}")
+    return value
+
+
+def missions(exports, fmt, commands, ood, progress):
+    from embodied_lib.deploy.missions import MissionRunner, evaluate_missions
+    from embodied_lib.hri.interpreter import CommandInterpreter
+
+    interpreter = CommandInterpreter.from_exports(exports / "command_pipeline", "onnx")
+    runner = MissionRunner(interpreter, controller.open_guard(exports / "navigation", fmt),
+                           controller.open_guard(exports / "manipulation", fmt))
+    return {"format": fmt, "interpreter": "onnx", **evaluate_missions(runner, commands, ood, progress=progress)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=("guard", "realtime", "rate", "faults", "soak", "missions", "all"))
+    parser.add_argument("--exports", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
+    parser.add_argument("--format", default="executorch", choices=[f for f in LOOP_FORMATS if f in FORMATS],
+                        help="runtime of both policies (default: executorch)")
+    parser.add_argument("--out", type=Path, default=RUNS_DIR / "deploy", help="where the JSON results go")
+    parser.add_argument("--ticks", type=int_in(1, 10_000_000), help="ticks (realtime, faults, soak)")
+    parser.add_argument("--rate", type=positive_float, default=20.0, help="loop rate in Hz (default 20)")
+    parser.add_argument("--maps", type=int_in(1, 100_000), default=500, help="held-out maps (guard)")
+    parser.add_argument("--scenes", type=int_in(1, 10_000), default=50, help="held-out scenes (guard)")
+    parser.add_argument("--probability", type=probability, default=0.6, help="fault chance per channel and tick")
+    parser.add_argument("--commands", type=int_in(1, 100_000), default=240, help="generated commands (missions)")
+    parser.add_argument("--ood", type=int_in(0, 100_000), default=60, help="out-of-domain texts (missions)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    require_folder(parser, args.exports)
+    require_writable(parser, args.out)
+    for model in ("navigation", "manipulation"):
+        if not (args.exports / model / "manifest.json").is_file():
+            parser.error(f"no exported {model} under {args.exports}; run notebooks 01-04 (or `make run`) first")
+    progress, fmt = not args.quiet, args.format
+    runs = {
+        "guard": lambda: controller.compare_guarded(args.exports, fmt, args.maps, args.scenes, progress),
+        "realtime": lambda: controller.run_realtime(args.exports, fmt, args.ticks or 10_000, args.rate, progress),
+        "rate": lambda: controller.max_rate(args.exports, fmt, progress=progress),
+        "faults": lambda: {**controller.run_faults(args.exports, fmt, args.ticks or 5_000, args.rate, args.probability,
+                                                   progress=progress),
+                           "corrupt_model_at_startup": controller.corrupt_model_start(args.exports, fmt)},
+        "soak": lambda: controller.soak(args.exports, fmt, args.ticks or 100_000, progress=progress),
+        "missions": lambda: missions(args.exports, fmt, args.commands, args.ood, progress),
+    }
+    selected = list(runs) if args.experiment == "all" else [args.experiment]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in selected:
+        started = time.perf_counter()
+        result = {**runs[name](), "wall_seconds": None}
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        path = args.out / f"{name}.json"
+        path.write_text(json.dumps(result, indent=1, default=controller.np_encoder))
+        print(f"{name}: {controller.headline(name, result)}  -> {path}")
+
+
+if __name__ == "__main__":
+    main()

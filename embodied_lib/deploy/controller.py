@@ -1,0 +1,250 @@
+"""The deployed controller in Python, and the experiments that prove it (notebook 07 and ``python -m embodied_lib.deploy``).
+
+    guard = open_guard("exports/navigation", "executorch")          # never raises: a bad model file falls back
+    report = run_realtime(exports_root, ticks=10_000, rate_hz=20)   # both policies, MuJoCo camera and grid scan
+
+Every function returns a JSON-friendly dict; the CLI writes the same dicts under runs/deploy/.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from embodied_lib.config import EVAL_SEED_BASE
+from embodied_lib.deploy.faults import FAULT_KINDS, FaultPlan, FaultyPolicy
+from embodied_lib.deploy.guard import Guard, rules_for
+from embodied_lib.deploy.loop import Channel, ControlLoop
+from embodied_lib.deploy.robots import GridRobot, ReplayRobot, TabletopRobot, record_observations
+from embodied_lib.export.manifest import read_manifest
+from embodied_lib.manipulation.evaluate import MAX_STEPS, rollout
+from embodied_lib.navigation.evaluate import run_episodes
+from embodied_lib.registry import get_spec, load_runtime, make_policy
+
+SOAK_RATE_HZ = 200.0   # the soak runs ticks back to back; its watchdog deadlines are those of this rate
+
+
+def open_guard(export_dir, fmt: str = "executorch", model: str | None = None, trusted: bool = False,
+               public_key=None, late_s: float | None = None) -> Guard:
+    """The guarded policy of one exported model. A model that cannot be loaded (missing, corrupt, unsigned)
+    gives a guard that falls back on every tick with the reason, never an exception: the robot stays safe.
+    ``late_s``: wrap the policy in a FaultyPolicy (fault injection) whose late inferences sleep that long."""
+    export_dir = Path(export_dir)
+    model = model or export_dir.name
+    try:
+        rules = rules_for(read_manifest(export_dir))
+    except Exception:  # the manifest is damaged or old: the rules this code was built with still hold
+        rules = rules_for(get_spec(model).to_json())
+    try:
+        policy = make_policy(load_runtime(export_dir, fmt, trusted, public_key))
+    except Exception as exc:
+        return Guard(None, rules, startup_error=f"{type(exc).__name__}: {exc}")
+    if late_s is not None:
+        policy = FaultyPolicy(policy, late_s)
+    return Guard(policy, rules)
+
+
+def late_seconds(rate_hz: float, infer_budget: float) -> float:
+    """An injected late inference answers a quarter of the spare time after the watchdog's deadline: late
+    for its tick, done before the next one."""
+    period = 1.0 / rate_hz
+    return period * (infer_budget + (1 - infer_budget) / 4)
+
+
+def held_out(n: int, offset: int = 0) -> range:
+    return range(EVAL_SEED_BASE + offset, EVAL_SEED_BASE + offset + n)
+
+
+def build_channels(exports_root, fmt: str, navigation_seeds, manipulation_seeds, faults: FaultPlan | None = None,
+                   rate_hz: float = 20.0, infer_budget: float = 0.6, replay: dict | None = None, fault_seed: int = 0):
+    """Both robots with their guarded policies. ``replay``: {model: recorded observations} replaces the
+    simulator by a ReplayRobot (compute only)."""
+    exports_root = Path(exports_root)
+    late = late_seconds(rate_hz, infer_budget) if faults is not None else None
+    channels = []
+    for i, (model, seeds) in enumerate((("navigation", navigation_seeds), ("manipulation", manipulation_seeds))):
+        if seeds is None and not (replay and model in replay):
+            continue
+        guard = open_guard(exports_root / model, fmt, model, trusted=fmt in ("aoti", "torch_export"), late_s=late)
+        if replay and model in replay:
+            robot = ReplayRobot(model, replay[model])
+        else:
+            robot = GridRobot(**_grid_settings(exports_root), seeds=seeds) if model == "navigation" else \
+                TabletopRobot(seeds=seeds, max_steps=MAX_STEPS)
+        plan = FaultPlan(faults.kinds, faults.probability, fault_seed + i) if faults is not None else None
+        channels.append(Channel(robot, guard, plan))
+    return channels
+
+
+def _grid_settings(exports_root) -> dict:
+    metadata = read_manifest(Path(exports_root) / "navigation")["metadata"]
+    return {"grid_size": metadata["grid_size"], "obstacle_fraction": metadata["obstacle_fraction"]}
+
+
+def close_channels(channels) -> None:
+    for channel in channels:
+        channel.guard.close()
+        if hasattr(channel.robot, "close"):
+            channel.robot.close()
+
+
+def run_loop(channels, rate_hz=20.0, ticks=None, free_running=False, infer_budget=0.6, progress=False, desc="loop"):
+    try:
+        return ControlLoop(channels, rate_hz, infer_budget, free_running).run(ticks=ticks, progress=progress, desc=desc)
+    finally:
+        close_channels(channels)
+
+
+# -- the experiments ----------------------------------------------------------------------------------
+
+def compare_guarded(exports_root, fmt: str = "executorch", maps: int = 500, scenes: int = 50,
+                    progress: bool = False) -> dict:
+    """Success of the same policies on the same held-out episodes, with and without the guard (no faults):
+    the guard must not get in the way when nothing is wrong."""
+    exports_root = Path(exports_root)
+    grid = _grid_settings(exports_root)
+    out = {"format": fmt, "maps": maps, "scenes": scenes}
+    nav_policy = make_policy(load_runtime(exports_root / "navigation", fmt, trusted=fmt in ("aoti", "torch_export")))
+    bare = run_episodes(nav_policy, grid["grid_size"], grid["obstacle_fraction"], held_out(maps))
+    man_policy = make_policy(load_runtime(exports_root / "manipulation", fmt, trusted=fmt in ("aoti", "torch_export")))
+    bare_manipulation = rollout(man_policy, held_out(scenes))
+    guarded = run_loop(build_channels(exports_root, fmt, held_out(maps), None), free_running=True,
+                       progress=progress, desc="navigation, guarded")
+    guarded_manipulation = run_loop(build_channels(exports_root, fmt, None, held_out(scenes)), free_running=True,
+                                    progress=progress, desc="manipulation, guarded")
+    nav, man = guarded["channels"]["navigation"], guarded_manipulation["channels"]["manipulation"]
+    out["navigation"] = {"without_guard": bare["success_rate"], "with_guard": nav["success_rate"],
+                         "difference_points": round(100 * (nav["success_rate"] - bare["success_rate"]), 2),
+                         "interventions": nav["interventions"]}
+    out["manipulation"] = {"without_guard": bare_manipulation["success_rate"], "with_guard": man["success_rate"],
+                           "difference_points": round(100 * (man["success_rate"] - bare_manipulation["success_rate"]), 2),
+                           "interventions": man["interventions"]}
+    return out
+
+
+def run_realtime(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,
+                 progress: bool = False) -> dict:
+    """Both policies on their simulators at ``rate_hz`` for ``ticks`` ticks, episodes back to back."""
+    channels = build_channels(exports_root, fmt, held_out(10**6), held_out(10**6))
+    report = run_loop(channels, rate_hz, ticks, progress=progress, desc=f"{rate_hz:g} Hz")
+    return {"format": fmt, **report}
+
+
+def record_replay(exports_root, fmt: str = "executorch", ticks: int = 200) -> dict:
+    """Readings recorded from both simulators under their own policies, for the compute-only runs."""
+    exports_root = Path(exports_root)
+    out = {}
+    for model, robot in (("navigation", GridRobot(**_grid_settings(exports_root), seeds=held_out(10**6))),
+                         ("manipulation", TabletopRobot(seeds=held_out(10**6), max_steps=MAX_STEPS))):
+        policy = make_policy(load_runtime(exports_root / model, fmt, trusted=fmt in ("aoti", "torch_export")))
+        out[model] = record_observations(robot, lambda obs, p=policy: p.act(obs).action, ticks)
+        if hasattr(robot, "close"):
+            robot.close()
+    return out
+
+
+def max_rate(exports_root, fmt: str = "executorch", rates=(50, 100, 200, 400, 800, 1600), seconds: float = 5.0,
+             replay: dict | None = None, progress: bool = False) -> dict:
+    """The controller's compute alone (recorded readings, no rendering or physics) with both models, at rising
+    rates for ``seconds`` each: the highest rate with no deadline miss."""
+    replay = replay or record_replay(exports_root, fmt)
+    rows = []
+    for rate in rates:
+        channels = build_channels(exports_root, fmt, None, None, replay=replay)
+        report = run_loop(channels, rate, ticks=max(1, int(rate * seconds)), progress=progress, desc=f"{rate} Hz")
+        rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
+                     "compute_ms": report["compute_ms"], "start_late_ms": report["start_late_ms"]})
+    clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0]
+    return {"format": fmt, "seconds_per_rate": seconds, "rates": rows,
+            "max_rate_without_misses_hz": max(clean) if clean else None}
+
+
+def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,
+               probability: float = 0.3, kinds=FAULT_KINDS, seed: int = 0, progress: bool = False,
+               replay: dict | None = None, free_running: bool = False) -> dict:
+    """Both policies at ``rate_hz`` with faults injected: every fault must end in its fallback in its tick,
+    and the loop must keep its rate."""
+    channels = build_channels(exports_root, fmt, held_out(10**6), held_out(10**6), FaultPlan(kinds, probability),
+                              rate_hz, replay=replay, fault_seed=seed)
+    report = run_loop(channels, rate_hz, ticks, free_running, progress=progress, desc=f"faults at {rate_hz:g} Hz")
+    totals = {}
+    for channel in report["channels"].values():
+        for kind, c in channel["faults"].items():
+            t = totals.setdefault(kind, {"injected": 0, "fell_back_same_tick": 0, "cause_as_expected": 0})
+            for key in t:
+                t[key] += c[key]
+    return {"format": fmt, "probability": probability, "fault_totals": totals, **report}
+
+
+def corrupt_model_start(exports_root, fmt: str = "executorch", workdir=None, ticks: int = 20) -> dict:
+    """A model file corrupted before start-up: the controller starts, every tick falls back, nothing raises."""
+    import shutil
+    import tempfile
+
+    exports_root = Path(exports_root)
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="corrupt-"))
+    copy = workdir / "navigation"
+    shutil.copytree(exports_root / "navigation", copy, dirs_exist_ok=True)
+    manifest = read_manifest(copy)
+    artifact = next(a for a in manifest["artifacts"] if a["format"] == fmt)
+    data = bytearray((copy / artifact["file"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / artifact["file"]).write_bytes(bytes(data))
+    guard = open_guard(copy, fmt, "navigation")
+    robot = GridRobot(**_grid_settings(exports_root), seeds=held_out(3))
+    report = run_loop([Channel(robot, guard)], 20.0, ticks, free_running=True)
+    nav = report["channels"]["navigation"]
+    return {"startup_error": guard.startup_error, "ticks": report["ticks"], "interventions": nav["interventions"],
+            "robot_moves": sum(r["moves"] for r in robot.results) + robot.moves}
+
+
+def soak(exports_root, fmt: str = "executorch", ticks: int = 100_000, probability: float = 0.1,
+         progress: bool = False) -> dict:
+    """Many ticks back to back on recorded readings (no rendering: 100,000 ticks in minutes, not the 83 of
+    real time at 20 Hz), faults on: memory must stay flat."""
+    replay = record_replay(exports_root, fmt)
+    started = time.perf_counter()
+    report = run_faults(exports_root, fmt, ticks, rate_hz=SOAK_RATE_HZ, probability=probability, progress=progress,
+                        replay=replay, free_running=True)
+    return {**{k: report[k] for k in ("format", "ticks", "rss_mb", "fault_totals", "compute_ms")},
+            "seconds": round(time.perf_counter() - started, 1), "watchdog_period_hz": SOAK_RATE_HZ}
+
+
+def summarise_latency(report: dict) -> dict:
+    """The numbers a table shows: compute p50 / p99 / max, misses, render beside it."""
+    return {"ticks": report["ticks"], "deadline_misses": report["deadline_misses"], **{
+        f"compute_{k}_ms": v for k, v in report["compute_ms"].items()}, **{
+        f"render_{k}_ms": v for k, v in report["channels"].get("manipulation", {}).get("render_ms", {}).items()}}
+
+
+def np_encoder(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def headline(experiment: str, result: dict) -> str:
+    """One line per experiment for the CLI, from the numbers in ``result``."""
+    if experiment == "guard":
+        n, m = result["navigation"], result["manipulation"]
+        return (f"navigation {n['without_guard']:.1%} -> {n['with_guard']:.1%} with the guard, "
+                f"manipulation {m['without_guard']:.1%} -> {m['with_guard']:.1%}")
+    if experiment in ("realtime", "faults"):
+        line = (f"{result['ticks']} ticks at {result['rate_hz']:g} Hz, {result['deadline_misses']} deadline misses, "
+                f"compute p50 {result['compute_ms']['p50']} / p99 {result['compute_ms']['p99']} / "
+                f"max {result['compute_ms']['max']} ms")
+        if experiment == "faults":
+            totals = result["fault_totals"]
+            line += (f"; {sum(t['injected'] for t in totals.values())} faults, "
+                     f"{sum(t['fell_back_same_tick'] for t in totals.values())} fell back in their tick")
+        return line
+    if experiment == "rate":
+        return f"highest rate without a miss: {result['max_rate_without_misses_hz']} Hz (compute only)"
+    if experiment == "soak":
+        return f"{result['ticks']} ticks in {result['seconds']} s, RSS {result['rss_mb']['start']} -> {result['rss_mb']['end']} MB"
+    if experiment == "missions":
+        s = result["go_to_pick_success"]
+        return (f"{result['commands']} commands: go_to/pick succeeded {s['rate']:.1%} of {s['n']}, "
+                f"refusals right {result['refusals_correct']['rate']:.1%} of {result['refusals_correct']['n']}")
+    return ""

@@ -1,0 +1,221 @@
+"""The real-time control loop: sense -> guard(policy) -> act for every channel, at a fixed rate.
+
+ros2_control-style scheduling: tick ``k`` is released at the absolute time ``t0 + k * period`` (never
+``sleep(period)`` after the work, which drifts by the work's length), the watchdog deadline of every policy
+is ``release + infer_budget * period``, and a tick whose last action lands after ``release + period`` is a
+deadline miss. A tick that starts more than a period late skips ahead to the next release and counts the
+releases it skipped as misses.
+
+Per tick it records sense / render / infer / act times per channel, the controller's own compute (the
+tick's work minus the simulated camera's rendering and episode resets: on a robot the camera runs beside
+the controller), end-to-end latency (sensor capture -> action applied), deadline met or missed, every
+intervention of the guard by cause, and every injected fault with whether it ended in its fallback in the
+same tick. ``free_running=True`` runs ticks back to back (evaluation, soak) with the same deadlines judged.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+from tqdm.auto import tqdm
+
+from embodied_lib.deploy.faults import EXPECTED_CAUSE, SENSOR_FAULTS, FaultPlan, FaultyPolicy, apply_sensor_fault
+from embodied_lib.deploy.guard import Guard
+
+MAX_EXAMPLES = 200  # interventions and unhandled faults kept verbatim (the counts cover all of them)
+
+
+@dataclass
+class Channel:
+    """One robot subsystem the loop drives: its robot (sensor + actuator), its guarded policy, its faults."""
+    robot: object
+    guard: Guard
+    faults: FaultPlan | None = None
+    _previous: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.faults is not None and self.faults.kinds and not isinstance(self.guard.policy, FaultyPolicy):
+            raise ValueError(f"{self.robot.name}: faults need the guard's policy wrapped in FaultyPolicy")
+
+    @property
+    def name(self) -> str:
+        return self.robot.name
+
+
+class TickLog:
+    """Per-tick times in preallocated arrays (grown by doubling when the tick count is not known)."""
+
+    PER_CHANNEL = ("sense_s", "render_s", "infer_s", "act_s", "e2e_s")
+    PER_TICK = ("compute_s", "wall_s", "start_late_s")
+
+    def __init__(self, channels: list[str], capacity: int):
+        self.channels, self.n = channels, 0
+        self.arrays = {k: np.zeros((capacity, len(channels))) for k in self.PER_CHANNEL}
+        self.arrays.update({k: np.zeros(capacity) for k in self.PER_TICK})
+        self.arrays["missed"] = np.zeros(capacity, dtype=bool)
+
+    def next_row(self) -> int:
+        if self.n == len(self.arrays["missed"]):
+            self.arrays = {k: np.concatenate([v, np.zeros_like(v)]) for k, v in self.arrays.items()}
+        self.n += 1
+        return self.n - 1
+
+    def column(self, key: str, channel: int | None = None) -> np.ndarray:
+        values = self.arrays[key][:self.n]
+        return values if channel is None else values[:, channel]
+
+
+def percentiles_ms(values) -> dict:
+    values = np.asarray(values, dtype=np.float64) * 1e3
+    if values.size == 0:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": round(float(np.percentile(values, 50)), 3), "p99": round(float(np.percentile(values, 99)), 3),
+            "max": round(float(values.max()), 3)}
+
+
+class ControlLoop:
+    def __init__(self, channels: list[Channel], rate_hz: float = 20.0, infer_budget: float = 0.6,
+                 free_running: bool = False, clock=time.perf_counter, sleep=time.sleep):
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        if not 0 < infer_budget <= 1:
+            raise ValueError(f"infer_budget is a share of the period in (0, 1], got {infer_budget}")
+        names = [c.name for c in channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"channel names must differ, got {names}")
+        self.channels, self.rate_hz, self.period = channels, float(rate_hz), 1.0 / rate_hz
+        self.infer_budget, self.free_running, self.clock, self.sleep = infer_budget, free_running, clock, sleep
+        self.halted = False
+
+    def halt(self) -> None:
+        """Stop acting from the next channel on: a spoken ``stop`` lands here (checked before every action)."""
+        self.halted = True
+
+    def run(self, ticks: int | None = None, until_done: bool = True, max_ticks: int = 1_000_000,
+            on_tick=None, progress: bool = False, desc: str = "control loop") -> dict:
+        """Run ``ticks`` ticks, or (``until_done``) until every robot has used up its episode seeds.
+
+        ``on_tick(tick, loop)`` runs at the start of every tick (missions feed commands there)."""
+        limit = ticks if ticks is not None else max_ticks
+        log = TickLog([c.name for c in self.channels], ticks or 1024)
+        interventions = {c.name: Counter() for c in self.channels}
+        faults = {c.name: {} for c in self.channels}
+        examples, unhandled = [], []
+        for channel in self.channels:
+            if channel.robot.next_episode():
+                channel._previous = channel.robot.sense()
+                channel.guard.warm_up(channel._previous)
+        process = psutil.Process()
+        rss_start = process.memory_info().rss
+        bar = tqdm(total=limit if ticks is not None else None, desc=desc, disable=not progress, mininterval=1.0)
+        t0 = self.clock()
+        tick = skipped = 0
+        while tick < limit:
+            if until_done and ticks is None and all(c.robot.finished for c in self.channels):
+                break
+            release = t0 + tick * self.period
+            if not self.free_running:
+                now = self.clock()
+                if now > release + self.period:      # a whole period late: skip to the next release
+                    behind = int((now - t0) / self.period) - tick
+                    skipped += behind
+                    tick += behind
+                    continue
+                if release > now:
+                    self.sleep(release - now)
+            else:
+                release = t0 = self.clock() - tick * self.period   # back to back: every tick starts now
+            row = log.next_row()
+            started = self.clock()
+            log.arrays["start_late_s"][row] = started - release
+            if on_tick is not None:
+                on_tick(tick, self)
+            deadline = started + self.infer_budget * self.period
+            excluded = 0.0
+            for i, channel in enumerate(self.channels):
+                if channel.robot.finished or self.halted:
+                    continue
+                excluded += self._step(channel, i, log, row, started, deadline, interventions, faults, examples,
+                                       unhandled, tick)
+                if channel.robot.done:
+                    reset_started = self.clock()
+                    channel.robot.next_episode()
+                    channel.guard.reset()
+                    excluded += self.clock() - reset_started
+            finished = self.clock()
+            log.arrays["wall_s"][row] = finished - started
+            log.arrays["compute_s"][row] = finished - started - excluded
+            log.arrays["missed"][row] = finished > release + self.period
+            tick += 1
+            bar.update(1)
+            if self.halted:
+                break
+        bar.close()
+        rss_end = process.memory_info().rss
+        return self._report(log, skipped, interventions, faults, examples, unhandled, rss_start, rss_end)
+
+    def _step(self, channel, i, log, row, started, deadline, interventions, faults, examples, unhandled, tick) -> float:
+        """One channel's sense -> guard -> act; returns the seconds to leave out of the controller's compute."""
+        robot = channel.robot
+        t_sense = self.clock()
+        reading = robot.sense()
+        render = robot.last_render_s
+        kind = channel.faults.draw() if channel.faults is not None else None
+        if kind in SENSOR_FAULTS:
+            reading, fresh = apply_sensor_fault(kind, reading, channel._previous), reading
+        else:
+            fresh = reading
+            if kind is not None and channel.guard.policy is not None:
+                channel.guard.policy.arm(kind)   # a FaultyPolicy (checked in Channel.__post_init__)
+        channel._previous = fresh
+        t_infer = self.clock()
+        step = channel.guard.act(reading, deadline, tick_started=started)
+        t_act = self.clock()
+        if not self.halted:
+            robot.apply(step.action)
+        t_done = self.clock()
+        robot.tick_done()
+        a = log.arrays
+        a["sense_s"][row, i], a["render_s"][row, i] = t_infer - t_sense - render, render
+        a["infer_s"][row, i], a["act_s"][row, i] = t_act - t_infer, t_done - t_act
+        a["e2e_s"][row, i] = t_done - (fresh.stamp if fresh is not None else t_sense)
+        if step.cause is not None:
+            interventions[channel.name][step.cause] += 1
+            if len(examples) < MAX_EXAMPLES:
+                examples.append({"tick": tick, "channel": channel.name, "cause": step.cause, "detail": step.detail[:200]})
+        if kind is not None:
+            entry = faults[channel.name].setdefault(kind, {"injected": 0, "fell_back_same_tick": 0, "cause_as_expected": 0})
+            entry["injected"] += 1
+            entry["fell_back_same_tick"] += int(step.fallback)
+            entry["cause_as_expected"] += int(step.cause == EXPECTED_CAUSE[kind])
+            if not step.fallback and len(unhandled) < MAX_EXAMPLES:
+                unhandled.append({"tick": tick, "channel": channel.name, "fault": kind, "cause": step.cause})
+        return render
+
+    def _report(self, log, skipped, interventions, faults, examples, unhandled, rss_start, rss_end) -> dict:
+        missed = int(log.column("missed").sum()) + skipped
+        channels = {}
+        for i, channel in enumerate(self.channels):
+            results = channel.robot.results
+            channels[channel.name] = {
+                "episodes": len(results),
+                "success_rate": float(np.mean([r["success"] for r in results])) if results else None,
+                "sense_ms": percentiles_ms(log.column("sense_s", i)), "render_ms": percentiles_ms(log.column("render_s", i)),
+                "infer_ms": percentiles_ms(log.column("infer_s", i)), "act_ms": percentiles_ms(log.column("act_s", i)),
+                "end_to_end_ms": percentiles_ms(log.column("e2e_s", i)),
+                "interventions": dict(interventions[channel.name]), "faults": faults[channel.name],
+                "guard_startup_error": channel.guard.startup_error}
+        return {
+            "rate_hz": self.rate_hz, "free_running": self.free_running, "infer_budget": self.infer_budget,
+            "ticks": log.n + skipped, "deadline_misses": missed,
+            "compute_ms": percentiles_ms(log.column("compute_s")), "wall_ms": percentiles_ms(log.column("wall_s")),
+            "start_late_ms": percentiles_ms(log.column("start_late_s")),
+            "channels": channels, "intervention_examples": examples, "unhandled_faults": unhandled,
+            "rss_mb": {"start": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1),
+                       "growth": round((rss_end - rss_start) / 2**20, 1)},
+            "timeline": {"compute_ms": (log.column("compute_s") * 1e3).round(3).tolist()[:20_000],
+                         "wall_ms": (log.column("wall_s") * 1e3).round(3).tolist()[:20_000]},
+        }

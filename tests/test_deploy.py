@@ -1,0 +1,304 @@
+"""The deployment layer: guard rules, fault kinds -> fallbacks, the deadline scheduler, missions that refuse."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from embodied_lib.deploy import controller
+from embodied_lib.deploy.faults import EXPECTED_CAUSE, FAULT_KINDS, FaultPlan, FaultyPolicy
+from embodied_lib.deploy.guard import Guard, GuardedAction, ManipulationRules, NavigationRules, Reading, rules_for
+from embodied_lib.deploy.loop import Channel, ControlLoop
+from embodied_lib.deploy.missions import MissionRunner, feasible_map
+from embodied_lib.deploy.robots import GridRobot, TabletopRobot
+from embodied_lib.manipulation.model import manipulation_spec
+from embodied_lib.manipulation.policy import ManipulationPolicy
+from embodied_lib.navigation.env import GridWorldEnv, encode_observation
+from embodied_lib.navigation.model import navigation_spec
+from embodied_lib.navigation.policy import NavigationPolicy
+from embodied_lib.policy import Decision, Policy
+from embodied_lib.runtime.runtimes import eager_runtime
+
+SEEDS = range(1_000_000, 1_000_003)
+
+
+def navigation_guard(late_s=None, model=None):
+    spec = navigation_spec()
+    torch.manual_seed(0)
+    policy = NavigationPolicy(eager_runtime(spec, model or spec.build_model()))
+    if late_s is not None:
+        policy = FaultyPolicy(policy, late_s)
+    return Guard(policy, rules_for(spec.to_json()))
+
+
+def manipulation_guard(late_s=None):
+    spec = manipulation_spec()
+    torch.manual_seed(0)
+    policy = ManipulationPolicy(eager_runtime(spec, spec.build_model()))
+    if late_s is not None:
+        policy = FaultyPolicy(policy, late_s)
+    return Guard(policy, rules_for(spec.to_json()))
+
+
+# -- the rules ---------------------------------------------------------------------------------------------
+
+def test_an_illegal_move_becomes_the_best_legal_one_and_a_legal_one_passes_untouched():
+    rules = NavigationRules.from_description(navigation_spec().to_json())
+    obstacles = np.zeros((8, 8), np.float32)
+    obstacles[2, 3] = 1                                   # the cell above the robot at (3, 3)
+    obs = encode_observation((3, 3), (7, 7), obstacles, np.zeros((8, 8), np.float32))
+    q = np.array([5.0, 1.0, 2.0, 3.0], np.float32)        # up (blocked) is best, then right
+    action, cause, _ = rules.check_output(obs, Decision(0, {"q_values": q}))
+    assert (action, cause) == (3, "illegal_move")
+    assert rules.check_output(obs, Decision(3, {"q_values": q}))[:2] == (3, None)
+    edge = encode_observation((0, 0), (7, 7), np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32))
+    assert rules.check_output(edge, Decision(2, {"q_values": q}))[:2] == (3, "illegal_move")  # off the grid
+
+
+def test_manipulation_rules_hold_on_bad_output_and_shorten_steps_at_the_workspace_edge():
+    rules = ManipulationRules.from_description(manipulation_spec().to_json())
+    state = np.zeros(10, np.float32)
+    state[:3], state[8] = (0.0, 0.0, 0.405), 1.0          # just above the lowest target, gripper closed
+    obs = {"image": np.zeros((400, 400, 3), np.uint8), "state": state}
+    assert rules.check_input(obs) is None
+    action, cause, _ = rules.check_output(obs, Decision(np.array([0, 0, -1, 1], np.float32)))
+    assert cause == "workspace_limit" and action[2] == pytest.approx(-0.25, abs=1e-5)
+    action, cause, _ = rules.check_output(obs, Decision(np.array([0, 3, 0, 1], np.float32)))
+    assert cause == "out_of_bounds_output" and action.tolist() == [0, 0, 0, 1]   # hold, gripper stays closed
+    action, cause, _ = rules.check_output(obs, Decision(np.array([0.5, 0, 0, 1], np.float32)))
+    assert cause is None and action.tolist() == [0.5, 0, 0, 1]
+    state[0] = 0.5                                          # 20 cm past the workspace's x edge
+    assert "outside the workspace" in rules.check_input(obs)
+
+
+def test_the_rules_come_from_the_manifest(navigation_exports):
+    from embodied_lib.export.manifest import read_manifest
+
+    manifest = read_manifest(navigation_exports)
+    assert manifest["metadata"]["safety"] == navigation_spec().metadata["safety"]
+    assert rules_for(manifest).action_deltas.tolist() == [[-1, 0], [1, 0], [0, -1], [0, 1]]
+    with pytest.raises(ValueError, match="re-export"):
+        rules_for({"model": "navigation", "metadata": {"grid_size": 8}})
+
+
+# -- faults: each kind ends in its fallback, in its own tick ----------------------------------------------------
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_each_fault_kind_ends_in_its_fallback_in_the_same_tick(kind):
+    # a slow 5 Hz loop leaves the eager model plenty of time; late inferences sleep past the watchdog's deadline
+    rate, budget = 5.0, 0.5
+    guard = navigation_guard(late_s=controller.late_seconds(rate, budget))
+    robot = GridRobot(seeds=SEEDS)
+    loop = ControlLoop([Channel(robot, guard, FaultPlan([kind], probability=1.0))], rate, budget)
+    report = loop.run(ticks=4 if kind == "late_inference" else 6)
+    guard.close()
+    counts = report["channels"]["navigation"]["faults"][kind]
+    assert counts["injected"] == report["ticks"]
+    assert counts["fell_back_same_tick"] == counts["injected"] == counts["cause_as_expected"], report["unhandled_faults"]
+    assert report["channels"]["navigation"]["interventions"] == {EXPECTED_CAUSE[kind]: report["ticks"]}
+    assert robot.moves == 0                                 # every tick held the robot where it was
+    assert report["deadline_misses"] == 0
+
+
+def test_manipulation_falls_back_to_hold_with_the_gripper_as_it_was():
+    guard = manipulation_guard(late_s=0.0)
+    robot = TabletopRobot(seeds=[1_000_000])
+    try:
+        loop = ControlLoop([Channel(robot, guard, FaultPlan(["nan_output", "model_exception", "out_of_bounds_output"],
+                                                            probability=1.0))], 5.0, free_running=True)
+        report = loop.run(ticks=3)
+        counts = report["channels"]["manipulation"]["faults"]
+        assert sum(c["injected"] for c in counts.values()) == 3
+        assert all(c["fell_back_same_tick"] == c["injected"] for c in counts.values())
+        assert np.allclose(guard.rules.fallback(None), [0, 0, 0, -1])   # the gripper was open: hold it open
+    finally:
+        robot.close()
+        guard.close()
+
+
+def test_a_corrupt_model_at_startup_gives_a_controller_that_falls_back_on_every_tick(navigation_exports, tmp_path):
+    report = controller.corrupt_model_start(navigation_exports.parent, "executorch", tmp_path, ticks=5)
+    assert "sha256" in report["startup_error"]
+    assert report["interventions"] == {"model_unavailable": 5} and report["robot_moves"] == 0
+
+
+def test_the_watchdog_answers_at_the_deadline_while_the_model_is_still_running():
+    class Sleepy(Policy):
+        def act(self, observation):
+            import time
+            time.sleep(2.0)
+            return Decision(0, {"q_values": np.zeros(4, np.float32)})
+
+    guard = Guard(Sleepy(), NavigationRules.from_description(navigation_spec().to_json()))
+    env = GridWorldEnv()
+    obs, _ = env.reset(seed=1)
+    step = guard.act(Reading(obs, 1, guard.clock()), deadline=guard.clock() + 0.05)
+    assert step.cause == "deadline" and step.action is None
+    assert not guard._pending.done()                        # it answered before the model did
+    assert guard.act(Reading(obs, 2, guard.clock()), deadline=guard.clock() + 0.05).cause == "busy"
+    guard.close()
+
+
+def test_a_stale_or_missing_reading_never_reaches_the_model():
+    calls = []
+
+    class Counting(Policy):
+        def act(self, observation):
+            calls.append(1)
+            return Decision(3, {"q_values": np.array([0, 0, 0, 1], np.float32)})
+
+    guard = Guard(Counting(), NavigationRules.from_description(navigation_spec().to_json()))
+    obs = encode_observation((3, 3), (7, 7), np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32))
+    assert guard.act(Reading(obs, 5, 0.0)).action == 3
+    assert guard.act(Reading(obs, 5, 0.0)).cause == "stale_sensor"         # the same frame again
+    assert guard.act(Reading(obs, 6, 1.0), tick_started=2.0).cause == "stale_sensor"   # from an earlier tick
+    assert guard.act(None).cause == "missing_sensor"
+    assert guard.act(Reading(obs * 7, 7, 3.0)).cause == "bad_input"       # outside the [0, 1] contract
+    assert len(calls) == 1
+
+
+# -- the scheduler ------------------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class WorkGuard:
+    """A guard stub whose policy takes ``work`` seconds of the fake clock."""
+    policy, startup_error, name = None, None, "navigation"
+
+    def __init__(self, clock, work):
+        self.clock, self.work = clock, work
+
+    def act(self, reading, deadline=None, tick_started=None):
+        self.clock.now += self.work
+        return GuardedAction(None)
+
+    def reset(self):
+        pass
+
+    def warm_up(self, reading):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("work_share", [0.1, 0.7])
+def test_ticks_are_released_on_absolute_deadlines_whatever_the_work_takes(work_share):
+    clock = FakeClock()
+    period = 0.05
+    robot = GridRobot(seeds=range(10**6, 10**6 + 100), clock=clock)
+    loop = ControlLoop([Channel(robot, WorkGuard(clock, work_share * period))], 20.0, clock=clock, sleep=clock.sleep)
+    released = []
+    report = loop.run(ticks=40, on_tick=lambda tick, _: released.append(clock()))
+    assert report["deadline_misses"] == 0
+    # tick k starts at t0 + k * period exactly: no drift (sleeping a period after the work would add 0.7 each)
+    assert np.allclose(np.diff(released), period)
+
+
+def test_an_overrun_counts_as_a_miss_and_the_next_release_is_not_shifted():
+    clock = FakeClock()
+    robot = GridRobot(seeds=range(10**6, 10**6 + 100), clock=clock)
+    guard = WorkGuard(clock, 0.0)
+    released = []
+
+    def on_tick(tick, _):
+        released.append(clock())
+        guard.work = 0.12 if tick == 3 else 0.001          # tick 3 runs 2.4 periods
+
+    report = ControlLoop([Channel(robot, guard)], 20.0, clock=clock, sleep=clock.sleep).run(ticks=10, on_tick=on_tick)
+    t0 = released[0]
+    # tick 3 ends at 0.27 s: it missed, release 4 (0.20) is a whole period behind and is skipped, release 5
+    # (0.25) runs at once, and from tick 6 on every release is back on the t0 + k * period grid
+    assert report["deadline_misses"] == 2
+    assert released[4] - t0 == pytest.approx(0.15 + 0.12, abs=1e-6)
+    assert np.allclose((np.array(released[5:]) - t0) / 0.05, np.arange(6, 6 + len(released) - 5))
+
+
+# -- missions ---------------------------------------------------------------------------------------------
+
+class ScriptedInterpreter(Policy):
+    """Stands in for the HRI pipeline: text -> a fixed decision."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def act(self, text):
+        command = self.table.get(text)
+        if command is None:
+            return Decision(None, reason="low confidence: 0.10 < threshold 0.50")
+        return Decision(command, confidence=0.99)
+
+
+class Planner(Policy):
+    """A navigation policy that reaches goals (BFS on the robot's own map) in place of a trained DQN."""
+
+    def __init__(self):
+        self.env = None
+
+    def act(self, observation):
+        (r, c), dist = self.env.agent, self.env.distances
+        moves = [(a, r + dr, c + dc) for a, (dr, dc) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1)))]
+        scores = [dist[nr, nc] if 0 <= nr < 8 and 0 <= nc < 8 and dist[nr, nc] >= 0 else 99 for _, nr, nc in moves]
+        return Decision(int(np.argmin(scores)), {"q_values": -np.asarray(scores, np.float32)})
+
+
+def test_a_refused_command_never_moves_the_robot(monkeypatch):
+    def no_robot(*args, **kwargs):
+        raise AssertionError("a refused command built a robot")
+
+    monkeypatch.setattr("embodied_lib.deploy.missions.GridRobot", no_robot)
+    monkeypatch.setattr("embodied_lib.deploy.missions.TabletopRobot", no_robot)
+    seed = 1_500_000
+    env = GridWorldEnv()
+    env.reset(seed=seed)
+    blocked = tuple(int(v) for v in np.argwhere(env.obstacles > 0)[0])
+    interpreter = ScriptedInterpreter({
+        "pick up the green cube": {"action": "pick", "params": {"colour": "green"}},
+        "rotate left": {"action": "rotate", "params": {"angle_deg": 90.0}},
+        "move forward": {"action": "move", "params": {"direction": "forward", "distance_cm": 20.0}},
+        "put it at row 1 column 1": {"action": "place", "params": {"row": 1, "col": 1, "colour": "red"}},
+        "go to the obstacle": {"action": "go_to", "params": {"row": blocked[0], "col": blocked[1]}},
+    })
+    runner = MissionRunner(interpreter, None, None)
+    for text in [*interpreter.table, "sing a song"]:
+        result = runner.run(text, map_seed=seed)
+        assert result.status == "refused" and result.ticks == 0 and result.reason, text
+    assert runner.run("sing a song").reason.startswith("ask again")
+    assert "no green cube" in runner.run("pick up the green cube").reason
+    assert "obstacle" in runner.run("go to the obstacle", map_seed=seed).reason
+
+
+def test_go_to_reaches_the_spoken_cell_and_stop_halts_it_within_the_tick(monkeypatch):
+    import embodied_lib.deploy.missions as missions
+
+    planner, real_robot = Planner(), missions.GridRobot
+
+    def robot_for_planner(*args, **kwargs):     # the planner reads the map of the robot it drives
+        robot = real_robot(*args, **kwargs)
+        planner.env = robot.env
+        return robot
+
+    monkeypatch.setattr(missions, "GridRobot", robot_for_planner)
+    target = (6, 2)
+    seed = feasible_map(8, 0.15, target, 1_500_000)
+    guard = Guard(planner, NavigationRules.from_description(navigation_spec().to_json()))
+    interpreter = ScriptedInterpreter({"go to row 6 column 2": {"action": "go_to", "params": {"row": 6, "col": 2}},
+                                       "stop": {"action": "stop", "params": {}}})
+    runner = MissionRunner(interpreter, guard, None)
+    done = runner.run("go to row 6 column 2", map_seed=seed)
+    assert done.status == "done" and done.final["cell"] == list(target) and done.ticks > 2
+    stopped = runner.run("go to row 6 column 2", map_seed=seed, interrupts={2: "stop"}, keep_frames=True)
+    assert stopped.status == "stopped" and stopped.ticks == 3       # ticks 0, 1 moved; tick 2 heard stop
+    assert len(stopped.frames) == 4 and not np.array_equal(stopped.frames[0], stopped.frames[2])
+    assert np.array_equal(stopped.frames[-1], stopped.frames[-2])   # nothing moved in the tick stop was heard
+    assert stopped.final["cell"] != list(target)
+    guard.close()
