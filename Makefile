@@ -2,13 +2,14 @@
 #   make run    set up everything and execute every notebook headlessly (PROFILE=quick|full)
 #   make test   set up everything and run the test suite
 #   make native  build the C++ and Rust runners (make run and make test do it too)
-#   make bench   batch-1 latency of every runtime (Python and native), written to runs/bench/
+#   make bench   batch-1 latency of every runtime (Python and native), and the controller's experiments, to runs/bench/
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+BENCH_PROFILE ?= full
 KERNEL := embodied-workbook
 STAMP := $(VENV)/.installed
 
@@ -59,6 +60,7 @@ bench: native
 	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }
 	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
 	$(PY) tools/hri_pipeline_latency.py --out runs/bench/hri_pipeline_latency.json
+	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
 
 FUZZ_SECONDS ?= 120
 FUZZ_DIR := runs/fuzz

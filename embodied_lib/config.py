@@ -44,6 +44,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # baseline_epochs: the heads-only baseline (finetune=False). device: auto = CUDA when there is one.
         "hri": dict(n_train=600, n_val=120, n_test=240, n_ood=150, finetune=True, head_epochs=3, epochs=6,
                     baseline_epochs=30, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
+        # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick
+        "deploy": dict(format="executorch", rate_hz=20.0, maps=50, scenes=3, realtime_ticks=200, rate_seconds=1.0,
+                       fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12),
     },
     "full": {
         "navigation": dict(
@@ -57,6 +60,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                              seed=0),
         "hri": dict(n_train=8000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=8,
                     baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
+        "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
+                       fault_ticks=5_000, fault_probability=0.6, soak_ticks=100_000, commands=240, ood=60),
     },
 }
 

@@ -192,3 +192,50 @@ def plot_keypoints(model, frames, titles=None, size: float = 3.5):
     fig.suptitle("where the policy looks: spatial-softmax keypoints (one colour each)")
     fig.tight_layout()
     return fig
+
+
+def plot_tick_timeline(report: dict, title: str = "control loop"):
+    """Per-tick controller compute and whole tick (with the simulated camera) against the period."""
+    compute, wall = np.asarray(report["timeline"]["compute_ms"]), np.asarray(report["timeline"]["wall_ms"])
+    period_ms = 1e3 / report["rate_hz"]
+    fig, ax = plt.subplots(figsize=(12, 3.5))
+    ticks = np.arange(len(wall))
+    ax.plot(ticks, wall, lw=0.6, color="tab:orange", label="whole tick (with MuJoCo render + physics)")
+    ax.plot(ticks, compute, lw=0.6, color="tab:blue", label="controller compute (render excluded)")
+    ax.axhline(period_ms, color="red", ls="--", label=f"deadline ({period_ms:g} ms at {report['rate_hz']:g} Hz)")
+    ax.axhline(report["infer_budget"] * period_ms, color="grey", ls=":", label="watchdog deadline for inference")
+    ax.set(xlabel="tick", ylabel="milliseconds", yscale="log", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_sweep(result: dict):
+    """Deadline misses (share of ticks) and compute p99 at each loop rate, compute only."""
+    rates = [r["rate_hz"] for r in result["rates"]]
+    misses = [r["deadline_misses"] / max(1, r["ticks"]) for r in result["rates"]]
+    p99 = [r["compute_ms"]["p99"] for r in result["rates"]]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
+    a.plot(rates, misses, marker="o")
+    a.set(xscale="log", xlabel="loop rate (Hz)", ylabel="share of ticks that missed", title="deadline misses")
+    b.plot(rates, p99, marker="o", label="compute p99")
+    b.plot(rates, [1e3 / r for r in rates], ls="--", color="red", label="period")
+    b.set(xscale="log", yscale="log", xlabel="loop rate (Hz)", ylabel="milliseconds", title="compute vs period")
+    b.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_interventions(report: dict):
+    """Interventions of the guard by cause, one bar group per channel."""
+    channels = report["channels"]
+    causes = sorted({c for ch in channels.values() for c in ch["interventions"]})
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    width = 0.8 / max(1, len(channels))
+    for i, (name, ch) in enumerate(channels.items()):
+        ax.bar(np.arange(len(causes)) + i * width, [ch["interventions"].get(c, 0) for c in causes], width, label=name)
+    ax.set_xticks(np.arange(len(causes)) + width * (len(channels) - 1) / 2, causes, rotation=30, ha="right")
+    ax.set(ylabel="ticks", title="guard interventions by cause")
+    ax.legend()
+    fig.tight_layout()
+    return fig

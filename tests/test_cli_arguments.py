@@ -28,6 +28,11 @@ def cli(module, *args):
     ("embodied_lib.runtime.latency", ["/nonexistent/export"], "is not a folder"),
     ("embodied_lib.workbook", ["--profile", "huge"], "unknown profile"),
     ("embodied_lib.export.golden_corpus", ["/tmp/x", "--mutations", "-1"], "outside [0"),
+    ("embodied_lib.deploy", ["realtime", "--rate", "0"], "expected a number > 0"),
+    ("embodied_lib.deploy", ["faults", "--probability", "1.5"], "at most 1"),
+    ("embodied_lib.deploy", ["soak", "--ticks", "0"], "outside [1"),
+    ("embodied_lib.deploy", ["guard", "--exports", "/nonexistent/exports"], "is not a folder"),
+    ("embodied_lib.deploy", ["missions", "--profile", "huge"], "unknown profile"),
 ])
 def test_bad_arguments_fail_fast_with_a_message(module, args, message):
     proc = cli(module, *args)
@@ -38,7 +43,8 @@ def test_bad_arguments_fail_fast_with_a_message(module, args, message):
 @pytest.mark.parametrize("module", ["embodied_lib.navigation.train", "embodied_lib.manipulation.train",
                                     "embodied_lib.hri.train", "embodied_lib.export", "embodied_lib.native",
                                     "embodied_lib.runtime.latency", "embodied_lib.workbook",
-                                    "embodied_lib.export.trust", "embodied_lib.export.golden_corpus"])
+                                    "embodied_lib.export.trust", "embodied_lib.export.golden_corpus",
+                                    "embodied_lib.deploy"])
 def test_every_cli_has_help(module):
     proc = cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout

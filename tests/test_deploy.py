@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from embodied_lib.deploy import controller
+import embodied_lib.deploy.controller as controller
 from embodied_lib.deploy.faults import EXPECTED_CAUSE, FAULT_KINDS, FaultPlan, FaultyPolicy
 from embodied_lib.deploy.guard import Guard, GuardedAction, ManipulationRules, NavigationRules, Reading, rules_for
 from embodied_lib.deploy.loop import Channel, ControlLoop

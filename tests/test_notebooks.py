@@ -20,9 +20,10 @@ def isolated_outputs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
-    selected = notebooks(["01", "02", "03", "04", "05", "06"])
+    selected = notebooks(["01", "02", "03", "04", "05", "06", "07"])
     assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "02_manipulation_vision.ipynb", "03_hri_distilbert.ipynb",
-                                          "04_export_all_formats.ipynb", "05_native_cpp.ipynb", "06_native_rust.ipynb"]
+                                          "04_export_all_formats.ipynb", "05_native_cpp.ipynb", "06_native_rust.ipynb",
+                                          "07_deployment_control_loop.ipynb"]
     for path in selected:
         executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
         nb = json.loads(executed.read_text())
@@ -55,3 +56,16 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
     assert manipulation["closed_loop"]["expert"]["success_rate"] >= 0.9
     rows = json.loads((isolated_outputs / "exports" / "manipulation" / "parity.json").read_text())
     assert len(rows) == len(FORMATS) and all(r["passed"] for r in rows)
+
+    # notebook 07 wrote what the CLI writes: every injected fault fell back in its tick, refusals moved nothing
+    deploy = isolated_outputs / "runs" / "deploy"
+    faults = json.loads((deploy / "faults.json").read_text())
+    assert set(faults["fault_totals"]) == {"model_exception", "nan_output", "out_of_bounds_output", "late_inference",
+                                           "dropped_frame", "stale_frame"}
+    assert all(t["fell_back_same_tick"] == t["injected"] > 0 for t in faults["fault_totals"].values())
+    assert faults["corrupt_model_at_startup"]["robot_moves"] == 0
+    missions = json.loads((deploy / "missions.json").read_text())
+    assert missions["commands"] == 36 and missions["stop_correct"]["n"] > 0
+    assert all(r["ticks"] == 0 for r in missions["rows"] if r["status"] == "refused")
+    realtime = json.loads((deploy / "realtime.json").read_text())
+    assert realtime["ticks"] == 200 and realtime["channels"]["navigation"]["episodes"] > 0

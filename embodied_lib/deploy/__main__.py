@@ -6,20 +6,20 @@
     python -m embodied_lib.deploy faults    --ticks 5000 --probability 0.6
     python -m embodied_lib.deploy soak      --ticks 100000              # RSS growth over many ticks, faults on
     python -m embodied_lib.deploy missions  --commands 240 --ood 60    # spoken commands carried out end to end
-    python -m embodied_lib.deploy all                                   # every one of them, full sizes
+    python -m embodied_lib.deploy all --profile full                    # every one, the sizes of notebook 07's profile
 
-Results go to runs/deploy/<experiment>.json (``--out`` for another folder).
+Sizes default to the profile's "deploy" settings (embodied_lib.config); flags override them. Results go to
+runs/deploy/<experiment>.json (``--out`` for another folder), the files notebook 07 writes too.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from embodied_lib.cli import int_in, require_folder, require_writable
-from embodied_lib.config import EXPORTS_DIR, RUNS_DIR
-from embodied_lib.deploy import controller
+from embodied_lib.config import EXPORTS_DIR, RUNS_DIR, get_config
+import embodied_lib.deploy.controller as controller
 from embodied_lib.export import FORMATS
 
 LOOP_FORMATS = ("executorch", "onnx", "aoti", "torch_export", "safetensors")
@@ -56,42 +56,46 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=("guard", "realtime", "rate", "faults", "soak", "missions", "all"))
     parser.add_argument("--exports", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
-    parser.add_argument("--format", default="executorch", choices=[f for f in LOOP_FORMATS if f in FORMATS],
-                        help="runtime of both policies (default: executorch)")
+    parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
+    parser.add_argument("--format", choices=[f for f in LOOP_FORMATS if f in FORMATS],
+                        help="runtime of both policies (default: the profile's, executorch)")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "deploy", help="where the JSON results go")
     parser.add_argument("--ticks", type=int_in(1, 10_000_000), help="ticks (realtime, faults, soak)")
-    parser.add_argument("--rate", type=positive_float, default=20.0, help="loop rate in Hz (default 20)")
-    parser.add_argument("--maps", type=int_in(1, 100_000), default=500, help="held-out maps (guard)")
-    parser.add_argument("--scenes", type=int_in(1, 10_000), default=50, help="held-out scenes (guard)")
-    parser.add_argument("--probability", type=probability, default=0.6, help="fault chance per channel and tick")
-    parser.add_argument("--commands", type=int_in(1, 100_000), default=240, help="generated commands (missions)")
-    parser.add_argument("--ood", type=int_in(0, 100_000), default=60, help="out-of-domain texts (missions)")
+    parser.add_argument("--rate", type=positive_float, help="loop rate in Hz (default 20)")
+    parser.add_argument("--maps", type=int_in(1, 100_000), help="held-out maps (guard)")
+    parser.add_argument("--scenes", type=int_in(1, 10_000), help="held-out scenes (guard)")
+    parser.add_argument("--probability", type=probability, help="fault chance per channel and tick")
+    parser.add_argument("--commands", type=int_in(1, 100_000), help="generated commands (missions)")
+    parser.add_argument("--ood", type=int_in(0, 100_000), help="out-of-domain texts (missions)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    try:
+        cfg = get_config("deploy", args.profile)
+    except ValueError as exc:
+        parser.error(str(exc))
     require_folder(parser, args.exports)
     require_writable(parser, args.out)
     for model in ("navigation", "manipulation"):
         if not (args.exports / model / "manifest.json").is_file():
             parser.error(f"no exported {model} under {args.exports}; run notebooks 01-04 (or `make run`) first")
-    progress, fmt = not args.quiet, args.format
+    progress, fmt, rate = not args.quiet, args.format or cfg["format"], args.rate or cfg["rate_hz"]
+    pick = lambda flag, key: flag if flag is not None else cfg[key]  # noqa: E731
     runs = {
-        "guard": lambda: controller.compare_guarded(args.exports, fmt, args.maps, args.scenes, progress),
-        "realtime": lambda: controller.run_realtime(args.exports, fmt, args.ticks or 10_000, args.rate, progress),
-        "rate": lambda: controller.max_rate(args.exports, fmt, progress=progress),
-        "faults": lambda: {**controller.run_faults(args.exports, fmt, args.ticks or 5_000, args.rate, args.probability,
-                                                   progress=progress),
-                           "corrupt_model_at_startup": controller.corrupt_model_start(args.exports, fmt)},
-        "soak": lambda: controller.soak(args.exports, fmt, args.ticks or 100_000, progress=progress),
-        "missions": lambda: missions(args.exports, fmt, args.commands, args.ood, progress),
+        "guard": lambda: controller.compare_guarded(args.exports, fmt, pick(args.maps, "maps"),
+                                                    pick(args.scenes, "scenes"), progress),
+        "realtime": lambda: controller.run_realtime(args.exports, fmt, pick(args.ticks, "realtime_ticks"), rate, progress),
+        "rate": lambda: controller.max_rate(args.exports, fmt, seconds=cfg["rate_seconds"], progress=progress),
+        "faults": lambda: controller.run_faults(args.exports, fmt, pick(args.ticks, "fault_ticks"), rate,
+                                                pick(args.probability, "fault_probability"), progress=progress),
+        "soak": lambda: controller.soak(args.exports, fmt, pick(args.ticks, "soak_ticks"), progress=progress),
+        "missions": lambda: missions(args.exports, fmt, pick(args.commands, "commands"), pick(args.ood, "ood"), progress),
     }
     selected = list(runs) if args.experiment == "all" else [args.experiment]
-    args.out.mkdir(parents=True, exist_ok=True)
     for name in selected:
         started = time.perf_counter()
-        result = {**runs[name](), "wall_seconds": None}
+        result = runs[name]()
         result["wall_seconds"] = round(time.perf_counter() - started, 1)
-        path = args.out / f"{name}.json"
-        path.write_text(json.dumps(result, indent=1, default=controller.np_encoder))
+        path = controller.save_result(name, result, args.out)
         print(f"{name}: {controller.headline(name, result)}  -> {path}")
 
 

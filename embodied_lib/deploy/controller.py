@@ -7,6 +7,7 @@ Every function returns a JSON-friendly dict; the CLI writes the same dicts under
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from embodied_lib.manipulation.evaluate import MAX_STEPS, rollout
 from embodied_lib.navigation.evaluate import run_episodes
 from embodied_lib.registry import get_spec, load_runtime, make_policy
 
-SOAK_RATE_HZ = 200.0   # the soak runs ticks back to back; its watchdog deadlines are those of this rate
+SOAK_RATE_HZ = 20.0    # the soak runs ticks back to back; its watchdog deadlines are those of this rate
 
 
 def open_guard(export_dir, fmt: str = "executorch", model: str | None = None, trusted: bool = False,
@@ -147,17 +148,29 @@ def record_replay(exports_root, fmt: str = "executorch", ticks: int = 200) -> di
 def max_rate(exports_root, fmt: str = "executorch", rates=(50, 100, 200, 400, 800, 1600), seconds: float = 5.0,
              replay: dict | None = None, progress: bool = False) -> dict:
     """The controller's compute alone (recorded readings, no rendering or physics) with both models, at rising
-    rates for ``seconds`` each: the highest rate with no deadline miss."""
+    rates for ``seconds`` each: the highest rate with no deadline miss and no watchdog fallback."""
     replay = replay or record_replay(exports_root, fmt)
     rows = []
     for rate in rates:
         channels = build_channels(exports_root, fmt, None, None, replay=replay)
         report = run_loop(channels, rate, ticks=max(1, int(rate * seconds)), progress=progress, desc=f"{rate} Hz")
+        late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
         rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
-                     "compute_ms": report["compute_ms"], "start_late_ms": report["start_late_ms"]})
-    clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0]
+                     "watchdog_fallbacks": late, "compute_ms": report["compute_ms"],
+                     "start_late_ms": report["start_late_ms"]})
+    # sustained = every tick on time with both models' own answers (a watchdog fallback is on time, but not the model)
+    clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0 and r["watchdog_fallbacks"] == 0]
     return {"format": fmt, "seconds_per_rate": seconds, "rates": rows,
             "max_rate_without_misses_hz": max(clean) if clean else None}
+
+
+def save_result(experiment: str, result: dict, out_dir) -> Path:
+    """``out_dir/<experiment>.json``: what the CLI and notebook 07 both write."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{experiment}.json"
+    path.write_text(json.dumps(result, indent=1, default=np_encoder))
+    return path
 
 
 def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,
@@ -168,6 +181,8 @@ def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_
     channels = build_channels(exports_root, fmt, held_out(10**6), held_out(10**6), FaultPlan(kinds, probability),
                               rate_hz, replay=replay, fault_seed=seed)
     report = run_loop(channels, rate_hz, ticks, free_running, progress=progress, desc=f"faults at {rate_hz:g} Hz")
+    if not free_running:
+        report["corrupt_model_at_startup"] = corrupt_model_start(exports_root, fmt)
     totals = {}
     for channel in report["channels"].values():
         for kind, c in channel["faults"].items():
@@ -242,9 +257,61 @@ def headline(experiment: str, result: dict) -> str:
     if experiment == "rate":
         return f"highest rate without a miss: {result['max_rate_without_misses_hz']} Hz (compute only)"
     if experiment == "soak":
-        return f"{result['ticks']} ticks in {result['seconds']} s, RSS {result['rss_mb']['start']} -> {result['rss_mb']['end']} MB"
+        rss = result["rss_mb"]
+        return (f"{result['ticks']} ticks in {result['seconds']} s, RSS {rss['start']} -> {rss['after_warm_up']} after "
+                f"warm-up -> {rss['end']} MB at the end ({rss['growth_after_warm_up']:+.1f} MB after warm-up)")
     if experiment == "missions":
         s = result["go_to_pick_success"]
         return (f"{result['commands']} commands: go_to/pick succeeded {s['rate']:.1%} of {s['n']}, "
                 f"refusals right {result['refusals_correct']['rate']:.1%} of {result['refusals_correct']['n']}")
     return ""
+
+
+def production_checklist(results: dict, exports_root) -> list[dict]:
+    """The design document's production checklist, each item with the evidence of this run (``results``:
+    experiment name -> its result) and where to re-check it."""
+    def parity_line(model):
+        path = Path(exports_root) / model / "parity.json"
+        if not path.is_file():
+            return f"{model}: no parity.json"
+        rows = json.loads(path.read_text())
+        return f"{model}: {sum(r['passed'] for r in rows)}/{len(rows)} formats pass, max |diff| " \
+               f"{max(r['max_abs_diff'] for r in rows):.1e}"
+
+    g, rt, rate, f, soak_, m = (results.get(k, {}) for k in ("guard", "realtime", "rate", "faults", "soak", "missions"))
+    totals = f.get("fault_totals", {})
+    injected = sum(t["injected"] for t in totals.values())
+    fell_back = sum(t["fell_back_same_tick"] for t in totals.values())
+    bad_input = sum(ch["interventions"].get("bad_input", 0) for ch in rt.get("channels", {}).values())
+    render = rt.get("channels", {}).get("manipulation", {}).get("render_ms", {})
+    return [
+        {"item": "Model validation", "evidence": "parity of every format against eager (notebook 04, parity.json; "
+                                                 "tests/test_export_parity.py); closed loop through ExecuTorch",
+         "this run": "; ".join(parity_line(x) for x in ("navigation", "manipulation")) + (
+             f"; guarded ExecuTorch success: navigation {g['navigation']['with_guard']:.1%}, manipulation "
+             f"{g['manipulation']['with_guard']:.1%}" if g else "")},
+        {"item": "Input validation", "evidence": "the guard checks every reading against the manifest's input "
+                                                 "contract and the workspace (tests/test_deploy.py, tests/test_hardening.py)",
+         "this run": f"{bad_input} readings refused in {rt.get('ticks', 0)} real-time ticks"},
+        {"item": "Error handling", "evidence": "six fault kinds + a corrupt model at start-up, each to its fallback "
+                                               "(tests/test_deploy.py; the fault table above)",
+         "this run": f"{fell_back}/{injected} injected faults fell back in their own tick; corrupt model: "
+                     f"{f.get('corrupt_model_at_startup', {}).get('interventions')}"},
+        {"item": "Performance profiling", "evidence": "per-tick timing here; batch-1 latency of every runtime in "
+                                                      "`make bench` (runs/bench/latency.json); memory per runtime: "
+                                                      "notebook 08 (issue 13)",
+         "this run": f"compute p50 {rt.get('compute_ms', {}).get('p50')} / p99 {rt.get('compute_ms', {}).get('p99')} ms; "
+                     f"RSS growth after warm-up over {soak_.get('ticks')} soak ticks: {soak_.get('rss_mb', {}).get('growth_after_warm_up')} MB"},
+        {"item": "Safety verification", "evidence": "the guard's rules from the manifest; edge cases in "
+                                                    "tools/attack_surface.py and the fault runs",
+         "this run": (f"guard vs none: navigation {g['navigation']['difference_points']:+.1f} points, manipulation "
+                      f"{g['manipulation']['difference_points']:+.1f} points; " if g else "") +
+                     (f"refusals right {m['refusals_correct']['rate']:.1%} of {m['refusals_correct']['n']}" if m else "")},
+        {"item": "Hardware integration", "evidence": "simulated sensors only (MuJoCo camera + joint state, the grid "
+                                                     "scan); dropped and stale frames are detected by sequence and time",
+         "this run": f"camera render p50 {render.get('p50')} ms beside the controller; no physical robot here"},
+        {"item": "Real-time constraints", "evidence": "absolute-deadline loop with a watchdog (tests/test_deploy.py "
+                                                      "scheduler tests with a fake clock)",
+         "this run": f"{rt.get('ticks')} ticks at {rt.get('rate_hz')} Hz: {rt.get('deadline_misses')} misses; highest "
+                     f"compute-only rate without a miss: {rate.get('max_rate_without_misses_hz')} Hz"},
+    ]

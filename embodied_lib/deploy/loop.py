@@ -110,6 +110,8 @@ class ControlLoop:
                 channel.guard.warm_up(channel._previous)
         process = psutil.Process()
         rss_start = process.memory_info().rss
+        warmed_at = min(1000, limit // 10)   # RSS after this many ticks: start-up allocations are done by then
+        rss_warm = rss_start
         bar = tqdm(total=limit if ticks is not None else None, desc=desc, disable=not progress, mininterval=1.0)
         t0 = self.clock()
         tick = skipped = 0
@@ -120,7 +122,7 @@ class ControlLoop:
             if not self.free_running:
                 now = self.clock()
                 if now > release + self.period:      # a whole period late: skip to the next release
-                    behind = int((now - t0) / self.period) - tick
+                    behind = min(int((now - t0) / self.period) - tick, limit - tick)
                     skipped += behind
                     tick += behind
                     continue
@@ -151,11 +153,13 @@ class ControlLoop:
             log.arrays["missed"][row] = finished > release + self.period
             tick += 1
             bar.update(1)
+            if tick == warmed_at:
+                rss_warm = process.memory_info().rss
             if self.halted:
                 break
         bar.close()
         rss_end = process.memory_info().rss
-        return self._report(log, skipped, interventions, faults, examples, unhandled, rss_start, rss_end)
+        return self._report(log, skipped, interventions, faults, examples, unhandled, rss_start, rss_warm, rss_end)
 
     def _step(self, channel, i, log, row, started, deadline, interventions, faults, examples, unhandled, tick) -> float:
         """One channel's sense -> guard -> act; returns the seconds to leave out of the controller's compute."""
@@ -195,7 +199,7 @@ class ControlLoop:
                 unhandled.append({"tick": tick, "channel": channel.name, "fault": kind, "cause": step.cause})
         return render
 
-    def _report(self, log, skipped, interventions, faults, examples, unhandled, rss_start, rss_end) -> dict:
+    def _report(self, log, skipped, interventions, faults, examples, unhandled, rss_start, rss_warm, rss_end) -> dict:
         missed = int(log.column("missed").sum()) + skipped
         channels = {}
         for i, channel in enumerate(self.channels):
@@ -214,8 +218,9 @@ class ControlLoop:
             "compute_ms": percentiles_ms(log.column("compute_s")), "wall_ms": percentiles_ms(log.column("wall_s")),
             "start_late_ms": percentiles_ms(log.column("start_late_s")),
             "channels": channels, "intervention_examples": examples, "unhandled_faults": unhandled,
-            "rss_mb": {"start": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1),
-                       "growth": round((rss_end - rss_start) / 2**20, 1)},
+            "rss_mb": {"start": round(rss_start / 2**20, 1), "after_warm_up": round(rss_warm / 2**20, 1),
+                       "end": round(rss_end / 2**20, 1), "growth": round((rss_end - rss_start) / 2**20, 1),
+                       "growth_after_warm_up": round((rss_end - rss_warm) / 2**20, 1)},
             "timeline": {"compute_ms": (log.column("compute_s") * 1e3).round(3).tolist()[:20_000],
                          "wall_ms": (log.column("wall_s") * 1e3).round(3).tolist()[:20_000]},
         }
