@@ -24,6 +24,7 @@ KEYS_DIR = Path(os.environ.get("EMBODIED_KEYS", REPO_ROOT / "keys"))   # this ma
 TRAIN_SEED_BASE = 0                 # navigation training maps, manipulation demonstration scenes
 VALIDATION_SEED_BASE = 500_000      # navigation maps for model selection during training
 EVAL_SEED_BASE = 1_000_000          # held-out maps and scenes for every reported success rate
+MISSION_SEED_BASE = 1_500_000       # maps and scenes of spoken missions (notebook 07), apart from the evaluation's
 NAVIGATION_SAMPLE_SEED_BASE = 2_000_000    # maps for example inputs, parity and golden vectors
 MANIPULATION_SAMPLE_SEED_BASE = 3_000_000  # scenes for example inputs, parity and golden vectors
 PARITY_SEED = 11                    # sampler seed of the parity inputs (embodied_lib.runtime)

@@ -302,3 +302,19 @@ def test_go_to_reaches_the_spoken_cell_and_stop_halts_it_within_the_tick(monkeyp
     assert np.array_equal(stopped.frames[-1], stopped.frames[-2])   # nothing moved in the tick stop was heard
     assert stopped.final["cell"] != list(target)
     guard.close()
+
+
+@pytest.mark.parametrize("fmt", ["executorch", "onnx", "aoti", "torch_export", "safetensors"])
+def test_the_loop_runs_on_every_runtime(navigation_exports, fmt):
+    guard = controller.open_guard(navigation_exports, fmt, trusted=fmt in ("aoti", "torch_export"))
+    assert guard.startup_error is None
+    robot = GridRobot(seeds=SEEDS)
+    report = controller.run_loop([Channel(robot, guard)], 20.0, ticks=20, free_running=True)
+    causes = set(report["channels"]["navigation"]["interventions"])
+    assert causes <= {"illegal_move"}, causes            # an untrained policy bumps walls; nothing else happens
+    assert len(robot.results) >= 1 or robot.moves > 0
+
+
+def test_an_unsigned_code_format_is_not_loaded_unless_trusted(navigation_exports):
+    guard = controller.open_guard(navigation_exports, "aoti")   # trusted=False: code-carrying formats are refused
+    assert guard.policy is None and "trusted" in guard.startup_error

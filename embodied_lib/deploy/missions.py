@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from embodied_lib.config import EVAL_SEED_BASE
+from embodied_lib.config import MISSION_SEED_BASE
 from embodied_lib.deploy.loop import Channel, ControlLoop
 from embodied_lib.deploy.robots import GridRobot, TabletopRobot
 from embodied_lib.hri.commands import ACTIONS, decode_params, make_corpus
@@ -33,7 +33,6 @@ UNSUPPORTED = {
     "rotate": "rotate is not carried out here: the grid robot has no heading to turn; say 'go to row R column C'",
 }
 TABLE_COLOURS = ("red",)   # the tabletop scene holds one cube, the colour ManipulationNet was trained on
-MISSION_SEED_BASE = EVAL_SEED_BASE + 500_000   # held-out maps and scenes, apart from the evaluation episodes
 
 
 @dataclass
