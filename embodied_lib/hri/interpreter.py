@@ -59,7 +59,8 @@ class CommandInterpreter(Policy):
         if problem := text_problem(text):
             verdict = refuse_text(problem)
             return Decision(None, confidence=0.0, details=details, reason=verdict["reason"])
-        n_tokens = len(self.tokenizer.tokenize(text))
+        # verbose=False: the length is checked here, so the tokenizer need not warn about it as well
+        n_tokens = len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         if n_tokens > MAX_TOKENS - 2:
             details["warnings"].append(f"command has {n_tokens} tokens; only the first {MAX_TOKENS - 2} were read")
         ids, mask = tokenize(self.tokenizer, [text], warn=False)
