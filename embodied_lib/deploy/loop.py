@@ -177,6 +177,8 @@ class ControlLoop:
         channel._previous = fresh
         t_infer = self.clock()
         step = channel.guard.act(reading, deadline, tick_started=started)
+        if kind is not None and kind not in SENSOR_FAULTS and channel.guard.policy is not None:
+            channel.guard.policy.arm(None)   # a fault armed for a model the guard never called dies with its tick
         t_act = self.clock()
         if not self.halted:
             robot.apply(step.action)
