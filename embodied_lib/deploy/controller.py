@@ -146,21 +146,23 @@ def record_replay(exports_root, fmt: str = "executorch", ticks: int = 200) -> di
 
 
 def max_rate(exports_root, fmt: str = "executorch", rates=(50, 100, 200, 400, 800, 1600), seconds: float = 5.0,
-             replay: dict | None = None, progress: bool = False) -> dict:
+             replay: dict | None = None, infer_budget: float = 0.9, progress: bool = False) -> dict:
     """The controller's compute alone (recorded readings, no rendering or physics) with both models, at rising
-    rates for ``seconds`` each: the highest rate with no deadline miss and no watchdog fallback."""
+    rates for ``seconds`` each: the highest rate with no deadline miss and no watchdog fallback. With nothing to
+    render or simulate, inference may use ``infer_budget`` (90 %) of the period."""
     replay = replay or record_replay(exports_root, fmt)
     rows = []
     for rate in rates:
         channels = build_channels(exports_root, fmt, None, None, replay=replay)
-        report = run_loop(channels, rate, ticks=max(1, int(rate * seconds)), progress=progress, desc=f"{rate} Hz")
+        report = run_loop(channels, rate, ticks=max(1, int(rate * seconds)), infer_budget=infer_budget,
+                          progress=progress, desc=f"{rate} Hz")
         late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
         rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
                      "watchdog_fallbacks": late, "compute_ms": report["compute_ms"],
                      "start_late_ms": report["start_late_ms"]})
     # sustained = every tick on time with both models' own answers (a watchdog fallback is on time, but not the model)
     clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0 and r["watchdog_fallbacks"] == 0]
-    return {"format": fmt, "seconds_per_rate": seconds, "rates": rows,
+    return {"format": fmt, "seconds_per_rate": seconds, "infer_budget": infer_budget, "rates": rows,
             "max_rate_without_misses_hz": max(clean) if clean else None}
 
 
