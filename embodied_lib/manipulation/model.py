@@ -105,8 +105,11 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def frame_to_input(frames: np.ndarray) -> np.ndarray:
-    """The same conversion as a NumPy array (what the exported runtimes are fed)."""
-    return frames_to_tensor(frames).numpy()
+    """The same conversion in NumPy (what the exported runtimes are fed; equal to ``frames_to_tensor``, bit for
+    bit). NumPy, not torch: in a control loop right after MuJoCo's renderer, torch's OpenMP pool wakes against
+    Mesa's threads, and the 0.8 ms conversion took 24 ms at p99 on 2 cores."""
+    frames = np.asarray(frames)
+    return np.divide(frames.transpose(0, 3, 1, 2), np.float32(255.0), dtype=np.float32, order="C")
 
 
 def sample_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
