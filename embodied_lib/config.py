@@ -62,7 +62,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "hri": dict(n_train=8000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=8,
                     baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
-                       fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=240, ood=60),
+                       fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
     },
 }
 

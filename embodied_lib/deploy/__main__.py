@@ -5,7 +5,7 @@
     python -m embodied_lib.deploy rate                                  # highest rate without a miss (compute only)
     python -m embodied_lib.deploy faults    --ticks 6000 --probability 0.6
     python -m embodied_lib.deploy soak      --ticks 100000              # RSS growth over many ticks, faults on
-    python -m embodied_lib.deploy missions  --commands 240 --ood 60    # spoken commands carried out end to end
+    python -m embodied_lib.deploy missions  --commands 600 --ood 60    # spoken commands carried out end to end
     python -m embodied_lib.deploy all --profile full                    # every one, the sizes of notebook 07's profile
 
 Sizes default to the profile's "deploy" settings (embodied_lib.config); flags override them. Results go to

@@ -1,4 +1,4 @@
-"""The real-time control loop: sense -> guard(policy) -> act for every channel, at a fixed rate.
+"""The real-time control loop: sense every channel, guard(policy) every channel, act every channel, at a fixed rate.
 
 ros2_control-style scheduling: tick ``k`` is released at the absolute time ``t0 + k * period`` (never
 ``sleep(period)`` after the work, which drifts by the work's length), the watchdog deadline of every policy
@@ -137,11 +137,15 @@ class ControlLoop:
                 on_tick(tick, self)
             deadline = started + self.infer_budget * self.period
             excluded = 0.0
-            for i, channel in enumerate(self.channels):
-                if channel.robot.finished or self.halted:
-                    continue
-                excluded += self._step(channel, i, log, row, started, deadline, interventions, faults, examples,
-                                       unhandled, tick)
+            active = [(i, c) for i, c in enumerate(self.channels) if not (c.robot.finished or self.halted)]
+            # every sensor first, then every decision, then every action: a late model in one channel must not
+            # delay another channel's camera frame past the shared deadline
+            sensed = [self._sense(channel, i, log, row) for i, channel in active]
+            decided = [self._decide(channel, reading, kind, started, deadline, log, row, i)
+                       for (i, channel), (reading, _, kind) in zip(active, sensed)]
+            for (i, channel), (_, fresh, kind), step in zip(active, sensed, decided):
+                self._act(channel, i, log, row, fresh, kind, step, interventions, faults, examples, unhandled, tick)
+                excluded += channel.robot.last_render_s
                 if channel.robot.done:
                     reset_started = self.clock()
                     channel.robot.next_episode()
@@ -161,12 +165,10 @@ class ControlLoop:
         rss_end = process.memory_info().rss
         return self._report(log, skipped, interventions, faults, examples, unhandled, rss_start, rss_warm, rss_end)
 
-    def _step(self, channel, i, log, row, started, deadline, interventions, faults, examples, unhandled, tick) -> float:
-        """One channel's sense -> guard -> act; returns the seconds to leave out of the controller's compute."""
-        robot = channel.robot
+    def _sense(self, channel, i, log, row):
+        """Read one channel's sensors, with a sensor fault applied or a model fault armed."""
         t_sense = self.clock()
-        reading = robot.sense()
-        render = robot.last_render_s
+        reading = channel.robot.sense()
         kind = channel.faults.draw() if channel.faults is not None else None
         if kind in SENSOR_FAULTS:
             reading, fresh = apply_sensor_fault(kind, reading, channel._previous), reading
@@ -175,19 +177,26 @@ class ControlLoop:
             if kind is not None and channel.guard.policy is not None:
                 channel.guard.policy.arm(kind)   # a FaultyPolicy (checked in Channel.__post_init__)
         channel._previous = fresh
+        render = channel.robot.last_render_s
+        log.arrays["sense_s"][row, i], log.arrays["render_s"][row, i] = self.clock() - t_sense - render, render
+        return reading, fresh, kind
+
+    def _decide(self, channel, reading, kind, started, deadline, log, row, i):
         t_infer = self.clock()
         step = channel.guard.act(reading, deadline, tick_started=started)
         if kind is not None and kind not in SENSOR_FAULTS and channel.guard.policy is not None:
             channel.guard.policy.arm(None)   # a fault armed for a model the guard never called dies with its tick
+        log.arrays["infer_s"][row, i] = self.clock() - t_infer
+        return step
+
+    def _act(self, channel, i, log, row, fresh, kind, step, interventions, faults, examples, unhandled, tick):
         t_act = self.clock()
         if not self.halted:
-            robot.apply(step.action)
+            channel.robot.apply(step.action)
         t_done = self.clock()
-        robot.tick_done()
-        a = log.arrays
-        a["sense_s"][row, i], a["render_s"][row, i] = t_infer - t_sense - render, render
-        a["infer_s"][row, i], a["act_s"][row, i] = t_act - t_infer, t_done - t_act
-        a["e2e_s"][row, i] = t_done - (fresh.stamp if fresh is not None else t_sense)
+        channel.robot.tick_done()
+        log.arrays["act_s"][row, i] = t_done - t_act
+        log.arrays["e2e_s"][row, i] = t_done - (fresh.stamp if fresh is not None else t_act)
         if step.cause is not None:
             interventions[channel.name][step.cause] += 1
             if len(examples) < MAX_EXAMPLES:
@@ -199,7 +208,6 @@ class ControlLoop:
             entry["cause_as_expected"] += int(step.cause == EXPECTED_CAUSE[kind])
             if not step.fallback and len(unhandled) < MAX_EXAMPLES:
                 unhandled.append({"tick": tick, "channel": channel.name, "fault": kind, "cause": step.cause})
-        return render
 
     def _report(self, log, skipped, interventions, faults, examples, unhandled, rss_start, rss_warm, rss_end) -> dict:
         missed = int(log.column("missed").sum()) + skipped
