@@ -197,8 +197,10 @@ def summarise_missions(rows: list[dict]) -> dict:
     return {
         "commands": len(rows),
         "go_to_pick_success": rate(executable),
-        "accepted_success": {"n": len(accepted), "rate": float(np.mean([r["status"] == "done" for r in accepted]))
-                             if accepted else None},
+        # accepted and carried out: did the robot end where the *spoken* command said (not just where it understood)?
+        "accepted_success": rate(accepted),
+        "accepted_ended_where_understood": {"n": len(accepted), "rate": float(np.mean([r["status"] == "done" for r in accepted]))
+                                            if accepted else None},
         "refusals_correct": rate([r for r in rows if r["expected"] == "refused"]),
         "stop_correct": rate([r for r in rows if r["expected"] == "stop"]),
         "by_true_action": {k: rate(v) for k, v in sorted(by_truth.items())},
