@@ -23,6 +23,7 @@ from embodied_lib.manipulation.evaluate import MAX_STEPS, rollout
 from embodied_lib.navigation.evaluate import run_episodes
 from embodied_lib.registry import get_spec, load_runtime, make_policy
 
+BACK_TO_BACK = 10**6   # episode seeds for runs that play episodes until their ticks run out
 SOAK_RATE_HZ = 20.0    # the soak runs ticks back to back; its watchdog deadlines are those of this rate
 
 
@@ -127,7 +128,7 @@ def compare_guarded(exports_root, fmt: str = "executorch", maps: int = 500, scen
 def run_realtime(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,
                  progress: bool = False) -> dict:
     """Both policies on their simulators at ``rate_hz`` for ``ticks`` ticks, episodes back to back."""
-    channels = build_channels(exports_root, fmt, held_out(10**6), held_out(10**6))
+    channels = build_channels(exports_root, fmt, held_out(BACK_TO_BACK), held_out(BACK_TO_BACK))
     report = run_loop(channels, rate_hz, ticks, progress=progress, desc=f"{rate_hz:g} Hz")
     return {"format": fmt, **report}
 
@@ -136,8 +137,8 @@ def record_replay(exports_root, fmt: str = "executorch", ticks: int = 200) -> di
     """Readings recorded from both simulators under their own policies, for the compute-only runs."""
     exports_root = Path(exports_root)
     out = {}
-    for model, robot in (("navigation", GridRobot(**_grid_settings(exports_root), seeds=held_out(10**6))),
-                         ("manipulation", TabletopRobot(seeds=held_out(10**6), max_steps=MAX_STEPS))):
+    for model, robot in (("navigation", GridRobot(**_grid_settings(exports_root), seeds=held_out(BACK_TO_BACK))),
+                         ("manipulation", TabletopRobot(seeds=held_out(BACK_TO_BACK), max_steps=MAX_STEPS))):
         policy = make_policy(load_runtime(exports_root / model, fmt, trusted=fmt in ("aoti", "torch_export")))
         out[model] = record_observations(robot, lambda obs, p=policy: p.act(obs).action, ticks)
         if hasattr(robot, "close"):
@@ -180,7 +181,7 @@ def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_
                replay: dict | None = None, free_running: bool = False) -> dict:
     """Both policies at ``rate_hz`` with faults injected: every fault must end in its fallback in its tick,
     and the loop must keep its rate."""
-    channels = build_channels(exports_root, fmt, held_out(10**6), held_out(10**6), FaultPlan(kinds, probability),
+    channels = build_channels(exports_root, fmt, held_out(BACK_TO_BACK), held_out(BACK_TO_BACK), FaultPlan(kinds, probability),
                               rate_hz, replay=replay, fault_seed=seed)
     report = run_loop(channels, rate_hz, ticks, free_running, progress=progress, desc=f"faults at {rate_hz:g} Hz")
     if not free_running:
@@ -229,13 +230,6 @@ def soak(exports_root, fmt: str = "executorch", ticks: int = 100_000, probabilit
     return {**{k: report[k] for k in ("format", "ticks", "rss_mb", "fault_totals", "compute_ms")},
             "interventions": {name: ch["interventions"] for name, ch in report["channels"].items()},
             "seconds": round(time.perf_counter() - started, 1), "watchdog_period_hz": SOAK_RATE_HZ}
-
-
-def summarise_latency(report: dict) -> dict:
-    """The numbers a table shows: compute p50 / p99 / max, misses, render beside it."""
-    return {"ticks": report["ticks"], "deadline_misses": report["deadline_misses"], **{
-        f"compute_{k}_ms": v for k, v in report["compute_ms"].items()}, **{
-        f"render_{k}_ms": v for k, v in report["channels"].get("manipulation", {}).get("render_ms", {}).items()}}
 
 
 def np_encoder(obj):
