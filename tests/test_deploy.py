@@ -1,6 +1,4 @@
 """The deployment layer: guard rules, fault kinds -> fallbacks, the deadline scheduler, missions that refuse."""
-import shutil
-
 import numpy as np
 import pytest
 import torch

@@ -18,6 +18,7 @@ from embodied_lib.deploy.faults import FAULT_KINDS, FaultPlan, FaultyPolicy
 from embodied_lib.deploy.guard import Guard, rules_for
 from embodied_lib.deploy.loop import Channel, ControlLoop
 from embodied_lib.deploy.robots import GridRobot, ReplayRobot, TabletopRobot, record_observations
+from embodied_lib.export import FORMATS
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.manipulation.evaluate import MAX_STEPS, rollout
 from embodied_lib.navigation.evaluate import run_episodes
@@ -47,6 +48,12 @@ def open_guard(export_dir, fmt: str = "executorch", model: str | None = None, tr
     return Guard(policy, rules)
 
 
+def own_policy(export_dir, fmt: str):
+    """The policy of one of this workbook's own exports: code-carrying formats load trusted, because export_all
+    signed them with this machine's key (the signature is still checked)."""
+    return make_policy(load_runtime(export_dir, fmt, trusted=FORMATS[fmt].carries_code))
+
+
 def late_seconds(rate_hz: float, infer_budget: float) -> float:
     """An injected late inference answers a quarter of the spare time after the watchdog's deadline: late
     for its tick, done before the next one."""
@@ -68,7 +75,7 @@ def build_channels(exports_root, fmt: str, navigation_seeds, manipulation_seeds,
     for i, (model, seeds) in enumerate((("navigation", navigation_seeds), ("manipulation", manipulation_seeds))):
         if seeds is None and not (replay and model in replay):
             continue
-        guard = open_guard(exports_root / model, fmt, model, trusted=fmt in ("aoti", "torch_export"), late_s=late)
+        guard = open_guard(exports_root / model, fmt, model, trusted=FORMATS[fmt].carries_code, late_s=late)
         if replay and model in replay:
             robot = ReplayRobot(model, replay[model])
         else:
@@ -107,10 +114,8 @@ def compare_guarded(exports_root, fmt: str = "executorch", maps: int = 500, scen
     exports_root = Path(exports_root)
     grid = _grid_settings(exports_root)
     out = {"format": fmt, "maps": maps, "scenes": scenes}
-    nav_policy = make_policy(load_runtime(exports_root / "navigation", fmt, trusted=fmt in ("aoti", "torch_export")))
-    bare = run_episodes(nav_policy, grid["grid_size"], grid["obstacle_fraction"], held_out(maps))
-    man_policy = make_policy(load_runtime(exports_root / "manipulation", fmt, trusted=fmt in ("aoti", "torch_export")))
-    bare_manipulation = rollout(man_policy, held_out(scenes))
+    bare = run_episodes(own_policy(exports_root / "navigation", fmt), grid["grid_size"], grid["obstacle_fraction"], held_out(maps))
+    bare_manipulation = rollout(own_policy(exports_root / "manipulation", fmt), held_out(scenes))
     guarded = run_loop(build_channels(exports_root, fmt, held_out(maps), None), free_running=True,
                        progress=progress, desc="navigation, guarded")
     guarded_manipulation = run_loop(build_channels(exports_root, fmt, None, held_out(scenes)), free_running=True,
@@ -139,7 +144,7 @@ def record_replay(exports_root, fmt: str = "executorch", ticks: int = 200) -> di
     out = {}
     for model, robot in (("navigation", GridRobot(**_grid_settings(exports_root), seeds=held_out(BACK_TO_BACK))),
                          ("manipulation", TabletopRobot(seeds=held_out(BACK_TO_BACK), max_steps=MAX_STEPS))):
-        policy = make_policy(load_runtime(exports_root / model, fmt, trusted=fmt in ("aoti", "torch_export")))
+        policy = own_policy(exports_root / model, fmt)
         out[model] = record_observations(robot, lambda obs, p=policy: p.act(obs).action, ticks)
         if hasattr(robot, "close"):
             robot.close()
