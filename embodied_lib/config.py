@@ -28,6 +28,7 @@ MISSION_SEED_BASE = 1_500_000       # maps and scenes of spoken missions (notebo
 NAVIGATION_SAMPLE_SEED_BASE = 2_000_000    # maps for example inputs, parity and golden vectors
 MANIPULATION_SAMPLE_SEED_BASE = 3_000_000  # scenes for example inputs, parity and golden vectors
 PARITY_SEED = 11                    # sampler seed of the parity inputs (embodied_lib.runtime)
+CALIBRATION_SEED = 13               # sampler seed of the INT8 calibration inputs (embodied_lib.export.quantize)
 GOLDEN_SEED = 7                     # sampler seed of the golden vectors (embodied_lib.export.golden)
 TEXT_GOLDEN_SEED = 5                # corpus seed of text_golden.jsonl (embodied_lib.hri.export_extras)
 

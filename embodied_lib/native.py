@@ -59,15 +59,20 @@ RUNNERS = (
            note="twin: network rebuilt in LibTorch from the manifest's layer graph, plain-dict .pth via pickle_load"),
     Runner("aoti", "C++", CPP_BUILD / "aoti_runner", "aoti", note="AOTIModelPackageLoader"),
     Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
+    Runner("executorch_int8", "C++", CPP_BUILD / "executorch_runner", "executorch_int8",
+           note="the same ExecuTorch runner on the INT8 .pte"),
+    Runner("onnxruntime_int8", "C++", CPP_BUILD / "onnxruntime_runner", "onnx_int8",
+           note="the same ONNX Runtime runner on the INT8 .onnx"),
     Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", "architecture",
            note="twin: network rebuilt with tch-rs from the manifest's layer graph, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
+    Runner("ort_int8", "Rust", RUST_BIN / "ort_runner", "onnx_int8", note="the same ort runner on the INT8 .onnx"),
     Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", "command_pipeline",
            note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),
 )
 # The one JSON schema every runner prints (native/cpp/runner_common.hpp, native/rust/runner-common).
 RUNNER_KEYS = {"runner", "model", "model_name", "vectors", "max_abs_diff", "max_abs_diff_by_output", "tolerance",
-               "decision", "passed", "outputs", "latency_ms"}
+               "required_agreement", "decision", "passed", "outputs", "latency_ms", "peak_rss_mb"}
 
 
 def site_packages() -> Path:
@@ -193,7 +198,7 @@ def native_parity(export_dir, iterations: int = 200, language: str | None = None
                      "tolerance": result["tolerance"], "decision": decision["rule"],
                      "decision_agreement": (decision["agreement"] / decision["compared"]
                                             if decision["rule"] and decision["compared"] else None),
-                     "passed": result["passed"], "decisions": decision["values"],
+                     "passed": result["passed"], "decisions": decision["values"], "peak_rss_mb": result["peak_rss_mb"],
                      **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
     return rows
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 BATCH = "batch"  # the name of the dynamic leading dimension in every shape
-ALL_FORMATS = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti")
+ALL_FORMATS = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8")
 
 
 class InputError(ValueError):
@@ -135,6 +135,15 @@ class ModelSpec:
     formats: tuple = ALL_FORMATS          # what export_all writes for this model
     parity_inputs: int = 1000             # how many sampled inputs the parity check runs
     golden_count: int = 32                # golden vectors written for the native runners
+    # INT8 exports (embodied_lib.export.quantize): "static" (calibrated activations) or "dynamic" (per call);
+    # int8_tolerance: the max |diff| to eager allowed for them; int8_agreement: the share of decisions
+    # (argmax, gripper) that must stay on sampled inputs, leaving out those whose reference margin is within
+    # int8_tie_margin (embodied_lib.export.parity_rule)
+    quantization: str = "static"
+    calibration_inputs: int = 256
+    int8_tolerance: float = 0.1
+    int8_tie_margin: float = 0.01
+    int8_agreement: float = 0.95
     # writes files a deployment needs beside the model (e.g. tokenizer.json): (spec, model, out_dir) -> [paths]
     write_extras: Callable | None = None
 

@@ -152,9 +152,8 @@ def test_a_continuous_output_is_not_judged_by_argmax():
     assert result["passed"] and result["decision_agreement"] == {"action.gripper_closed": 1.0}
     # the gripper decision is what counts: values within a loose tolerance (as for a lossy format), the
     # decision compared strictly, and opposite
-    loose = dataclasses.replace(spec, tolerance=1.0)
     opened = (np.array([[0.50, 0.50000002, -0.2, -0.30]], np.float32),)
-    result = compare_outputs(loose, expected, opened, tie_margin=1e-6)
+    result = compare_outputs(spec, expected, opened, {"tolerance": 1.0, "tie_margin": 1e-6, "agreement": 0.95})
     assert not result["passed"] and result["decision_agreement"] == {"action.gripper_closed": 0.0}
 
 
@@ -162,8 +161,7 @@ def test_a_discrete_output_is_judged_by_argmax_except_near_ties():
     spec = navigation_spec()
     expected = (np.array([[0.1, 0.9, 0.2, 0.3], [0.5, 0.5000001, 0.0, 0.0]], np.float32),)
     flipped = (np.array([[0.1, 0.9, 0.95, 0.3], [0.5, 0.5000001, 0.0, 0.0]], np.float32),)
-    loose = dataclasses.replace(spec, tolerance=1.0)
-    result = compare_outputs(loose, expected, flipped, tie_margin=1e-3)
+    result = compare_outputs(spec, expected, flipped, {"tolerance": 1.0, "tie_margin": 1e-3, "agreement": 0.95})
     assert not result["passed"] and result["decision_agreement"] == {"q_values.argmax": 0.0}
     tie = (np.array([[0.1, 0.9, 0.2, 0.3], [0.5000001, 0.5, 0.0, 0.0]], np.float32),)  # a near-tie flips
     result = compare_outputs(spec, expected, tie)

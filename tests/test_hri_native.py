@@ -25,10 +25,14 @@ def built():
 def test_heads_run_in_every_tensor_runner(built, hri_exports, head):
     root, _ = hri_exports
     rows = native_parity(root / head, iterations=5)
-    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"}
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort",
+                                           "executorch_int8", "onnxruntime_int8", "ort_int8"}
     golden = read_golden(root / head / "golden.bin")
     first_output = next(k for k in golden if k.startswith("output."))
     for row in rows:
+        if row["runner"].endswith("_int8"):   # INT8: the manifest's looser rule, checked by the runner itself
+            assert row["passed"] and row["tolerance"] > TOLERANCE, row
+            continue
         assert row["max_abs_diff"] <= TOLERANCE and row["passed"], row
         if head == "action_classifier":  # probabilities: judged by their argmax
             assert row["decision"] == "argmax" and row["decisions"] == golden[first_output].argmax(axis=1).tolist()

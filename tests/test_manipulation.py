@@ -122,9 +122,12 @@ def test_two_input_model_in_native_runners(manipulation_exports):
     out, _, _ = manipulation_exports
     rows = native_parity(out, iterations=2)
     # libtorch and tch: the twins, rebuilt from the manifest's layer graph with the Python weights
-    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"}
-    assert all(r["max_abs_diff"] <= TOLERANCE and r["vectors"] == 8 and r["passed"] for r in rows), rows
-    assert all(r["decision"] == "gripper_closed" and r["decision_agreement"] == 1.0 for r in rows), rows
+    int8 = {"executorch_int8", "onnxruntime_int8", "ort_int8"}
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"} | int8
+    exact = [r for r in rows if r["runner"] not in int8]
+    assert all(r["max_abs_diff"] <= TOLERANCE and r["vectors"] == 8 and r["passed"] for r in exact), rows
+    assert all(r["decision"] == "gripper_closed" and r["decision_agreement"] == 1.0 for r in exact), rows
+    assert all(r["passed"] and r["decision"] == "gripper_closed" for r in rows if r["runner"] in int8), rows
     from embodied_lib.export.golden import read_golden, write_golden
     golden = read_golden(out / "golden.bin")
     golden["input.image"][0, 0, 0, 0] = np.nan

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from embodied_lib.export import aoti_package, executorch_pte, onnx_model, torch_export, trust, weights
+from embodied_lib.export import aoti_package, executorch_pte, onnx_model, quantize, torch_export, trust, weights
 from embodied_lib.export.artifacts import ArtifactError, sha256_of
 from embodied_lib.export.golden import make_golden, write_golden
 from embodied_lib.export.manifest import package_versions, write_manifest
@@ -28,6 +28,7 @@ class Format:
     save: Callable
     load: Callable
     carries_code: bool = False   # loading runs code: only trusted and signed (embodied_lib.export.trust)
+    lossy: bool = False          # INT8: judged by spec.int8_tolerance and spec.int8_agreement, not spec.tolerance
 
 
 FORMATS = {f.name: f for f in (
@@ -41,7 +42,24 @@ FORMATS = {f.name: f for f in (
            weights.save_pth, weights.load_pth),
     Format("aoti", ".aoti.pt2", "AOTInductor package loader (Python, C++)", aoti_package.save,
            aoti_package.load, carries_code=True),
+    Format("executorch_int8", ".int8.pte", "ExecuTorch runtime, XNNPACK backend, INT8 (PT2E)",
+           quantize.save_executorch_int8, quantize.load_executorch_int8, lossy=True),
+    Format("onnx_int8", ".int8.onnx", "ONNX Runtime, INT8 (QDQ static or dynamic)", quantize.save_onnx_int8,
+           onnx_model.load, lossy=True),
 )}
+
+
+def parity_rule(spec, fmt: str) -> dict:
+    """How a format is judged against eager: max |diff| within ``tolerance`` and at least ``agreement`` of the
+    decisions whose reference margin exceeds ``tie_margin``. Float formats: the spec's tolerance for both,
+    every decision. INT8: the spec's looser int8_tolerance for the values, int8_tie_margin for near-ties (a
+    decision INT8 rounding alone can flip) and int8_agreement of the rest (the same-argmax / same-gripper
+    rate; the task metrics in embodied_lib.profiling say what a flipped decision costs).
+    The manifest carries it per artifact, so the native runners judge a file as Python does."""
+    if FORMATS[fmt].lossy:
+        return {"tolerance": spec.int8_tolerance, "tie_margin": spec.int8_tie_margin,
+                "agreement": spec.int8_agreement}
+    return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
 GOLDEN_FILE = "golden.bin"
 
 
@@ -70,6 +88,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
             "inputs": [s.to_json() for s in spec.inputs],
             "outputs": [s.to_json() for s in spec.outputs],
             "export_seconds": round(seconds, 2),
+            "parity": parity_rule(spec, name),
         })
         log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
     golden_count = golden_count or spec.golden_count
@@ -92,4 +111,4 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     return manifest
 
 
-__all__ = ["ArtifactError", "FORMATS", "export_all"]
+__all__ = ["ArtifactError", "FORMATS", "export_all", "parity_rule"]

@@ -16,7 +16,7 @@ from embodied_lib.export.artifacts import ArtifactError, REEXPORT_HINT
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 VERSIONED_PACKAGES = ("torch", "executorch", "onnx", "onnxscript", "onnxruntime", "safetensors")
-FORMAT_NAMES = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti")
+FORMAT_NAMES = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8")
 
 # A file name inside the export folder: no separators, no "..", no leading dot, printable ASCII.
 _FILE = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$", "not": {"pattern": r"\.\."}}
@@ -47,7 +47,11 @@ SCHEMA = {
         "artifacts": {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["format", "file", "sha256", "bytes"],
             "properties": {"format": {"enum": list(FORMAT_NAMES)}, "file": _FILE, "sha256": _SHA256,
-                           "bytes": _BYTES}}},
+                           "bytes": _BYTES, "parity": {
+                               "type": "object", "required": ["tolerance", "tie_margin", "agreement"],
+                               "properties": {"tolerance": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+                                              "tie_margin": {"type": "number", "minimum": 0, "maximum": 10},
+                                              "agreement": {"type": "number", "minimum": 0.5, "maximum": 1}}}}}},
         "golden": {"type": "object", "required": ["file", "sha256", "count"],
                    "properties": {"file": _FILE, "sha256": _SHA256, "count": {"type": "integer", "minimum": 1}}},
         "extra_files": {"type": "array", "items": {

@@ -161,4 +161,5 @@ def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = No
                                 max_tokens=MAX_TOKENS, pooling=POOLING_DOC[pooling]),
         spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold, "pooling": pooling},
         tolerance=1e-4, max_batch=256, dim_ranges={SEQUENCE: (2, MAX_TOKENS)},
-        formats=("torch_export", "executorch", "onnx"), parity_inputs=200, write_extras=write_pipeline_extras)
+        formats=("torch_export", "executorch", "onnx", "executorch_int8", "onnx_int8"), parity_inputs=200,
+        quantization="dynamic", write_extras=write_pipeline_extras)

@@ -85,5 +85,7 @@ def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15) -> Mode
             },
         },
         spec_args={"grid_size": grid_size, "obstacle_fraction": obstacle_fraction},
-        tolerance=1e-5,
+        # INT8 measured (full profile): max |diff| 0.10 of Q-values ~1; 95 % same argmax on sampled states, whose
+        # best two moves are often within 0.1 (the task metric, not this rate, decides: embodied_lib.profiling)
+        tolerance=1e-5, int8_tolerance=0.25, int8_tie_margin=0.02, int8_agreement=0.9,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from embodied_lib.config import PARITY_SEED
-from embodied_lib.export import FORMATS
+from embodied_lib.export import FORMATS, parity_rule
 from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, require_file
 from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.export.trust import local_public_key, verify_manifest
@@ -119,25 +119,25 @@ def decisions(judged, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
-def compare_outputs(spec, expected, got, tie_margin: float | None = None) -> dict:
+def compare_outputs(spec, expected, got, rule: dict | None = None) -> dict:
     """Max |diff| over every output, and the agreement of every decision the spec's outputs carry.
 
-    A decision whose reference margin is within ``tie_margin`` (default: the spec's tolerance) is a
-    near-tie and not counted. A looser tolerance for the values with a tight ``tie_margin`` judges a
-    lossy format (INT8) by its decisions."""
-    tie_margin = spec.tolerance if tie_margin is None else tie_margin
+    ``rule`` (embodied_lib.export.parity_rule; default: the spec's float rule) gives the value tolerance,
+    the tie margin (a decision whose reference margin is within it is a near-tie that rounding alone may
+    flip, and is not counted) and the share of counted decisions that must agree (1.0 for float formats)."""
+    rule = rule or {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
     max_diff = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
     agreement, ties = {}, 0
     for ts, e, g in zip(spec.outputs, expected, got):
         want, have = decisions(ts.judged, e), decisions(ts.judged, g)
         for name, (reference, margin) in want.items():
-            counted = margin > tie_margin
+            counted = margin > rule["tie_margin"]
             ties += int((~counted).sum())
             key = f"{ts.name}.{name}"
             agreement[key] = float(np.mean(have[name][0][counted] == reference[counted])) if counted.any() else 1.0
-    passed = max_diff <= spec.tolerance and all(a == 1.0 for a in agreement.values())
+    passed = max_diff <= rule["tolerance"] and all(a >= rule["agreement"] for a in agreement.values())
     return {"max_abs_diff": max_diff, "decision_agreement": agreement, "near_ties": ties,
-            "tolerance": spec.tolerance, "passed": passed}
+            "tolerance": rule["tolerance"], "required_agreement": rule["agreement"], "passed": passed}
 
 
 def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None,
@@ -157,7 +157,8 @@ def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PAR
             continue
         runtime = load_artifact(export_dir, fmt, spec, trusted=True, public_key=public_key)
         got = run_batched(runtime, inputs)
-        rows.append({"format": fmt, "file": entry["file"], "inputs": n, **compare_outputs(spec, expected, got)})
+        rows.append({"format": fmt, "file": entry["file"], "inputs": n,
+                     **compare_outputs(spec, expected, got, parity_rule(spec, fmt))})
     return rows
 
 

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <numeric>
 #include <stdexcept>
@@ -142,9 +143,16 @@ inline void verify_signature(const std::string& manifest_path, const std::string
                              ": the manifest was changed after signing, or signed by another key");
 }
 
+// The process's peak resident memory so far (Linux ru_maxrss is in KiB): the model loaded and run.
+inline double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;
+}
+
 // MODEL is a file the manifest lists (same size and sha256, whatever its name); with a key, the manifest is
-// signed by it. Runs before any runtime parses the file.
-inline void verify_model_file(const std::string& model, const json& manifest, const std::string& manifest_path,
+// signed by it. Runs before any runtime parses the file. Returns the manifest's entry for the file.
+inline json verify_model_file(const std::string& model, const json& manifest, const std::string& manifest_path,
                               const std::string& public_key) {
   if (!public_key.empty()) verify_signature(manifest_path, public_key);
   const uint64_t size = check_regular(model, "model file", kMaxModelBytes);
@@ -154,7 +162,7 @@ inline void verify_model_file(const std::string& model, const json& manifest, co
       for (const json& a : manifest[key])
         if (a.is_object() && a.contains("sha256") && a["sha256"] == digest && a.contains("bytes") &&
             a["bytes"].is_number_unsigned() && a["bytes"].get<uint64_t>() == size)
-          return;
+          return a;
   throw std::runtime_error(model + " (" + std::to_string(size) + " bytes) matches no file the manifest lists by size "
                            "and sha256 (truncated, corrupted or replaced?)");
 }
@@ -399,7 +407,7 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
     if (carries_code && o.public_key.empty())
       throw std::runtime_error(std::string(runner_name) + " files carry code that runs when loaded; give --public-key with "
                                "the key that signed the manifest (python -m embodied_lib.export.trust)");
-    verify_model_file(o.model, manifest, o.manifest, o.public_key);
+    const json entry = verify_model_file(o.model, manifest, o.manifest, o.public_key);
     std::unique_ptr<Model> model = load(o.model, manifest);
     const std::vector<Shape> shapes = resolve_shapes(g, manifest, model->input_shapes());
     const json& declared_outputs = manifest.at("outputs");
@@ -407,7 +415,12 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
       throw std::runtime_error("the manifest declares " + std::to_string(declared_outputs.size()) +
                                " outputs, the golden file has " + std::to_string(g.outputs.size()));
     const DecisionRule rule(declared_outputs);
-    const double tolerance = manifest.at("tolerance").get<double>();
+    // How this file is judged (embodied_lib.export.parity_rule): an INT8 artifact carries a looser value
+    // tolerance and the share of decisions that must stay; a float one, the model's tolerance and all of them.
+    const json rule_of_file = entry.value("parity", json::object());
+    const double tolerance = rule_of_file.value("tolerance", manifest.at("tolerance").get<double>());
+    const double tie_margin = rule_of_file.value("tie_margin", manifest.at("tolerance").get<double>());
+    const double required_agreement = rule_of_file.value("agreement", 1.0);
     auto row = [&](int64_t r) {
       std::vector<const float*> in;
       for (const Tensor& t : g.inputs) in.push_back(t.data.data() + r * t.row_size());
@@ -435,7 +448,7 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
         const auto have = rule.decide(out[rule.output].data(), want.row_size());
         const auto expected = rule.decide(want.data.data() + r * want.row_size(), want.row_size());
         decisions.push_back(have.first);
-        if (expected.second > tolerance) {  // a near-tie in the reference is not a decision to keep
+        if (expected.second > tie_margin) {  // a near-tie in the reference is not a decision to keep
           ++compared;
           agree += have.first == expected.first;
         }
@@ -457,7 +470,9 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
         {"tolerance", tolerance},
         {"decision", {{"rule", rule.name.empty() ? json(nullptr) : json(rule.name)}, {"agreement", agree},
                       {"compared", compared}, {"values", decisions}}},
-        {"passed", max_diff <= tolerance && agree == compared},
+        {"required_agreement", required_agreement},
+        {"passed", max_diff <= tolerance && agree >= required_agreement * compared - 1e-9},
+        {"peak_rss_mb", peak_rss_mb()},
         {"outputs", first_outputs},
         {"latency_ms", {{"p50", percentile(ms, 50)}, {"p99", percentile(ms, 99)},
                         {"mean", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()},

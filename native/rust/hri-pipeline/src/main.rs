@@ -247,13 +247,13 @@ fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize, public
     let lines = String::from_utf8(runner_common::read_file(golden, "text golden file")?)
         .map_err(|_| format!("{golden} is not UTF-8 text"))?;
     let manifest = read_manifest(manifest_path)?;
-    verify_model_file(model, &manifest, manifest_path, public_key)?;
+    let entry = verify_model_file(model, &manifest, manifest_path, public_key)?;
     // the tokenizer is part of the model: a swapped vocabulary turns "red" into "blue"
     let tokenizer = Path::new(model).with_file_name("tokenizer.json").to_string_lossy().into_owned();
     verify_model_file(&tokenizer, &manifest, manifest_path, None)?;
     let mut pipeline = Pipeline::open(model, &manifest)?;
     let schema = Schema::from_manifest(&manifest)?;
-    let mut parity = Parity::new(&manifest)?.with_rule("command");
+    let mut parity = Parity::new(&manifest, &entry)?.with_rule("command");
     let (mut first_outputs, mut first_text) = (Vec::new(), None);
     for (n, line) in lines.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let row: Value = serde_json::from_str(line).map_err(|e| format!("{golden} line {}: not JSON ({e})", n + 1))?;

@@ -1,0 +1,90 @@
+"""Peak resident memory of a process that loads one model and runs it at batch 1.
+
+Each measurement is a fresh Python process (``python -m embodied_lib.profiling.memory child ...``), so
+one model's allocations never count for another. The child reports three numbers (MiB, from
+/proc/self/status): ``baseline_mb``, its resident memory once the libraries are imported and before the
+file is opened; ``peak_mb``, its peak (VmHWM) after loading the file and running golden vector 0 twenty
+times; and ``model_mb = peak_mb - baseline_mb``, what this model in this runtime costs on top of the
+imports. Every Python child imports the same libraries (torch among them: ExecuTorch's and the
+workbook's Python bindings link it), so the baselines agree and ``model_mb`` compares runtimes; the native
+runners (embodied_lib.native) report their whole-process peak the same way, without Python or torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+RUNS = 20
+TORCHSCRIPT = "torchscript"   # the retired path (embodied_lib.profiling.torchscript), not an export format
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"/proc/self/status has no {field}; the memory harness needs Linux")
+
+
+def _golden_inputs(export_dir: Path):
+    import torch
+
+    from embodied_lib.export.golden import read_golden
+    from embodied_lib.export.manifest import read_manifest
+    manifest = read_manifest(export_dir)
+    golden = read_golden(export_dir / manifest["golden"]["file"])
+    return [torch.from_numpy(golden[f"input.{s['name']}"][:1].astype(s["dtype"])) for s in manifest["inputs"]]
+
+
+def _child(export_dir: Path, runtime: str, torchscript_file: Path | None) -> dict:
+    import torch
+
+    from embodied_lib.registry import load_checkpoint, load_runtime  # noqa: F401  every child pays the same imports
+    inputs = _golden_inputs(export_dir)
+    baseline = _status_mb("VmRSS")
+    if runtime == TORCHSCRIPT:
+        module = torch.jit.load(str(torchscript_file))   # our own trace, written by this benchmark run
+        run = module
+    else:
+        run = load_runtime(export_dir, runtime, trusted=True)   # our own exports, signed on this machine
+    with torch.no_grad():
+        for _ in range(RUNS):
+            run(*inputs)
+    peak = _status_mb("VmHWM")
+    return {"baseline_mb": round(baseline, 1), "peak_mb": round(peak, 1), "model_mb": round(peak - baseline, 1)}
+
+
+def measure(export_dir, runtime: str, torchscript_file=None, timeout_s: float = 600) -> dict:
+    """Run one child process; its numbers, or a RuntimeError with the child's last error line."""
+    cmd = [sys.executable, "-m", "embodied_lib.profiling.memory", "child", str(export_dir), runtime]
+    if torchscript_file is not None:
+        cmd += ["--torchscript", str(torchscript_file)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(f"memory child for {runtime} on {export_dir} failed: {lines[-1] if lines else proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def file_mb(path) -> float:
+    return round(Path(path).stat().st_size / 2**20, 3)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    child = sub.add_parser("child", help="load one model, run it at batch 1, print the memory JSON")
+    child.add_argument("export_dir", type=Path)
+    child.add_argument("runtime", help="an export format (embodied_lib.export.FORMATS) or 'torchscript'")
+    child.add_argument("--torchscript", type=Path, help="the traced .pt file, for runtime torchscript")
+    args = parser.parse_args(argv)
+    if args.runtime == TORCHSCRIPT and args.torchscript is None:
+        parser.error("runtime torchscript needs --torchscript FILE")
+    print(json.dumps(_child(args.export_dir, args.runtime, args.torchscript)))
+
+
+if __name__ == "__main__":
+    main()
