@@ -2,7 +2,8 @@
 #   make run    set up everything and execute every notebook headlessly (PROFILE=quick|full)
 #   make test   set up everything and run the test suite
 #   make native  build the C++ and Rust runners (make run and make test do it too)
-#   make bench   batch-1 latency of every runtime (Python and native), and the controller's experiments, to runs/bench/
+#   make bench   batch-1 latency of every runtime (Python and native), the controller's experiments, and INT8 /
+#                memory / TorchScript profiling with the design document's claims, to runs/bench/
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -61,6 +62,7 @@ bench: native
 	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
 	$(PY) tools/hri_pipeline_latency.py --out runs/bench/hri_pipeline_latency.json
 	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
+	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling
 
 FUZZ_SECONDS ?= 120
 FUZZ_DIR := runs/fuzz

@@ -239,3 +239,58 @@ def plot_interventions(report: dict):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_latency_vs_size(models: dict):
+    """Batch-1 p50 latency against file size, one panel per model, one point per format/runtime that has both."""
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], models.items()):
+        sizes = {r["runtime"]: r["file_mb"] for r in m["memory"]}
+        for row in m["latency"]:
+            if row["runtime"] in sizes:
+                int8 = "INT8" in row["runtime"] or "int8" in row["runtime"]
+                ax.scatter(sizes[row["runtime"]], row["p50_ms"], marker="s" if int8 else "o",
+                           color="tab:orange" if int8 else "tab:blue")
+                ax.annotate(row["runtime"].replace("Python ", "Py ").replace(" (retired)", ""),
+                            (sizes[row["runtime"]], row["p50_ms"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.set(xscale="log", yscale="log", xlabel="file size (MiB)", ylabel="batch-1 p50 latency (ms)",
+               title=f"{name} (orange: INT8)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_int8_accuracy(models: dict):
+    """The change of each model's headline task metric, INT8 minus its float twin, with the allowed drop."""
+    labels, points, allowed = [], [], []
+    for name, m in models.items():
+        for fmt, d in m.get("accuracy", {}).get("int8_delta", {}).items():
+            labels.append(f"{name}\n{fmt}")
+            points.append(d["points"])
+            allowed.append(-d["allowed_drop"])
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 3.5))
+    x = np.arange(len(labels))
+    ax.bar(x, points, color=["tab:green" if p >= a else "tab:red" for p, a in zip(points, allowed)])
+    ax.scatter(x, allowed, marker="_", s=600, color="black", label="largest drop allowed")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set(ylabel="task metric change (points)", title="INT8 vs float, same evaluation")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_memory(models: dict):
+    """Peak resident memory of one process per runtime (Python: on top of the shared imports; native: whole)."""
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.2), squeeze=False)
+    for ax, (name, m) in zip(axes[0], models.items()):
+        rows = m["memory"]
+        values = [r["model_mb"] if r["language"] == "Python" else r["peak_mb"] for r in rows]
+        colors = ["tab:blue" if r["language"] == "Python" else "tab:purple" for r in rows]
+        y = np.arange(len(rows))
+        ax.barh(y, values, color=colors)
+        ax.set_yticks(y, [r["runtime"].replace(" (retired)", "*") for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set(xlabel="MiB (blue: Python, above imports; purple: native process peak)", title=name)
+        ax.xaxis.label.set_size(7)
+    fig.tight_layout()
+    return fig

@@ -20,10 +20,10 @@ def isolated_outputs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
-    selected = notebooks(["01", "02", "03", "04", "05", "06", "07"])
+    selected = notebooks(["01", "02", "03", "04", "05", "06", "07", "08"])
     assert [p.name for p in selected] == ["01_navigation_dqn.ipynb", "02_manipulation_vision.ipynb", "03_hri_distilbert.ipynb",
                                           "04_export_all_formats.ipynb", "05_native_cpp.ipynb", "06_native_rust.ipynb",
-                                          "07_deployment_control_loop.ipynb"]
+                                          "07_deployment_control_loop.ipynb", "08_quantization_and_profiling.ipynb"]
     for path in selected:
         executed = run_notebook(path, "quick", KERNEL, isolated_outputs / "executed")
         nb = json.loads(executed.read_text())
@@ -69,3 +69,16 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(isolated_outputs):
     assert all(r["ticks"] == 0 for r in missions["rows"] if r["status"] == "refused")
     realtime = json.loads((deploy / "realtime.json").read_text())
     assert realtime["ticks"] == 200 and realtime["channels"]["navigation"]["episodes"] > 0
+
+    # notebook 08 wrote what `python -m embodied_lib.profiling` writes
+    profiling = isolated_outputs / "runs" / "profiling"
+    summary = json.loads((profiling / "summary.json").read_text())
+    assert summary["torchscript_branch_demo"]["trace_is_silently_wrong"] and summary["torchscript_branch_demo"]["export_refuses"]
+    assert {c["claim"] for c in summary["claims"]} >= {"INT8 gives a 4x memory reduction",
+                                                       "ExecuTorch uses 10-50 % less memory than TorchScript"}
+    for model in ("navigation", "manipulation", "command_pipeline"):
+        result = json.loads((profiling / f"{model}.json").read_text())
+        assert 0 < result["sizes"]["int8_over_fp32"]["executorch_int8"] < 0.35, model
+        assert set(result["accuracy"]["int8_delta"]) == {"executorch_int8", "onnx_int8"}, model
+        assert all(r["peak_mb"] > 0 for r in result["memory"]), model
+        assert result["planned_memory"]["executorch"]["bytes"] > 0, model

@@ -10,6 +10,7 @@ Each format is a module with ``save(spec, model, program, path)`` and
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -61,6 +62,10 @@ def parity_rule(spec, fmt: str) -> dict:
                 "agreement": spec.int8_agreement}
     return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
 GOLDEN_FILE = "golden.bin"
+
+# torch 2.13 warns "isinstance(treespec, LeafSpec) is deprecated" whenever ExecuTorch, Inductor or the ONNX
+# exporter copies a program's input specs: inside those libraries, once per export, nothing a user can act on.
+warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated", category=FutureWarning)
 
 
 def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print,

@@ -1,6 +1,8 @@
 """ONNX models (.onnx) from the dynamo exporter, run with ONNX Runtime."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from embodied_lib.export.artifacts import ArtifactError, load_or_explain
@@ -8,12 +10,15 @@ from embodied_lib.export.torch_export import dynamic_shapes
 
 
 def save(spec, model, program, path):
-    # external_data=False keeps weights inside the one .onnx file the runners are given.
-    torch.onnx.export(model.eval(), spec.example_inputs(batch=2), str(path), dynamo=True,
-                      input_names=[s.name for s in spec.inputs],
-                      output_names=[s.name for s in spec.outputs],
-                      dynamic_shapes=dynamic_shapes(spec), external_data=False,
-                      optimize=True, verbose=False)
+    # external_data=False keeps weights inside the one .onnx file the runners are given. The exporter warns
+    # that a second input's "batch" axis name is dropped because it equals the first's: that is the contract.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+        torch.onnx.export(model.eval(), spec.example_inputs(batch=2), str(path), dynamo=True,
+                          input_names=[s.name for s in spec.inputs],
+                          output_names=[s.name for s in spec.outputs],
+                          dynamic_shapes=dynamic_shapes(spec), external_data=False,
+                          optimize=True, verbose=False)
 
 
 def load(path, spec):

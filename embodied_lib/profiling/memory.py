@@ -29,21 +29,12 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}; the memory harness needs Linux")
 
 
-def _golden_inputs(export_dir: Path):
-    import torch
-
-    from embodied_lib.export.golden import read_golden
-    from embodied_lib.export.manifest import read_manifest
-    manifest = read_manifest(export_dir)
-    golden = read_golden(export_dir / manifest["golden"]["file"])
-    return [torch.from_numpy(golden[f"input.{s['name']}"][:1].astype(s["dtype"])) for s in manifest["inputs"]]
-
-
 def _child(export_dir: Path, runtime: str, torchscript_file: Path | None) -> dict:
     import torch
 
-    from embodied_lib.registry import load_checkpoint, load_runtime  # noqa: F401  every child pays the same imports
-    inputs = _golden_inputs(export_dir)
+    from embodied_lib.registry import load_runtime   # every child pays the same imports
+    from embodied_lib.runtime.latency import golden_batch1
+    inputs = golden_batch1(export_dir)
     baseline = _status_mb("VmRSS")
     if runtime == TORCHSCRIPT:
         module = torch.jit.load(str(torchscript_file))   # our own trace, written by this benchmark run

@@ -24,7 +24,7 @@ from embodied_lib.native import native_parity
 from embodied_lib.registry import load_runtime
 
 PYTHON_FORMATS = {"eager": "safetensors", "torch.export": "torch_export", "ExecuTorch": "executorch",
-                  "ONNX Runtime": "onnx"}
+                  "ExecuTorch INT8": "executorch_int8", "ONNX Runtime": "onnx", "ONNX Runtime INT8": "onnx_int8"}
 WARMUP = 20
 
 
@@ -46,12 +46,19 @@ def time_calls(fn, iterations: int) -> dict:
             "iterations": iterations}
 
 
-def python_latency(export_dir, iterations: int = 200) -> list[dict]:
+def golden_batch1(export_dir) -> list[torch.Tensor]:
+    """Golden vector 0 as batch-1 tensors: the input every latency and memory figure runs."""
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     golden = read_golden(export_dir / manifest["golden"]["file"])
     # golden.bin stores every tensor as float32; token ids go back to their own dtype
-    inputs = [torch.from_numpy(golden[f"input.{s['name']}"][:1].astype(s["dtype"])) for s in manifest["inputs"]]
+    return [torch.from_numpy(golden[f"input.{s['name']}"][:1].astype(s["dtype"])) for s in manifest["inputs"]]
+
+
+def python_latency(export_dir, iterations: int = 200) -> list[dict]:
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    inputs = golden_batch1(export_dir)
     available = {a["format"] for a in manifest["artifacts"]}
     rows = []
     for label, fmt in PYTHON_FORMATS.items():

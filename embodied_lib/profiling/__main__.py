@@ -1,0 +1,37 @@
+"""Sizes, INT8 accuracy, latency and memory of every exported model, and the design document's claims.
+
+    python -m embodied_lib.profiling --profile full          # what `make bench` runs
+    python -m embodied_lib.profiling --model navigation --iterations 50
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from embodied_lib.cli import int_in, require_folder, require_writable
+from embodied_lib.config import EXPORTS_DIR, PROFILES, RUNS_DIR, get_config
+from embodied_lib.profiling.bench import run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="evaluation sizes (default: EMBODIED_PROFILE or quick)")
+    parser.add_argument("--exports", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="training checkpoints (for the TorchScript trace)")
+    parser.add_argument("--out", type=Path, default=RUNS_DIR / "bench" / "profiling", help="where the JSON goes")
+    parser.add_argument("--model", action="append", help="model name (repeatable); default: the profile's")
+    parser.add_argument("--iterations", type=int_in(1, 1_000_000), help="timed batch-1 runs per runtime (default: the profile's)")
+    args = parser.parse_args(argv)
+    require_folder(parser, args.exports, args.runs)
+    require_writable(parser, args.out)
+    cfg = get_config("profiling", args.profile)
+    result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
+                 args.model or cfg["models"])
+    for claim in result["claims"]:
+        print(f"{claim['claim']} [{claim['model']}]: {claim['verdict']}")
+    print(f"-> {args.out} ({json.dumps(result['seconds'])} s)")
+
+
+if __name__ == "__main__":
+    main()

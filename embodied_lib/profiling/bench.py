@@ -1,0 +1,205 @@
+"""Notebook 08's measurements: sizes, INT8 accuracy, latency, memory, the TorchScript baseline, and a
+verdict on each performance claim of the design document. Every ratio is taken inside one run.
+
+    python -m embodied_lib.profiling --profile full      # writes runs/bench/profiling/*.json
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from embodied_lib.export.manifest import read_manifest
+from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env
+from embodied_lib.profiling import accuracy, memory, torchscript
+from embodied_lib.registry import load_checkpoint
+from embodied_lib.runtime.latency import golden_batch1, python_latency, time_calls
+
+FLOAT_TWIN = {"executorch_int8": "executorch", "onnx_int8": "onnx"}
+# Python processes measured for memory: the label shown, and the export format loaded
+PYTHON_RUNTIMES = {"eager (safetensors)": "safetensors", "torch.export": "torch_export",
+                   "TorchScript (retired)": memory.TORCHSCRIPT, "ExecuTorch": "executorch",
+                   "ExecuTorch INT8": "executorch_int8", "ONNX Runtime": "onnx", "ONNX Runtime INT8": "onnx_int8",
+                   "AOTInductor": "aoti"}
+TASK_MODELS = ("navigation", "manipulation", "command_pipeline")
+
+
+def sizes(manifest: dict) -> dict:
+    found = {a["format"]: a["bytes"] for a in manifest["artifacts"]}
+    ratios = {fmt: round(found[fmt] / found[twin], 4) for fmt, twin in FLOAT_TWIN.items() if fmt in found and twin in found}
+    return {"bytes": found, "int8_over_fp32": ratios}
+
+
+def planned_memory(path) -> dict:
+    """ExecuTorch's memory plan from the program itself: the bytes of each planned (non-constant) buffer,
+    sized for the largest batch the program accepts (the manifest's max_batch)."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(Path(path).read_bytes())
+    program = getattr(program, "program", program)
+    plan = next(p for p in program.execution_plan if p.name == "forward")
+    return {"buffers": list(plan.non_const_buffer_sizes), "bytes": int(sum(plan.non_const_buffer_sizes))}
+
+
+def _checkpoint_model(runs_dir: Path, name: str):
+    directory = runs_dir / name
+    return load_checkpoint(directory) if (directory / "model.safetensors").is_file() else None
+
+
+def torchscript_baseline(export_dir: Path, runs_dir: Path, out_dir: Path, iterations: int) -> dict | None:
+    """Trace the trained model, time it at batch 1 on golden vector 0; None without a checkpoint."""
+    name = read_manifest(export_dir)["model"]
+    loaded = _checkpoint_model(runs_dir, name)
+    if loaded is None:
+        return None
+    spec, model = loaded
+    path = torchscript.trace(spec, model, out_dir / "torchscript" / f"{name}.torchscript.pt")
+    traced = torch.jit.load(str(path))
+    inputs = golden_batch1(export_dir)
+    with torch.no_grad():
+        timing = time_calls(lambda: traced(*inputs), iterations)
+    return {"file": str(path), "bytes": path.stat().st_size, **timing}
+
+
+def binaries() -> list[dict]:
+    """Each native runner's size and the shared libraries it loads (ldd), with theirs."""
+    rows, seen = [], set()
+    for runner in RUNNERS:
+        if runner.binary in seen or not runner.binary.exists():
+            continue
+        seen.add(runner.binary)
+        env = rust_env() if runner.language == "Rust" else None
+        listing = subprocess.run(["ldd", str(runner.binary)], capture_output=True, text=True, env=env).stdout
+        libraries = {}
+        for line in listing.splitlines():
+            parts = line.split("=>")
+            if len(parts) == 2 and parts[1].strip().startswith("/"):
+                target = parts[1].split("(")[0].strip()
+                libraries[parts[0].strip()] = os.path.getsize(target)
+        rows.append({"binary": runner.binary.name, "language": runner.language,
+                     "binary_mb": round(runner.binary.stat().st_size / 2**20, 2),
+                     "shared_libraries": len(libraries),
+                     "shared_libraries_mb": round(sum(libraries.values()) / 2**20, 1),
+                     "largest": sorted(libraries, key=libraries.get, reverse=True)[:4]})
+    return rows
+
+
+def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str | None, iterations: int,
+                  log=print) -> dict:
+    manifest = read_manifest(export_dir)
+    name = manifest["model"]
+    formats = [a["format"] for a in manifest["artifacts"]]
+    log(f"{name}: sizes, TorchScript trace, latency")
+    result = {"model": name, "sizes": sizes(manifest), "torchscript": torchscript_baseline(export_dir, runs_dir, out_dir,
+                                                                                          iterations)}
+    result["latency"] = python_latency(export_dir, iterations)
+    if result["torchscript"]:
+        ts = result["torchscript"]
+        result["latency"].append({"runtime": "Python TorchScript (retired)", "language": "Python",
+                                  **{k: ts[k] for k in ("p50_ms", "p99_ms", "mean_ms", "iterations")}})
+    native = native_parity(export_dir, iterations)
+    for r in native:
+        result["latency"].append({"runtime": f"{r['language']} {r['runner']}", "language": r["language"],
+                                  "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "mean_ms": r["mean_ms"],
+                                  "iterations": iterations})
+    log(f"{name}: memory (one process per runtime)")
+    rows = []
+    for label, fmt in PYTHON_RUNTIMES.items():
+        if fmt == memory.TORCHSCRIPT:
+            if not result["torchscript"]:
+                continue
+            numbers = memory.measure(export_dir, fmt, result["torchscript"]["file"])
+            file_bytes = result["torchscript"]["bytes"]
+        elif fmt in formats:
+            numbers = memory.measure(export_dir, fmt)
+            file_bytes = result["sizes"]["bytes"][fmt]
+        else:
+            continue
+        rows.append({"runtime": f"Python {label}", "language": "Python", "format": fmt,
+                     "file_mb": round(file_bytes / 2**20, 3), **numbers})
+    for r in native:
+        runner = next(x for x in RUNNERS if x.name == r["runner"])
+        rows.append({"runtime": f"{r['language']} {r['runner']}", "language": r["language"], "format": runner.artifact,
+                     "file_mb": round(result["sizes"]["bytes"][runner.artifact] / 2**20, 3),
+                     "baseline_mb": None, "peak_mb": round(r["peak_rss_mb"], 1), "model_mb": None})
+    result["memory"] = rows
+    result["planned_memory"] = {fmt: planned_memory(export_dir / f"{name}{suffix}")
+                                for fmt, suffix in (("executorch", ".pte"), ("executorch_int8", ".int8.pte"))
+                                if fmt in formats}
+    if name in TASK_MODELS:
+        chosen = [f for f in ("safetensors", "executorch", "executorch_int8", "onnx", "onnx_int8") if f in formats]
+        log(f"{name}: task metrics of {chosen}")
+        result["accuracy"] = accuracy.accuracy_table(export_dir, chosen, profile, log=log)
+    return result
+
+
+def _row(rows, runtime):
+    return next((r for r in rows if r["runtime"] == runtime), None)
+
+
+def verdicts(models: dict) -> list[dict]:
+    """Each claim of the design document, with the numbers measured in this run."""
+    out = []
+    # 1. "ExecuTorch has a 10-50 % smaller memory footprint than TorchScript"
+    for name, m in models.items():
+        et, ts = _row(m["memory"], "Python ExecuTorch"), _row(m["memory"], "Python TorchScript (retired)")
+        native = _row(m["memory"], "C++ executorch")
+        if et and ts:
+            ratio = et["model_mb"] / ts["model_mb"] if ts["model_mb"] > 0 else None
+            holds = ratio is not None and 0.5 <= ratio <= 0.9
+            out.append({"claim": "ExecuTorch uses 10-50 % less memory than TorchScript", "model": name,
+                        "executorch_model_mb": et["model_mb"], "torchscript_model_mb": ts["model_mb"],
+                        "ratio": None if ratio is None else round(ratio, 3),
+                        "native_executorch_peak_mb": native["peak_mb"] if native else None,
+                        "torchscript_process_peak_mb": ts["peak_mb"],
+                        "verdict": "holds" if holds else "does not hold here"})
+    # 2. "INT8 quantization gives 4x memory reduction"
+    for name, m in models.items():
+        ratios = m["sizes"]["int8_over_fp32"]
+        if not ratios:
+            continue
+        file_x = {fmt: round(1 / r, 2) for fmt, r in ratios.items()}
+        process = {}
+        for fmt, twin in FLOAT_TWIN.items():
+            q = next((r for r in m["memory"] if r["language"] == "Python" and r["format"] == fmt), None)
+            f = next((r for r in m["memory"] if r["language"] == "Python" and r["format"] == twin), None)
+            if q and f and q["model_mb"] > 0:
+                process[fmt] = round(f["model_mb"] / q["model_mb"], 2)
+        out.append({"claim": "INT8 gives a 4x memory reduction", "model": name, "file_reduction_x": file_x,
+                    "process_reduction_x": process,
+                    "verdict": ("holds for the file" if min(file_x.values()) >= 3.5 else "does not hold for the file")
+                               + "; " + ("holds in a running process" if process and min(process.values()) >= 3.5
+                                         else "not in a running process")})
+    # 3. batch-1 latency: native ExecuTorch INT8 vs Python eager fp32 (acceptance: <= 0.4x for manipulation)
+    for name, m in models.items():
+        eager, native = _row(m["latency"], "Python eager"), _row(m["latency"], "C++ executorch_int8")
+        if eager and native:
+            ratio = native["p50_ms"] / eager["p50_ms"]
+            out.append({"claim": "batch-1 latency: native ExecuTorch INT8 vs Python eager fp32", "model": name,
+                        "eager_p50_ms": eager["p50_ms"], "executorch_int8_p50_ms": native["p50_ms"],
+                        "ratio": round(ratio, 3), "target": 0.4 if name == "manipulation" else None,
+                        "verdict": "holds" if ratio <= 0.4 else "does not hold here"})
+    out.append({"claim": "GPU matters for latency", "model": None,
+                "verdict": "not measurable here (no GPU on this machine); see TOOLCHAIN.md for H200 numbers"})
+    return out
+
+
+def run(exports_dir, runs_dir, out_dir, profile: str | None = None, iterations: int = 200, models=None,
+        log=print) -> dict:
+    exports_dir, runs_dir, out_dir = Path(exports_dir), Path(runs_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results = {}
+    for name in exported_models(exports_dir, models):
+        results[name] = profile_model(exports_dir / name, runs_dir, out_dir, profile, iterations, log)
+        (out_dir / f"{name}.json").write_text(json.dumps(results[name], indent=2) + "\n")
+    summary = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "profile": profile, "iterations": iterations,
+               "seconds": round(time.time() - started, 1), "torchscript_branch_demo": torchscript.branch_demo(),
+               "binaries": binaries(), "claims": verdicts(results)}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return {"models": results, **summary}
+
