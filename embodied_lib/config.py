@@ -49,8 +49,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick
         "deploy": dict(format="executorch", rate_hz=20.0, maps=50, scenes=3, realtime_ticks=200, rate_seconds=1.0,
                        fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12),
-        # notebook 08: which exported models are profiled, timed batch-1 runs per runtime
-        "profiling": dict(models=("navigation", "manipulation", "command_pipeline"), iterations=20),
+        # notebook 08: which exported models are profiled, timed batch-1 runs per runtime, and which models also
+        # get ExecuTorch programs exported for batch 1 only (their memory plan; None: every profiled model)
+        "profiling": dict(models=("navigation", "manipulation", "command_pipeline"), iterations=20,
+                          batch1_models=("navigation", "manipulation")),
     },
     "full": {
         "navigation": dict(
@@ -66,7 +68,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                     baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto"),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
-        "profiling": dict(models=None, iterations=500),
+        "profiling": dict(models=None, iterations=500, batch1_models=None),
     },
 }
 

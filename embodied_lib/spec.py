@@ -159,8 +159,9 @@ class ModelSpec:
         return self.build(**self.config).eval()
 
     def example_inputs(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
-        """Inputs for tracing; batch >= 2 so the batch dimension stays dynamic."""
-        return tuple(torch.from_numpy(a) for a in self.sample_inputs(batch, seed))
+        """Inputs for tracing; batch >= 2 so the batch dimension stays dynamic (a spec with max_batch 1 gets
+        batch 1: its exports are static batch-1 programs)."""
+        return tuple(torch.from_numpy(a) for a in self.sample_inputs(min(batch, self.max_batch), seed))
 
     def check_inputs(self, *inputs) -> tuple[torch.Tensor, ...]:
         """Validate inputs against the contract and return them as tensors.

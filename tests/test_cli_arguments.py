@@ -33,6 +33,10 @@ def cli(module, *args):
     ("embodied_lib.deploy", ["soak", "--ticks", "0"], "outside [1"),
     ("embodied_lib.deploy", ["guard", "--exports", "/nonexistent/exports"], "is not a folder"),
     ("embodied_lib.deploy", ["missions", "--profile", "huge"], "unknown profile"),
+    ("embodied_lib.profiling", ["--iterations", "0"], "outside [1"),
+    ("embodied_lib.profiling", ["--exports", "/nonexistent/exports"], "is not a folder"),
+    ("embodied_lib.profiling", ["--out", "/proc/nope"], "cannot write to /proc/nope"),
+    ("embodied_lib.profiling.memory", ["child", ".", "torchscript"], "needs --torchscript"),
 ])
 def test_bad_arguments_fail_fast_with_a_message(module, args, message):
     proc = cli(module, *args)
@@ -44,7 +48,7 @@ def test_bad_arguments_fail_fast_with_a_message(module, args, message):
                                     "embodied_lib.hri.train", "embodied_lib.export", "embodied_lib.native",
                                     "embodied_lib.runtime.latency", "embodied_lib.workbook",
                                     "embodied_lib.export.trust", "embodied_lib.export.golden_corpus",
-                                    "embodied_lib.deploy"])
+                                    "embodied_lib.deploy", "embodied_lib.profiling", "embodied_lib.profiling.memory"])
 def test_every_cli_has_help(module):
     proc = cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout

@@ -43,24 +43,27 @@ def calibration_inputs(spec) -> tuple[np.ndarray, ...]:
 
 
 def _batches(spec, inputs):
-    n = inputs[0].shape[0]
-    for i in range(0, n, CALIBRATION_BATCH):
-        yield tuple(a[i:i + CALIBRATION_BATCH] for a in inputs)
+    n, size = inputs[0].shape[0], min(CALIBRATION_BATCH, spec.max_batch)
+    for i in range(0, n, size):
+        yield tuple(a[i:i + size] for a in inputs)
 
 
 @contextlib.contextmanager
 def _quiet():
-    """The quantization libraries print deprecation notes, per-layer progress and a pre-processing hint
-    (which does not apply: we pre-process) on every call; none of it is ours to act on."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    """The quantization libraries print deprecation notes (torchao's on import, through torch's logger),
+    per-layer progress and a pre-processing hint (which does not apply: we pre-process) on every call; none
+    of it is ours to act on."""
+    loggers = [logging.getLogger(), logging.getLogger("torch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        root.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _check_scheme(spec):
@@ -70,11 +73,10 @@ def _check_scheme(spec):
 
 def quantized_program(spec, model) -> torch.export.ExportedProgram:
     """An exported program with INT8 weights (and activations, static) ready for XNNPACK lowering."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     _check_scheme(spec)
     example = spec.example_inputs(batch=2)
     with _quiet():
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         if spec.quantization == "static":
             from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
                 XNNPACKQuantizer, get_symmetric_quantization_config)

@@ -9,10 +9,11 @@ from embodied_lib.spec import ModelSpec
 
 
 def dynamic_shapes(spec: ModelSpec) -> dict:
-    """One shared Dim per named dimension (``batch``, ``sequence``, ...) across all inputs."""
-    names = {d for ts in spec.inputs for d in ts.shape if isinstance(d, str)}
+    """One shared Dim per named dimension (``batch``, ``sequence``, ...) across all inputs; a dimension whose
+    range is a single size (max_batch 1) is static."""
+    names = {d for ts in spec.inputs for d in ts.shape if isinstance(d, str) and spec.dim_range(d)[0] < spec.dim_range(d)[1]}
     dims = {name: Dim(name, min=spec.dim_range(name)[0], max=spec.dim_range(name)[1]) for name in names}
-    return {ts.name: {i: dims[d] for i, d in enumerate(ts.shape) if isinstance(d, str)} for ts in spec.inputs}
+    return {ts.name: {i: dims[d] for i, d in enumerate(ts.shape) if d in dims} for ts in spec.inputs}
 
 
 def export_program(spec: ModelSpec, model: torch.nn.Module) -> torch.export.ExportedProgram:

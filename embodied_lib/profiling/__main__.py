@@ -27,7 +27,7 @@ def main(argv=None):
     require_writable(parser, args.out)
     cfg = get_config("profiling", args.profile)
     result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
-                 args.model or cfg["models"])
+                 args.model or cfg["models"], cfg["batch1_models"])
     for claim in result["claims"]:
         print(f"{claim['claim']} [{claim['model']}]: {claim['verdict']}")
     print(f"-> {args.out} ({json.dumps(result['seconds'])} s)")

@@ -2,12 +2,13 @@
 
 Each measurement is a fresh Python process (``python -m embodied_lib.profiling.memory child ...``), so
 one model's allocations never count for another. The child reports three numbers (MiB, from
-/proc/self/status): ``baseline_mb``, its resident memory once the libraries are imported and before the
-file is opened; ``peak_mb``, its peak (VmHWM) after loading the file and running golden vector 0 twenty
+/proc/self/status): ``baseline_mb``, its resident memory once the libraries are imported (torch, the workbook, ExecuTorch's
+runtime with its quantized kernels, ONNX Runtime) and before the file is opened; ``peak_mb``, its peak (VmHWM) after loading the file and running golden vector 0 twenty
 times; and ``model_mb = peak_mb - baseline_mb``, what this model in this runtime costs on top of the
-imports. Every Python child imports the same libraries (torch among them: ExecuTorch's and the
-workbook's Python bindings link it), so the baselines agree and ``model_mb`` compares runtimes; the native
-runners (embodied_lib.native) report their whole-process peak the same way, without Python or torch.
+imports. Every Python child imports the same libraries, so the baselines agree and ``model_mb`` compares
+what each runtime holds for the model (weights, planned activations, kernels' packed copies); the native
+runners (embodied_lib.native) report their whole-process peak, without Python or torch, which is the
+footprint a robot pays.
 """
 from __future__ import annotations
 
@@ -32,9 +33,16 @@ def _status_mb(field: str) -> float:
 def _child(export_dir: Path, runtime: str, torchscript_file: Path | None) -> dict:
     import torch
 
-    from embodied_lib.registry import load_runtime   # every child pays the same imports
+    import executorch.kernels.quantized  # noqa: F401  every child pays the same imports, whichever runtime it runs
+    import onnxruntime  # noqa: F401
+    from executorch.runtime import Runtime
+
+    from embodied_lib.registry import load_runtime
     from embodied_lib.runtime.latency import golden_batch1
+    Runtime.get()
     inputs = golden_batch1(export_dir)
+    # reset the high-water mark to the current RSS: reading golden.bin (all its vectors) must not count
+    Path("/proc/self/clear_refs").write_text("5")
     baseline = _status_mb("VmRSS")
     if runtime == TORCHSCRIPT:
         module = torch.jit.load(str(torchscript_file))   # our own trace, written by this benchmark run

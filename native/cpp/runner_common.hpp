@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -31,7 +32,6 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <numeric>
 #include <stdexcept>
@@ -143,11 +143,15 @@ inline void verify_signature(const std::string& manifest_path, const std::string
                              ": the manifest was changed after signing, or signed by another key");
 }
 
-// The process's peak resident memory so far (Linux ru_maxrss is in KiB): the model loaded and run.
+// The process's peak resident memory so far: VmHWM of /proc/self/status, in MiB (0 where unreadable).
+// Not getrusage's ru_maxrss: Linux carries it across fork + exec, so a runner started by a large Python
+// process would report the parent's peak.
 inline double peak_rss_mb() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss / 1024.0;
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+  return 0.0;
 }
 
 // MODEL is a file the manifest lists (same size and sha256, whatever its name); with a key, the manifest is
