@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from embodied_lib.export import FORMATS
+from embodied_lib.export import FORMATS, parity_rule
 from embodied_lib.export.artifacts import sha256_of
 from embodied_lib.export.golden import read_golden
 from embodied_lib.registry import load_runtime
@@ -13,7 +13,7 @@ from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
 # Tolerance: float32 kernels may sum in another order (XNNPACK, ONNX Runtime), which moves
 # outputs of this size by ~1e-7; 1e-5 leaves room for that and catches any real change.
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5   # INT8 files are judged by their own, looser rule (parity_rule; tests/test_profiling.py)
 
 
 def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exports):
@@ -21,7 +21,10 @@ def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exp
     rows = parity_report(navigation_exports, eager_runtime(spec, model), n=1000)
     assert {r["format"] for r in rows} == set(FORMATS)
     for row in rows:
-        assert row["inputs"] == 1000
+        assert row["inputs"] == 1000 and row["passed"], row
+        if FORMATS[row["format"]].lossy:
+            assert row["max_abs_diff"] <= parity_rule(spec, row["format"])["tolerance"], row
+            continue
         assert row["max_abs_diff"] <= TOLERANCE, row
         assert row["decision_agreement"] == {"q_values.argmax": 1.0}, row
         assert row["passed"], row
@@ -36,7 +39,7 @@ def test_dynamic_batch(navigation_model, navigation_exports, fmt, batch):
     with torch.no_grad():
         expected = model(torch.from_numpy(states)).numpy()
     assert got.shape == (batch, 4)
-    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(got, expected, atol=parity_rule(spec, fmt)["tolerance"], rtol=0)
 
 
 def test_manifest_describes_every_artifact(navigation_exports):

@@ -305,13 +305,15 @@ def test_every_format_matches_eager(hri_exports, name):
     spec, model = models[name]
     rows = parity_report(root / name, eager_runtime(spec, model), n=spec.parity_inputs if name != "command_pipeline" else 50)
     assert [r["format"] for r in rows] == list(spec.formats)
-    assert all(r["max_abs_diff"] <= spec.tolerance and r["passed"] for r in rows), rows
+    assert all(r["passed"] for r in rows), rows
+    # float formats to the spec's tolerance; INT8 to its own, looser rule (checked by passed, above)
+    assert all(r["max_abs_diff"] <= spec.tolerance for r in rows if not r["format"].endswith("_int8")), rows
     judged = {k for r in rows for k in r["decision_agreement"]}
     assert judged == {"action_classifier": {"action_probs.argmax"}, "param_extractor": set(),
                       "command_pipeline": {"action_probs.argmax"}}[name]
 
 
-@pytest.mark.parametrize("fmt", ["torch_export", "executorch", "onnx"])
+@pytest.mark.parametrize("fmt", ["torch_export", "executorch", "onnx", "executorch_int8", "onnx_int8"])
 def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
     root, models = hri_exports
     spec, model = models["command_pipeline"]
@@ -323,8 +325,9 @@ def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
         with torch.no_grad():
             ep, epar = model(torch.from_numpy(ids), torch.from_numpy(mask))
         assert probs.shape == (len(texts), 6) and params.shape == (len(texts), 10)
-        np.testing.assert_allclose(probs, ep.numpy(), atol=1e-4)
-        np.testing.assert_allclose(params, epar.numpy(), atol=1e-4)
+        atol = spec.int8_tolerance if fmt.endswith("_int8") else 1e-4
+        np.testing.assert_allclose(probs, ep.numpy(), atol=atol)
+        np.testing.assert_allclose(params, epar.numpy(), atol=atol)
 
 
 def test_pipeline_export_ships_tokenizer_schema_and_threshold(hri_exports):

@@ -98,12 +98,13 @@ def test_every_format_matches_eager(manipulation_exports):
     out, spec, model = manipulation_exports
     rows = parity_report(out, eager_runtime(spec, model), n=12)
     assert [r["format"] for r in rows] == list(FORMATS)
-    assert all(r["max_abs_diff"] <= TOLERANCE and r["passed"] for r in rows), rows
+    assert all(r["passed"] for r in rows), rows
+    assert all(r["max_abs_diff"] <= TOLERANCE for r in rows if not FORMATS[r["format"]].lossy), rows
     # continuous actions: judged by value and the gripper's open/close decision, never by an argmax
     assert all(set(r["decision_agreement"]) == {"action.gripper_closed"} for r in rows), rows
 
 
-@pytest.mark.parametrize("fmt", ["executorch", "onnx", "aoti"])
+@pytest.mark.parametrize("fmt", ["executorch", "onnx", "aoti", "executorch_int8", "onnx_int8"])
 def test_dynamic_batch(manipulation_exports, fmt):
     out, spec, model = manipulation_exports
     image, state = spec.sample_inputs(3, seed=9)
@@ -113,7 +114,7 @@ def test_dynamic_batch(manipulation_exports, fmt):
         (got,) = load_runtime(out, fmt, trusted=True)(image[:batch], state[:batch])
         with torch.no_grad():
             expected = model(torch.from_numpy(image[:batch]), torch.from_numpy(state[:batch])).numpy()
-        np.testing.assert_allclose(got, expected, atol=TOLERANCE)
+        np.testing.assert_allclose(got, expected, atol=TOLERANCE if not FORMATS[fmt].lossy else spec.int8_tolerance)
 
 
 def test_two_input_model_in_native_runners(manipulation_exports):
