@@ -49,10 +49,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick
         "deploy": dict(format="executorch", rate_hz=20.0, maps=50, scenes=3, realtime_ticks=200, rate_seconds=1.0,
                        fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12),
-        # notebook 08: which exported models are profiled, timed batch-1 runs per runtime, and which models also
-        # get ExecuTorch programs exported for batch 1 only (their memory plan; None: every profiled model)
-        "profiling": dict(models=("navigation", "manipulation", "command_pipeline"), iterations=20,
-                          batch1_models=("navigation", "manipulation")),
+        # notebook 08: which exported models are profiled (quick: one, ~2.5 min; each runtime's memory is its own
+        # process), timed batch-1 runs per runtime, and which models also get ExecuTorch programs exported for
+        # batch 1 only (their memory plan; None: every profiled model)
+        "profiling": dict(models=("navigation",), iterations=20, batch1_models=("navigation",)),
     },
     "full": {
         "navigation": dict(

@@ -50,20 +50,17 @@ def _batches(spec, inputs):
 
 @contextlib.contextmanager
 def _quiet():
-    """The quantization libraries print deprecation notes (torchao's on import, through torch's logger),
-    per-layer progress and a pre-processing hint (which does not apply: we pre-process) on every call; none
-    of it is ours to act on."""
-    loggers = [logging.getLogger(), logging.getLogger("torch")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
+    """The quantization libraries print deprecation notes, per-layer progress and a pre-processing hint
+    (which does not apply: we pre-process) on every call; none of it is ours to act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
+        root.setLevel(level)
 
 
 def _check_scheme(spec):
