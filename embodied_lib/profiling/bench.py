@@ -27,7 +27,6 @@ PYTHON_RUNTIMES = {"eager (safetensors)": "safetensors", "torch.export": "torch_
                    "TorchScript (retired)": memory.TORCHSCRIPT, "ExecuTorch": "executorch",
                    "ExecuTorch INT8": "executorch_int8", "ONNX Runtime": "onnx", "ONNX Runtime INT8": "onnx_int8",
                    "AOTInductor": "aoti"}
-TASK_MODELS = ("navigation", "manipulation", "command_pipeline")
 BATCH1 = " (batch-1 program)"
 PTE_FORMATS = {"executorch": ".pte", "executorch_int8": ".int8.pte"}
 
@@ -54,14 +53,9 @@ def _checkpoint_model(runs_dir: Path, name: str):
     return load_checkpoint(directory) if (directory / "model.safetensors").is_file() else None
 
 
-def torchscript_baseline(export_dir: Path, runs_dir: Path, out_dir: Path, iterations: int) -> dict | None:
-    """Trace the trained model, time it at batch 1 on golden vector 0; None without a checkpoint."""
-    name = read_manifest(export_dir)["model"]
-    loaded = _checkpoint_model(runs_dir, name)
-    if loaded is None:
-        return None
-    spec, model = loaded
-    path = torchscript.trace(spec, model, out_dir / "torchscript" / f"{name}.torchscript.pt")
+def torchscript_baseline(export_dir: Path, spec, model, out_dir: Path, iterations: int) -> dict:
+    """Trace the trained model, time it at batch 1 on golden vector 0."""
+    path = torchscript.trace(spec, model, out_dir / "torchscript" / f"{spec.name}.torchscript.pt")
     traced = torch.jit.load(str(path))
     inputs = golden_batch1(export_dir)
     with torch.no_grad():
@@ -92,16 +86,11 @@ def binaries() -> list[dict]:
     return rows
 
 
-def batch1_programs(export_dir: Path, runs_dir: Path, out_dir: Path) -> Path | None:
+def batch1_programs(spec, model, out_dir: Path) -> Path:
     """ExecuTorch programs (fp32 and INT8) of the trained model exported for batch 1 only. The shipped files
     accept a batch up to max_batch, and ExecuTorch plans activation memory for the largest: a robot that
     runs batch 1 should export batch 1."""
-    name = read_manifest(export_dir)["model"]
-    loaded = _checkpoint_model(runs_dir, name)
-    if loaded is None:
-        return None
-    spec, model = loaded
-    folder = out_dir / "batch1" / name
+    folder = out_dir / "batch1" / spec.name
     export_all(dataclasses.replace(spec, max_batch=1), model, folder, formats=tuple(PTE_FORMATS), log=lambda *_: None)
     return folder
 
@@ -117,9 +106,10 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
     name = manifest["model"]
     formats = [a["format"] for a in manifest["artifacts"]]
     log(f"{name}: sizes, TorchScript trace{', batch-1 programs' if batch1 else ''}, latency")
+    loaded = _checkpoint_model(runs_dir, name)   # (spec, model), or None without a checkpoint
     result = {"model": name, "sizes": sizes(manifest),
-              "torchscript": torchscript_baseline(export_dir, runs_dir, out_dir, iterations)}
-    batch1_dir = batch1_programs(export_dir, runs_dir, out_dir) if batch1 else None
+              "torchscript": torchscript_baseline(export_dir, *loaded, out_dir, iterations) if loaded else None}
+    batch1_dir = batch1_programs(*loaded, out_dir) if batch1 and loaded else None
     result["latency"] = python_latency(export_dir, iterations)
     if result["torchscript"]:
         ts = result["torchscript"]
@@ -157,7 +147,7 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
     if batch1_dir:
         result["planned_memory"].update({f"{fmt}{BATCH1}": planned_memory(batch1_dir / f"{name}{suffix}")
                                          for fmt, suffix in PTE_FORMATS.items()})
-    if name in TASK_MODELS:
+    if name in accuracy.HEADLINE:
         chosen = [f for f in ("safetensors", "executorch", "executorch_int8", "onnx", "onnx_int8") if f in formats]
         log(f"{name}: task metrics of {chosen}")
         result["accuracy"] = accuracy.accuracy_table(export_dir, chosen, profile, log=log)

@@ -68,10 +68,6 @@ def measure(export_dir, runtime: str, torchscript_file=None, timeout_s: float = 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def file_mb(path) -> float:
-    return round(Path(path).stat().st_size / 2**20, 3)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
