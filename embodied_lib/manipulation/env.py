@@ -35,6 +35,8 @@ CUBE_HALF = 0.02
 TABLE_TOP = 0.40
 GRIPPER_HOME = 0.60      # world z of the gripper body at joint position 0
 LIFT_HEIGHT = 0.08
+HOLD_RADIUS = 0.03       # a cube counts as held when its centre is this close (x, y) to the closed gripper's
+SETTLE_STEPS = 50        # physics steps at reset that let the cube come to rest on the table
 CUBE_XY_RANGE = 0.12     # cube spawns uniformly in [-r, r]^2 around the table centre
 # Where the gripper's position targets may go, per joint (gx, gy, gz, relative to its home), and so in the world:
 # the actuators' control ranges, and the workspace the safety guard keeps every target inside.
@@ -118,6 +120,23 @@ class TabletopEnv(gym.Env):
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        self._place()
+        self._settle()
+        return self._observation(), self._info()
+
+    def initial_state(self, seed: int) -> np.ndarray:
+        """Scene ``seed`` as MuJoCo's integration state (``mjSTATE_INTEGRATION``) before it settles: what a
+        C++ controller loads with ``mj_setState`` and then settles the same way (``mj_forward``, SETTLE_STEPS x
+        ``mj_step``), so its physics is this environment's, step for step."""
+        gym.Env.reset(self, seed=seed)
+        self._place()
+        spec = self._mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(self._mujoco.mj_stateSize(self.model, spec))
+        self._mujoco.mj_getState(self.model, self.data, state, spec)
+        return state
+
+    def _place(self) -> None:
+        """Cube and gripper at the poses of this episode's seed (``self.np_random``), nothing simulated yet."""
         mj = self._mujoco
         mj.mj_resetData(self.model, self.data)
         xy = self.np_random.uniform(-CUBE_XY_RANGE, CUBE_XY_RANGE, size=2)
@@ -129,13 +148,15 @@ class TabletopEnv(gym.Env):
         for i, value in enumerate(start):
             self.data.qpos[self._gripper_qpos[i]] = value
         self.data.ctrl[:] = [*start, 0.0, 0.0]
+
+    def _settle(self) -> None:
+        mj = self._mujoco
         self.gripper_command = -1.0
         mj.mj_forward(self.model, self.data)
-        for _ in range(50):  # let the cube settle on the table
+        for _ in range(SETTLE_STEPS):  # let the cube settle on the table
             mj.mj_step(self.model, self.data)
         self.steps = 0
         self.cube_rest_z = float(self.data.xpos[self.cube_body][2])
-        return self._observation(), self._info()
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float32)
@@ -184,7 +205,7 @@ class TabletopEnv(gym.Env):
     def _info(self):
         cube = self.cube_position()
         lifted = cube[2] - getattr(self, "cube_rest_z", cube[2])
-        held = self.gripper_command > 0 and np.linalg.norm(cube[:2] - self.data.xpos[self.gripper_body][:2]) < 0.03
+        held = self.gripper_command > 0 and np.linalg.norm(cube[:2] - self.data.xpos[self.gripper_body][:2]) < HOLD_RADIUS
         return {"cube_position": cube, "lift": float(lifted), "success": bool(lifted >= LIFT_HEIGHT and held)}
 
 

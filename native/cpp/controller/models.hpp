@@ -1,0 +1,175 @@
+// One exported network behind a fixed-buffer interface: inputs and outputs are allocated once at start-up
+// (sizes from the manifest, batch 1) and every run reads and writes those same buffers, so the control loop
+// allocates nothing. Opened through the trust checks every runner uses (size + sha256 from the manifest).
+//   ExecuTorch   the .pte through the Module API's Method: set_input / execute / get_output on planned memory
+//   ONNX Runtime a Session run into preallocated output tensors, one intra-op thread
+#pragma once
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor.h>
+#include <onnxruntime_cxx_api.h>
+
+#include "../runner_common.hpp"
+
+// The wheel ships libexecutorch_threadpool.so without its header; these two declarations are its API
+// (extension/threadpool/threadpool.h): the shared pool XNNPACK runs on, resized to the controller's threads.
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+  size_t get_thread_count() const;
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+
+namespace controller {
+
+using json = nlohmann::json;
+
+struct Network {
+  std::vector<std::string> input_names, output_names;
+  std::vector<runner::Shape> input_shapes, output_shapes;  // with the batch dimension (1)
+  std::vector<std::vector<float>> inputs, outputs;          // preallocated
+  virtual ~Network() = default;
+  virtual void run() = 0;                                   // inputs -> outputs; throws on a runtime error
+  float* input(size_t i) { return inputs[i].data(); }
+  const float* output(size_t i) const { return outputs[i].data(); }
+
+ protected:
+  // Shapes from the manifest's declarations ("batch" -> 1), buffers sized from them.
+  void declare(const json& manifest) {
+    auto shapes = [](const json& list, std::vector<std::string>& names, std::vector<runner::Shape>& shapes) {
+      for (const json& t : list) {
+        names.push_back(t.at("name").get<std::string>());
+        runner::Shape s;
+        for (const json& d : t.at("shape")) s.push_back(d.is_number_integer() ? d.get<int64_t>() : 1);
+        shapes.push_back(s);
+      }
+    };
+    shapes(manifest.at("inputs"), input_names, input_shapes);
+    shapes(manifest.at("outputs"), output_names, output_shapes);
+    for (const auto& s : input_shapes) inputs.emplace_back(size_t(runner::product(s)), 0.0f);
+    for (const auto& s : output_shapes) outputs.emplace_back(size_t(runner::product(s)), 0.0f);
+  }
+};
+
+inline std::string et_error(executorch::runtime::Error e) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "0x%x", static_cast<unsigned>(e));
+  return buf;
+}
+
+class ExecuTorchNetwork : public Network {
+ public:
+  ExecuTorchNetwork(const std::string& path, const json& manifest) {
+    declare(manifest);
+    module = std::make_unique<executorch::extension::Module>(path);
+    const auto err = module->load_forward();
+    if (err != executorch::runtime::Error::Ok)
+      throw std::runtime_error("cannot load " + path + " as an ExecuTorch program (error " + et_error(err) + ")");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    auto m = module->method("forward");  // the Method itself: execute() without the Module's per-call vectors
+#pragma GCC diagnostic pop
+    if (!m.ok()) throw std::runtime_error("program " + path + " has no forward method");
+    method = *m;
+    if (method->inputs_size() != inputs.size() || method->outputs_size() != outputs.size())
+      throw std::runtime_error(path + " does not have the manifest's inputs and outputs");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::vector<executorch::aten::SizesType> sizes(input_shapes[i].begin(), input_shapes[i].end());
+      tensors.push_back(executorch::extension::make_tensor_ptr(sizes, inputs[i].data()));
+    }
+  }
+
+  void run() override {
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const auto err = method->set_input(executorch::runtime::EValue(*tensors[i]), i);
+      if (err != executorch::runtime::Error::Ok) throw std::runtime_error("ExecuTorch set_input failed (" + et_error(err) + ")");
+    }
+    const auto err = method->execute();
+    if (err != executorch::runtime::Error::Ok) throw std::runtime_error("ExecuTorch execute failed (" + et_error(err) + ")");
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const auto& t = method->get_output(i).toTensor();
+      if (size_t(t.numel()) != outputs[i].size()) throw std::runtime_error("ExecuTorch output has an unexpected size");
+      std::memcpy(outputs[i].data(), t.const_data_ptr<float>(), outputs[i].size() * sizeof(float));
+    }
+  }
+
+ private:
+  std::unique_ptr<executorch::extension::Module> module;
+  executorch::runtime::Method* method = nullptr;
+  std::vector<executorch::extension::TensorPtr> tensors;
+};
+
+class OrtNetwork : public Network {
+ public:
+  OrtNetwork(const std::string& path, const json& manifest) {
+    declare(manifest);
+    Ort::SessionOptions options;
+    options.SetIntraOpNumThreads(1);
+    options.SetInterOpNumThreads(1);
+    try {
+      session = std::make_unique<Ort::Session>(env(), path.c_str(), options);
+    } catch (const Ort::Exception& e) {
+      throw std::runtime_error("cannot load " + path + " as an ONNX model: " + std::string(e.what()).substr(0, 200));
+    }
+    for (size_t i = 0; i < inputs.size(); ++i)
+      in_values.push_back(Ort::Value::CreateTensor<float>(memory, inputs[i].data(), inputs[i].size(),
+                                                          input_shapes[i].data(), input_shapes[i].size()));
+    for (size_t i = 0; i < outputs.size(); ++i)
+      out_values.push_back(Ort::Value::CreateTensor<float>(memory, outputs[i].data(), outputs[i].size(),
+                                                           output_shapes[i].data(), output_shapes[i].size()));
+    for (const auto& n : input_names) in_names.push_back(n.c_str());
+    for (const auto& n : output_names) out_names.push_back(n.c_str());
+  }
+
+  void run() override {
+    try {
+      session->Run(run_options, in_names.data(), in_values.data(), in_values.size(), out_names.data(),
+                   out_values.data(), out_values.size());
+    } catch (const Ort::Exception& e) {
+      throw std::runtime_error(std::string("ONNX Runtime run failed: ") + e.what());
+    }
+  }
+
+ private:
+  static Ort::Env& env() {
+    static Ort::Env e{ORT_LOGGING_LEVEL_ERROR, "embodied_controller"};
+    return e;
+  }
+  Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  std::unique_ptr<Ort::Session> session;
+  Ort::RunOptions run_options;
+  std::vector<Ort::Value> in_values, out_values;
+  std::vector<const char*> in_names, out_names;
+};
+
+// The runtimes the controller takes, and the manifest format each reads.
+inline const char* format_of(const std::string& runtime) {
+  if (runtime == "executorch") return "executorch";
+  if (runtime == "executorch_int8") return "executorch_int8";
+  if (runtime == "onnxruntime") return "onnx";
+  if (runtime == "onnxruntime_int8") return "onnx_int8";
+  return nullptr;
+}
+
+// The model file of `runtime` in an export folder, checked against its manifest, then opened.
+inline std::unique_ptr<Network> open_network(const std::string& export_dir, const json& manifest,
+                                             const std::string& runtime, const std::string& replace_file = "") {
+  const char* format = format_of(runtime);
+  if (!format) throw std::runtime_error("unknown runtime " + runtime);
+  std::string file;
+  for (const json& a : manifest.at("artifacts"))
+    if (a.value("format", "") == format) file = a.at("file").get<std::string>();
+  if (file.empty()) throw std::runtime_error(export_dir + " has no " + format + " artifact; re-export it");
+  const std::string path = replace_file.empty() ? export_dir + "/" + file : replace_file;
+  runner::verify_model_file(path, manifest, export_dir + "/manifest.json", "");
+  if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(path, manifest);
+  return std::make_unique<OrtNetwork>(path, manifest);
+}
+
+inline void set_executorch_threads(uint32_t n) {
+  if (auto* pool = executorch::extension::threadpool::get_threadpool()) pool->_unsafe_reset_threadpool(n);
+}
+
+}  // namespace controller
