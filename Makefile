@@ -2,7 +2,7 @@
 #   make run    set up everything and execute every notebook headlessly (PROFILE=quick|full)
 #   make test   set up everything and run the test suite
 #   make native  build the C++ and Rust runners (make run and make test do it too)
-#   make bench   batch-1 latency of every runtime (Python and native), the controller's experiments, and INT8 /
+#   make bench   batch-1 latency of every runtime (Python and native), the Python and C++ controllers' experiments, INT8 /
 #                memory / TorchScript profiling with the design document's claims, to runs/bench/
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
@@ -20,16 +20,17 @@ help:
 
 setup: system-deps $(STAMP)
 
-# System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL (MuJoCo's CPU rendering),
+# System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL + its headers (MuJoCo's CPU rendering,
+# in Python and in the C++ controller),
 # nlohmann/json (the C++ runners read manifest.json), OpenSSL libcrypto (sha256, Ed25519), apt-get + dpkg-deb (ONNX Runtime headers),
 # cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++ python3 python3-venv; \
 	  else echo "error: need g++ and $(PYTHON); install them (Debian: sudo apt-get install g++ python3-venv)" >&2; exit 1; fi; }
-	@ldconfig -p | grep -q 'libEGL_mesa.so.0' || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri; \
-	  else echo "error: MuJoCo renders with Mesa's EGL; install it (Debian: sudo apt-get install libegl1 libegl-mesa0)" >&2; exit 1; fi; }
+	@ldconfig -p | grep -q 'libEGL_mesa.so.0' && test -f /usr/include/EGL/egl.h || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libegl-dev; \
+	  else echo "error: MuJoCo renders with Mesa's EGL, and the C++ controller links it; install it (Debian: sudo apt-get install libegl1 libegl-mesa0 libegl-dev)" >&2; exit 1; fi; }
 	@test -f /usr/include/nlohmann/json.hpp || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev; \
 	  else echo "error: the C++ runners read manifests with nlohmann/json; install it (Debian: sudo apt-get install nlohmann-json3-dev)" >&2; exit 1; fi; }
@@ -62,6 +63,7 @@ bench: native
 	$(PY) -m embodied_lib.runtime.latency exports/*/ --out runs/bench/latency.json
 	$(PY) tools/hri_pipeline_latency.py --out runs/bench/hri_pipeline_latency.json
 	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
+	$(PY) -m embodied_lib.deploy native --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
 	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling
 
 FUZZ_SECONDS ?= 120

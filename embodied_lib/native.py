@@ -124,6 +124,17 @@ def rust_command() -> list[str]:
     return [_tool("cargo"), "build", "--release", "--manifest-path", str(RUST_WORKSPACE / "Cargo.toml")]
 
 
+def shared_libraries(binary: Path, env: dict | None = None) -> dict:
+    """The shared libraries ``binary`` loads (ldd): name -> size in bytes."""
+    listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, env=env).stdout
+    libraries = {}
+    for line in listing.splitlines():
+        parts = line.split("=>")
+        if len(parts) == 2 and parts[1].strip().startswith("/"):
+            libraries[parts[0].strip()] = os.path.getsize(parts[1].split("(")[0].strip())
+    return libraries
+
+
 def build_cpp(quiet: bool = False) -> None:
     for cmd in cpp_commands():
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)

@@ -24,7 +24,7 @@ from embodied_lib.deploy.missions import TABLE_COLOURS, UNSUPPORTED
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.manipulation import env as tabletop
 from embodied_lib.manipulation.evaluate import MAX_STEPS
-from embodied_lib.native import CPP_BUILD, onnxruntime_library
+from embodied_lib.native import CPP_BUILD, onnxruntime_library, shared_libraries
 from embodied_lib.navigation import env as grid
 
 CONTROLLER = CPP_BUILD / "embodied_controller"
@@ -126,15 +126,254 @@ def save(result: dict, path) -> Path:
     return path
 
 
-def python_observation(episode: dict, moves) -> list[np.ndarray]:
-    """The observations Python's GridWorldEnv gives on an exported map after each of ``moves`` (for the checks)."""
-    size = len(episode["obstacles"])
-    env = grid.GridWorldEnv(size)
-    env.reset(seed=episode["seed"])
-    out = [env._observation()]
-    for move in moves:
-        obs, _, terminated, truncated, _ = env.step(int(move))
-        out.append(obs)
-        if terminated or truncated:
-            break
+def compare_world(exports_root, episodes, out_dir, maps: int | None = None, scenes: int | None = None) -> dict:
+    """The controller's worlds against Python's on the exported episodes (``check-world``): on every map, the
+    robot-centred observation at the start and after each move of a fixed walk (bumps and revisits included);
+    on every scene, the robot state and the 400 x 400 camera frame after the reset and after three fixed actions."""
+    prefix = Path(out_dir) / "check_world.json"
+    flags = [*(["--maps", maps] if maps else []), *(["--scenes", scenes] if scenes else [])]
+    report = run_controller("check-world", exports_root, episodes, prefix, flags)
+    grid_episodes = json.loads((Path(episodes) / "maps.json").read_text())
+    n_moves = len(report["moves"]) + 1
+    native = np.fromfile(f"{prefix}.observations.f32", dtype=np.float32).reshape(report["maps"], n_moves, -1)
+    env = grid.GridWorldEnv(grid_episodes["grid_size"], grid_episodes["obstacle_fraction"])
+    differing = []
+    for m, episode in enumerate(grid_episodes["maps"][:report["maps"]]):
+        observation, _ = env.reset(seed=episode["seed"])
+        walk, done = [observation], False
+        for move in report["moves"]:
+            if not done:   # after the episode ends the controller's world stands still, as a finished env would
+                observation, _, terminated, truncated, _ = env.step(move)
+                done = terminated or truncated
+            walk.append(observation)
+        if not np.array_equal(np.stack(walk), native[m]):
+            differing.append(episode["seed"])
+    size = report["image_size"]
+    frames = np.fromfile(f"{prefix}.frames.u8", dtype=np.uint8).reshape(report["scenes"], 4, size, size, 3)
+    scenes_file = json.loads((Path(episodes) / "scenes.json").read_text())
+    world = tabletop.TabletopEnv(max_steps=scenes_file["max_steps"])
+    largest_pixel, pixels_differing, states_differing = 0, 0, []
+    try:
+        for s, scene in enumerate(scenes_file["scenes"][:report["scenes"]]):
+            world.reset(seed=scene["seed"])
+            for k in range(4):
+                if k:
+                    world.step(np.asarray(report["actions"][k - 1], dtype=np.float32))
+                if not np.array_equal(world.read_state(), np.asarray(report["states"][s][k], dtype=np.float32)):
+                    states_differing.append([scene["seed"], k])
+                diff = np.abs(world.render().astype(np.int16) - frames[s, k].astype(np.int16))
+                largest_pixel, pixels_differing = max(largest_pixel, int(diff.max())), pixels_differing + int((diff > 0).sum())
+    finally:
+        world.close()
+    return {"maps": report["maps"], "observations_per_map": n_moves, "maps_differing": differing,
+            "scenes": report["scenes"], "frames": 4 * report["scenes"], "largest_pixel_difference": largest_pixel,
+            "pixels_differing": pixels_differing, "states_differing": states_differing}
+
+
+# -- the experiments (notebook 07's native section and ``python -m embodied_lib.deploy native``) -----------------
+
+RUNTIME_FORMATS = {"executorch": "executorch", "onnxruntime": "onnx", "executorch_int8": "executorch_int8",
+                   "onnxruntime_int8": "onnx_int8"}
+# commands beyond the generated ones: each skill, each kind of refusal, and a stop heard while a skill runs
+EXAMPLE_MISSIONS = ("go to row 3 column 5", "pick up the red cube", "pick up the blue cube", "stop",
+                    "rotate 45 degrees", "move forward 30 cm", "please make me a sandwich", "go to row 7 column 7",
+                    ("go to row 0 column 0", 2, "stop"), "place the cube on row 2 column 2")
+
+
+def _flags(runtime: str, **options) -> list[str]:
+    flags = ["--runtime", runtime]
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return flags
+
+
+def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progress: bool = False) -> dict:
+    """The same held-out maps and scenes in closed loop, guarded, through the C++ controller and the Python loop
+    (both free running, the same models and runtime): success of each, and how many episodes ended the same."""
+    from embodied_lib.deploy.controller import build_channels, held_out, run_loop
+
+    maps = len(json.loads((Path(episodes) / "maps.json").read_text())["maps"])
+    scenes = len(json.loads((Path(episodes) / "scenes.json").read_text())["scenes"])
+    cpp = run_controller("evaluate", exports_root, episodes, Path(out_dir) / "cpp_evaluate.json",
+                         _flags(runtime, free_running=True))
+    channels = build_channels(exports_root, RUNTIME_FORMATS[runtime], held_out(maps), held_out(scenes))
+    python = run_loop(channels, free_running=True, progress=progress, desc="Python loop, same episodes")
+    out = {"runtime": runtime, "maps": maps, "scenes": scenes}
+    for model in ("navigation", "manipulation"):
+        p, c = python["channels"][model], cpp["channels"][model]
+        by_seed = {r["seed"]: r for r in p["results"]}
+        same = [by_seed[r["seed"]]["success"] == r["success"] for r in c["results"] if r["seed"] in by_seed]
+        same_ticks = [by_seed[r["seed"]]["ticks"] == r["ticks"] for r in c["results"] if r["seed"] in by_seed]
+        out[model] = {"python": p["success_rate"], "cpp": c["success_rate"],
+                      "difference_points": round(100 * (c["success_rate"] - p["success_rate"]), 2),
+                      "episodes": len(c["results"]), "same_outcome": float(np.mean(same)) if same else None,
+                      "same_ticks": float(np.mean(same_ticks)) if same_ticks else None,
+                      "python_interventions": p["interventions"], "cpp_interventions": c["interventions"]}
     return out
+
+
+def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
+             cpu: int | None = 0, progress: bool = False) -> dict:
+    """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
+    core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
+    controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
+    With the controller's binary size and memory."""
+    report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
+                            _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, progress=progress),
+                            timeout=ticks / rate_hz * 3 + 120, count_allocations=True)
+    libraries = shared_libraries(CONTROLLER)
+    report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
+                        "shared_libraries_mb": round(sum(libraries.values()) / 2**20, 1)}
+    return report
+
+
+def max_rate(exports_root, episodes, out_dir, rates, seconds: float, replay: int, runtime: str = "executorch",
+             cpu: int | None = 0, model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",))) -> dict:
+    """The controller's compute alone (recorded readings: no rendering, no physics) pinned to one core, at rising
+    rates for ``seconds`` each: per set of models, the highest rate with no deadline miss and no watchdog fallback
+    (inference may use 90 % of the period, as in the Python search)."""
+    out = {"runtime": runtime, "cpu": cpu, "seconds_per_rate": seconds, "replay_readings": replay, "sets": {}}
+    for models in model_sets:
+        rows = []
+        for rate in rates:
+            report = run_controller("run", exports_root, episodes, None, _flags(
+                runtime, models=models, rate_hz=rate, ticks=max(1, int(rate * seconds)), replay=replay,
+                infer_budget=0.9, cpu=cpu), timeout=seconds * 3 + 120)
+            late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
+            rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
+                         "watchdog_fallbacks": late, "compute_ms": report["compute_ms"],
+                         "infer_ms": {m: ch["infer_ms"] for m, ch in report["channels"].items()}})
+            if report["deadline_misses"] > 0.5 * report["ticks"]:
+                break   # far past what it sustains: the higher rates only repeat it
+        clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0 and r["watchdog_fallbacks"] == 0]
+        out["sets"]["+".join(models)] = {"rates": rows, "max_rate_without_misses_hz": max(clean) if clean else None}
+    return out
+
+
+def faults(exports_root, episodes, out_dir, ticks: int, probability: float, rate_hz: float = 20.0,
+           runtime: str = "executorch", seed: int = 0) -> dict:
+    """Every fault kind injected at ``rate_hz`` on the simulators, then a corrupt model file at start-up for each
+    model: each fault must end in its fallback in its own tick, the loop must keep its rate."""
+    report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_faults.json", _flags(
+        runtime, ticks=ticks, rate_hz=rate_hz, faults="all", fault_probability=probability, fault_seed=seed),
+        timeout=ticks / rate_hz * 3 + 120)
+    report["corrupt_model_at_startup"] = {}
+    for model in ("navigation", "manipulation"):
+        corrupt = run_controller("run", exports_root, episodes, None, _flags(
+            runtime, models=[model], ticks=20, free_running=True, corrupt_model=model))
+        ch = corrupt["channels"][model]
+        report["corrupt_model_at_startup"][model] = {"startup_error": ch["guard_startup_error"], "ticks": corrupt["ticks"],
+                                                     "interventions": ch["interventions"], "actuations": ch["actuations"]}
+    return report
+
+
+def soak(exports_root, episodes, out_dir, ticks: int, replay: int, runtime: str = "executorch",
+         probability: float = 0.1, progress: bool = False) -> dict:
+    """Many ticks back to back on recorded readings with faults on (late inferences left to the real-time run, as
+    in Python's soak): resident memory must stay flat."""
+    kinds = ["model_exception", "nan_output", "out_of_bounds_output", "dropped_frame", "stale_frame"]
+    report = run_controller("run", exports_root, episodes, None, _flags(
+        runtime, ticks=ticks, replay=replay, free_running=True, faults=kinds, fault_probability=probability,
+        progress=progress), timeout=ticks * 0.05 + 300)
+    result = {k: report[k] for k in ("runtime", "ticks", "rss_mb", "peak_rss_mb", "fault_totals", "compute_ms",
+                                     "unhandled_faults")}
+    save(report, Path(out_dir) / "cpp_soak.json")
+    return result
+
+
+def missions(exports_root, episodes, out_dir, n_generated: int, runtime: str = "executorch", seed: int = 7) -> dict:
+    """Spoken commands (EXAMPLE_MISSIONS plus generated held-out phrasings) carried out by the C++ controller on the
+    first held-out map and scene, and by Python's MissionRunner on the same ones: what each understood and did."""
+    from embodied_lib.deploy.controller import open_guard
+    from embodied_lib.deploy.missions import MissionRunner
+    from embodied_lib.hri.commands import make_corpus
+    from embodied_lib.hri.interpreter import CommandInterpreter
+
+    generated = [c.text for c in make_corpus(0, 0, n_generated, max(1, n_generated // 4), seed)["test"]][:n_generated]
+    commands = list(EXAMPLE_MISSIONS) + generated
+    path = Path(out_dir) / "commands.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(("\t".join(map(str, c)) if isinstance(c, tuple) else c) + "\n" for c in commands))
+    cpp = run_controller("missions", exports_root, episodes, Path(out_dir) / "cpp_missions.json",
+                         _flags(runtime, commands=path, free_running=True))
+    exports_root = Path(exports_root)
+    fmt = RUNTIME_FORMATS[runtime]
+    metadata = read_manifest(exports_root / "navigation")["metadata"]
+    runner = MissionRunner(CommandInterpreter.from_exports(exports_root / "command_pipeline", "onnx"),
+                           open_guard(exports_root / "navigation", fmt), open_guard(exports_root / "manipulation", fmt),
+                           metadata["grid_size"], metadata["obstacle_fraction"])
+    rows = []
+    for command, native in zip(commands, cpp["missions"]):
+        text, interrupts = (command[0], {command[1]: command[2]}) if isinstance(command, tuple) else (command, None)
+        result = runner.run(text, cpp["map_seed"], cpp["scene_seed"], interrupts=interrupts)
+        understood = {"action": native["decision"]["action"], "params": native["decision"]["params"]} \
+            if native["decision"]["refused"] is None else None
+        rows.append({"text": text, "python_status": result.status, "cpp_status": native["status"],
+                     "python_command": result.command, "cpp_command": understood,
+                     "python_ticks": result.ticks, "cpp_ticks": native["ticks"], "cpp_actuations": native["actuations"],
+                     "same_status": result.status == native["status"], "cpp_reason": native["reason"],
+                     "python_reason": result.reason, "cpp_decide_ms": native["decide_ms"]})
+    refused_moved = sum(r["cpp_actuations"] for r in rows if r["cpp_status"] == "refused")
+    return {"runtime": runtime, "tokenizer": cpp["tokenizer"], "commands": len(rows), "by_status": cpp["by_status"],
+            "same_status": float(np.mean([r["same_status"] for r in rows])), "refused_moves": refused_moved,
+            "decide_ms": cpp["decide_ms"], "map_seed": cpp["map_seed"], "scene_seed": cpp["scene_seed"], "rows": rows}
+
+
+def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = False) -> dict:
+    """Every experiment of the profile's "controller" settings; each result saved as ``out_dir/<name>.json``."""
+    from embodied_lib.config import get_config
+
+    cfg = get_config("controller", profile)
+    out_dir = Path(out_dir)
+    episodes = write_episodes(exports_root, out_dir / "episodes", cfg["maps"], cfg["scenes"])
+    runs = {
+        "world": lambda: compare_world(exports_root, episodes, out_dir),
+        "evaluate": lambda: evaluate(exports_root, episodes, out_dir, cfg["runtime"], progress),
+        "realtime": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
+                                     cfg["cpu"], progress),
+        "rate": lambda: max_rate(exports_root, episodes, out_dir, cfg["rates"], cfg["rate_seconds"], cfg["replay"],
+                                 cfg["runtime"], cfg["cpu"]),
+        "faults": lambda: faults(exports_root, episodes, out_dir, cfg["fault_ticks"], cfg["fault_probability"],
+                                 runtime=cfg["runtime"]),
+        "soak": lambda: soak(exports_root, episodes, out_dir, cfg["soak_ticks"], cfg["replay"], cfg["runtime"],
+                             progress=progress),
+        "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),
+    }
+    results = {}
+    for name, run in runs.items():
+        results[name] = run()
+        save(results[name], out_dir / f"{name}.json")
+    return results
+
+
+def headline(name: str, result: dict) -> str:
+    """One line per experiment for the CLI, from the numbers in ``result``."""
+    if name == "world":
+        return (f"{result['maps']} maps x {result['observations_per_map']} observations, {len(result['maps_differing'])} "
+                f"differ; {result['frames']} frames, largest pixel difference {result['largest_pixel_difference']}")
+    if name == "evaluate":
+        n, m = result["navigation"], result["manipulation"]
+        return (f"navigation C++ {n['cpp']:.1%} / Python {n['python']:.1%}, manipulation C++ {m['cpp']:.1%} / "
+                f"Python {m['python']:.1%} (same outcome: {n['same_outcome']:.1%}, {m['same_outcome']:.1%})")
+    if name in ("realtime", "faults"):
+        line = (f"{result['ticks']} ticks at {result['rate_hz']:g} Hz, {result['deadline_misses']} misses, compute p50 "
+                f"{result['compute_ms']['p50']} / p99 {result['compute_ms']['p99']} / max {result['compute_ms']['max']} ms")
+        if name == "faults":
+            totals = result["fault_totals"]
+            line += (f"; {sum(t['injected'] for t in totals.values())} faults, "
+                     f"{sum(t['fell_back_same_tick'] for t in totals.values())} fell back in their tick")
+        else:
+            line += f"; {result['allocations_in_loop']} allocations in the loop"
+        return line
+    if name == "rate":
+        return ", ".join(f"{k}: {v['max_rate_without_misses_hz']} Hz" for k, v in result["sets"].items())
+    if name == "soak":
+        rss = result["rss_mb"]
+        return f"{result['ticks']} ticks, RSS {rss['start']} -> {rss['end']} MB ({rss['growth_after_warm_up']:+.1f} after warm-up)"
+    if name == "missions":
+        return (f"{result['commands']} commands {result['by_status']}, same status as Python {result['same_status']:.1%}, "
+                f"refused commands moved {result['refused_moves']} times")
+    return ""

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import torch
 
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
-from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env
+from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env, shared_libraries
 from embodied_lib.profiling import accuracy, memory, torchscript
 from embodied_lib.registry import load_checkpoint
 from embodied_lib.runtime.latency import golden_batch1, python_latency, time_calls
@@ -70,14 +68,7 @@ def binaries() -> list[dict]:
         if runner.binary in seen or not runner.binary.exists():
             continue
         seen.add(runner.binary)
-        env = rust_env() if runner.language == "Rust" else None
-        listing = subprocess.run(["ldd", str(runner.binary)], capture_output=True, text=True, env=env).stdout
-        libraries = {}
-        for line in listing.splitlines():
-            parts = line.split("=>")
-            if len(parts) == 2 and parts[1].strip().startswith("/"):
-                target = parts[1].split("(")[0].strip()
-                libraries[parts[0].strip()] = os.path.getsize(target)
+        libraries = shared_libraries(runner.binary, rust_env() if runner.language == "Rust" else None)
         rows.append({"binary": runner.binary.name, "language": runner.language,
                      "binary_mb": round(runner.binary.stat().st_size / 2**20, 2),
                      "shared_libraries": len(libraries),

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 
 #include "models.hpp"
@@ -224,6 +225,7 @@ class InferenceWorker {
     std::unique_lock<std::mutex> lock(m);
     done_cv.wait(lock, [this] { return !running; });
   }
+  bool pin(const cpu_set_t& set) { return pthread_setaffinity_np(thread.native_handle(), sizeof(set), &set) == 0; }
   bool failed = false;
   char error[200] = "";
 

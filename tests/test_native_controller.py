@@ -1,0 +1,130 @@
+"""The C++ controller (native/cpp/controller) against the Python deployment: the same worlds (observations and
+camera frames), the same closed-loop episodes, every fault kind to its fallback within its tick, a corrupt model
+that moves nothing, no heap allocation in the loop, missions through the Rust pipeline's C ABI, bad files refused
+with one clear line, and a short run of all of it under AddressSanitizer + UndefinedBehaviorSanitizer.
+Untrained models from the session fixtures: what is under test is the controller, not the weights."""
+import json
+import subprocess
+
+import pytest
+
+from embodied_lib.deploy import native_controller as nc
+from embodied_lib.native import CPP_BUILD
+
+
+@pytest.fixture(scope="module")
+def exports_root(tmp_path_factory, navigation_exports, manipulation_exports, hri_exports):
+    root = tmp_path_factory.mktemp("controller_exports")
+    (root / "navigation").symlink_to(navigation_exports)
+    (root / "manipulation").symlink_to(manipulation_exports[0])
+    (root / "command_pipeline").symlink_to(hri_exports[0] / "command_pipeline")
+    return root
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory, exports_root):
+    return nc.write_episodes(exports_root, tmp_path_factory.mktemp("episodes"), maps=20, scenes=2)
+
+
+def controller(*args, binary=nc.CONTROLLER, env=None, timeout=300):
+    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, errors="replace",
+                          env=env or nc.controller_env(), timeout=timeout)
+
+
+def test_the_controller_sees_the_world_python_sees(exports_root, episodes, tmp_path):
+    result = nc.compare_world(exports_root, episodes, tmp_path)
+    assert result["maps"] == 20 and result["maps_differing"] == []
+    assert result["frames"] == 8 and result["largest_pixel_difference"] == 0
+    assert result["states_differing"] == []
+
+
+def test_same_episodes_same_outcomes_as_the_python_loop(exports_root, episodes, tmp_path):
+    result = nc.evaluate(exports_root, episodes, tmp_path)
+    for model in ("navigation", "manipulation"):
+        assert result[model]["episodes"] == {"navigation": 20, "manipulation": 2}[model]
+        assert result[model]["same_outcome"] == 1.0 and result[model]["same_ticks"] == 1.0, result[model]
+        assert result[model]["cpp_interventions"] == result[model]["python_interventions"]
+
+
+def test_every_fault_kind_ends_in_its_fallback_within_its_tick(exports_root, episodes, tmp_path):
+    report = nc.run_controller("run", exports_root, episodes, tmp_path / "faults.json",
+                               ["--ticks", 80, "--rate-hz", 20, "--faults", "all", "--fault-probability", 0.7])
+    totals = report["fault_totals"]
+    assert set(totals) == {"model_exception", "nan_output", "out_of_bounds_output", "late_inference",
+                           "dropped_frame", "stale_frame"}
+    for kind, counts in totals.items():
+        assert counts["injected"] > 0 and counts["fell_back_same_tick"] == counts["injected"], kind
+    assert report["unhandled_faults"] == 0
+    causes = {c for ch in report["channels"].values() for c in ch["interventions"]}
+    assert {"model_error", "non_finite_output", "out_of_bounds_output", "deadline", "missing_sensor",
+            "stale_sensor"} <= causes
+
+
+@pytest.mark.parametrize("model", ["navigation", "manipulation"])
+def test_a_corrupt_model_at_startup_falls_back_on_every_tick_and_moves_nothing(exports_root, episodes, model):
+    report = nc.run_controller("run", exports_root, episodes, None, ["--models", model, "--ticks", 15,
+                                                                      "--free-running", "--corrupt-model", model])
+    channel = report["channels"][model]
+    assert "matches no file the manifest lists" in channel["guard_startup_error"]
+    assert channel["interventions"] == {"model_unavailable": 15}
+    assert channel["actuations"] == 0
+
+
+def test_the_loop_allocates_nothing_after_startup(exports_root, episodes):
+    report = nc.run_controller("run", exports_root, episodes, None, ["--ticks", 60, "--free-running"],
+                               count_allocations=True)
+    assert report["allocations_in_loop"] == 0
+    # the counter counts: ONNX Runtime allocates on every run
+    onnx = nc.run_controller("run", exports_root, episodes, None,
+                             ["--ticks", 20, "--free-running", "--runtime", "onnxruntime"], count_allocations=True)
+    assert onnx["allocations_in_loop"] > 0
+
+
+def test_missions_decide_as_python_and_refused_commands_move_nothing(exports_root, episodes, tmp_path):
+    result = nc.missions(exports_root, episodes, tmp_path, n_generated=6)
+    assert result["commands"] == len(nc.EXAMPLE_MISSIONS) + 6
+    assert result["same_status"] == 1.0, [r for r in result["rows"] if not r["same_status"]]
+    assert result["refused_moves"] == 0
+    assert "tokenizers" in result["tokenizer"]
+    for row in result["rows"]:
+        if row["cpp_status"] == "refused":
+            assert row["cpp_ticks"] == 0 and row["cpp_actuations"] == 0
+
+
+def test_cli_help_usage_errors_and_bad_files(exports_root, episodes, tmp_path):
+    shown = controller("--help")
+    assert shown.returncode == 0 and "--faults" in shown.stdout and "check-world" in shown.stdout
+    for args, message in ((["fly"], "unknown command"), (["run", "--exports", exports_root], "--episodes is required"),
+                          (["run", "--exports", exports_root, "--episodes", episodes, "--rate-hz", "nan"], "--rate-hz"),
+                          (["run", "--exports", exports_root, "--episodes", episodes, "--faults", "meteor"], "meteor")):
+        proc = controller(*args)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    broken = tmp_path / "episodes"
+    broken.mkdir()
+    for name in ("scenes.json", "tabletop.xml", "skills.json"):
+        (broken / name).write_bytes((episodes / name).read_bytes())
+    (broken / "maps.json").write_text("{not json")
+    proc = controller("run", "--exports", exports_root, "--episodes", broken)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: ") and "maps.json" in proc.stderr
+    scenes = json.loads((episodes / "scenes.json").read_text())
+    scenes["scenes"][0]["state"] = scenes["scenes"][0]["state"][:-3]
+    (broken / "maps.json").write_bytes((episodes / "maps.json").read_bytes())
+    (broken / "scenes.json").write_text(json.dumps(scenes))
+    proc = controller("run", "--exports", exports_root, "--episodes", broken)
+    assert proc.returncode == 1 and "state of" in proc.stderr
+
+
+def test_short_runs_under_address_and_undefined_behavior_sanitizers(exports_root, episodes, tmp_path):
+    binary = CPP_BUILD / "embodied_controller_sanitized"
+    assert binary.is_file(), "make native builds the sanitized controller"
+    env = {**nc.controller_env(), "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    (tmp_path / "commands.txt").write_text("go to row 3 column 5\npick up the red cube\nstop\n\u202egibberish\n")
+    runs = [["run", "--ticks", 40, "--rate-hz", 20, "--faults", "all", "--fault-probability", 0.6],
+            ["evaluate", "--maps", 3, "--scenes", 1, "--free-running"],
+            ["run", "--ticks", 10, "--free-running", "--corrupt-model", "manipulation"],
+            ["missions", "--commands", tmp_path / "commands.txt", "--free-running"],
+            ["check-world", "--maps", 3, "--scenes", 1, "--out", tmp_path / "world.json"]]
+    for args in runs:
+        proc = controller(args[0], "--exports", exports_root, "--episodes", episodes, *args[1:], binary=binary, env=env)
+        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+        assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr, proc.stderr[-3000:]
