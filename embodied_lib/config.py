@@ -54,10 +54,11 @@ PROFILES: dict[str, dict[str, dict]] = {
         # batch 1 only (their memory plan; None: every profiled model)
         "profiling": dict(models=("navigation",), iterations=20, batch1_models=("navigation",)),
         # the C++ controller (notebook 07): held-out episodes it plays, real-time ticks, the rate search (compute
-        # only, on recorded readings, one core), faults, the soak, missions
+        # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
+        # the timed runs (used only when running as root)
         "controller": dict(runtime="executorch", maps=50, scenes=3, realtime_ticks=200, rates=(100, 500),
                            rate_seconds=1.0, replay=50, fault_ticks=200, fault_probability=0.6, soak_ticks=5_000,
-                           commands=12, cpu=0),
+                           commands=12, cpu=0, priority=50),
     },
     "full": {
         "navigation": dict(
@@ -76,7 +77,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "profiling": dict(models=None, iterations=500, batch1_models=None),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
-                           fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=60, cpu=0),
+                           fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=60, cpu=0,
+                           priority=50),
     },
 }
 

@@ -165,6 +165,8 @@ def compare_world(exports_root, episodes, out_dir, maps: int | None = None, scen
                 largest_pixel, pixels_differing = max(largest_pixel, int(diff.max())), pixels_differing + int((diff > 0).sum())
     finally:
         world.close()
+    for suffix in (".observations.f32", ".frames.u8"):   # compared; 2 MB per scene is not worth keeping
+        Path(f"{prefix}{suffix}").unlink()
     return {"maps": report["maps"], "observations_per_map": n_moves, "maps_differing": differing,
             "scenes": report["scenes"], "frames": 4 * report["scenes"], "largest_pixel_difference": largest_pixel,
             "pixels_differing": pixels_differing, "states_differing": states_differing}
@@ -178,6 +180,11 @@ RUNTIME_FORMATS = {"executorch": "executorch", "onnxruntime": "onnx", "executorc
 EXAMPLE_MISSIONS = ("go to row 3 column 5", "pick up the red cube", "pick up the blue cube", "stop",
                     "rotate 45 degrees", "move forward 30 cm", "please make me a sandwich", "go to row 7 column 7",
                     ("go to row 0 column 0", 2, "stop"), "place the cube on row 2 column 2")
+
+
+def realtime_priority(priority: int | None) -> int | None:
+    """The SCHED_FIFO priority to ask for: only as root (elsewhere the controller would refuse the flag)."""
+    return priority if priority and os.geteuid() == 0 else None
 
 
 def _flags(runtime: str, **options) -> list[str]:
@@ -216,14 +223,14 @@ def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progr
 
 
 def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
-             cpu: int | None = 0, progress: bool = False) -> dict:
+             cpu: int | None = 0, priority: int | None = None, progress: bool = False) -> dict:
     """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
     core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
     controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
     With the controller's binary size and memory."""
     report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
-                            _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, progress=progress),
-                            timeout=ticks / rate_hz * 3 + 120, count_allocations=True)
+                            _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, priority=realtime_priority(priority),
+                                   progress=progress), timeout=ticks / rate_hz * 3 + 120, count_allocations=True)
     libraries = shared_libraries(CONTROLLER)
     report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
                         "shared_libraries_mb": round(sum(libraries.values()) / 2**20, 1)}
@@ -231,17 +238,19 @@ def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0,
 
 
 def max_rate(exports_root, episodes, out_dir, rates, seconds: float, replay: int, runtime: str = "executorch",
-             cpu: int | None = 0, model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",))) -> dict:
+             cpu: int | None = 0, priority: int | None = None,
+             model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",))) -> dict:
     """The controller's compute alone (recorded readings: no rendering, no physics) pinned to one core, at rising
     rates for ``seconds`` each: per set of models, the highest rate with no deadline miss and no watchdog fallback
     (inference may use 90 % of the period, as in the Python search)."""
-    out = {"runtime": runtime, "cpu": cpu, "seconds_per_rate": seconds, "replay_readings": replay, "sets": {}}
+    out = {"runtime": runtime, "cpu": cpu, "priority": realtime_priority(priority), "seconds_per_rate": seconds,
+           "replay_readings": replay, "sets": {}}
     for models in model_sets:
         rows = []
         for rate in rates:
             report = run_controller("run", exports_root, episodes, None, _flags(
                 runtime, models=models, rate_hz=rate, ticks=max(1, int(rate * seconds)), replay=replay,
-                infer_budget=0.9, cpu=cpu), timeout=seconds * 3 + 120)
+                infer_budget=0.9, cpu=cpu, priority=realtime_priority(priority)), timeout=seconds * 3 + 120)
             late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
             rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
                          "watchdog_fallbacks": late, "compute_ms": report["compute_ms"],
@@ -254,11 +263,12 @@ def max_rate(exports_root, episodes, out_dir, rates, seconds: float, replay: int
 
 
 def faults(exports_root, episodes, out_dir, ticks: int, probability: float, rate_hz: float = 20.0,
-           runtime: str = "executorch", seed: int = 0) -> dict:
+           runtime: str = "executorch", seed: int = 0, priority: int | None = None) -> dict:
     """Every fault kind injected at ``rate_hz`` on the simulators, then a corrupt model file at start-up for each
     model: each fault must end in its fallback in its own tick, the loop must keep its rate."""
     report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_faults.json", _flags(
-        runtime, ticks=ticks, rate_hz=rate_hz, faults="all", fault_probability=probability, fault_seed=seed),
+        runtime, ticks=ticks, rate_hz=rate_hz, faults="all", fault_probability=probability, fault_seed=seed,
+        priority=realtime_priority(priority)),
         timeout=ticks / rate_hz * 3 + 120)
     report["corrupt_model_at_startup"] = {}
     for model in ("navigation", "manipulation"):
@@ -333,11 +343,11 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "world": lambda: compare_world(exports_root, episodes, out_dir),
         "evaluate": lambda: evaluate(exports_root, episodes, out_dir, cfg["runtime"], progress),
         "realtime": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
-                                     cfg["cpu"], progress),
+                                     cfg["cpu"], cfg["priority"], progress),
         "rate": lambda: max_rate(exports_root, episodes, out_dir, cfg["rates"], cfg["rate_seconds"], cfg["replay"],
-                                 cfg["runtime"], cfg["cpu"]),
+                                 cfg["runtime"], cfg["cpu"], cfg["priority"]),
         "faults": lambda: faults(exports_root, episodes, out_dir, cfg["fault_ticks"], cfg["fault_probability"],
-                                 runtime=cfg["runtime"]),
+                                 runtime=cfg["runtime"], priority=cfg["priority"]),
         "soak": lambda: soak(exports_root, episodes, out_dir, cfg["soak_ticks"], cfg["replay"], cfg["runtime"],
                              progress=progress),
         "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),

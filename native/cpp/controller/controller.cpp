@@ -45,6 +45,7 @@ Options
   --corrupt-model NAME     flip one byte of that model's file before start-up (it must fall back every tick)
   --threads N              inference threads per runtime (default 1)
   --cpu K                  pin the controller's threads to CPU K (after start-up; the camera's renderer stays free)
+  --priority N             SCHED_FIFO priority N (1-99) for the controller's threads (root or CAP_SYS_NICE)
   --commands FILE          missions: one command per line
   --hri-library PATH       missions: libhri_pipeline.so (default: native/rust/target/release beside --exports' repo)
   --out FILE               write the JSON report there (default: stdout)
@@ -56,7 +57,7 @@ Errors print one line "error: ..." and exit 1; usage errors exit 2.
 struct Options {
   std::string command, exports, episodes, runtime = "executorch", out, corrupt, commands, hri_library;
   std::vector<std::string> models{"navigation", "manipulation"};
-  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1;
+  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0;
   double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2;
   bool free_running = false, progress = false;
   std::vector<int> faults;
@@ -147,6 +148,7 @@ Options parse(int argc, char** argv) {
       if (o.corrupt != "navigation" && o.corrupt != "manipulation") usage_error("--corrupt-model takes navigation or manipulation");
     } else if (a == "--threads") o.threads = to_long(a, value(), 1, 256);
     else if (a == "--cpu") o.cpu = to_long(a, value(), 0, 4095);
+    else if (a == "--priority") o.priority = to_long(a, value(), 1, 99);
     else if (a == "--commands") o.commands = value();
     else if (a == "--hri-library") o.hri_library = value();
     else if (a == "--out") o.out = value();
@@ -376,6 +378,19 @@ struct Controller {
     channels.reserve(2);
     for (const auto& model : opt.models) open_channel(model);
     if (opt.cpu >= 0) pin(int(opt.cpu));
+    if (opt.priority > 0) prioritise(int(opt.priority));
+  }
+
+  // --priority: SCHED_FIFO for the controller's threads, as ros2_control's realtime_tools does: the loop and its
+  // inference are not preempted by ordinary processes. Needs root or CAP_SYS_NICE.
+  void prioritise(int priority) {
+    sched_param param{};
+    param.sched_priority = priority;
+    bool ok = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param) == 0;
+    for (auto& ch : channels)
+      if (ch.worker) ok = ok && ch.worker->prioritise(param);
+    if (!ok) throw std::runtime_error("cannot set SCHED_FIFO priority " + std::to_string(priority) +
+                                     " (needs root or CAP_SYS_NICE; run without --priority)");
   }
 
   // --cpu: the controller's threads (this loop and the inference workers) on one core. Pinned after start-up, so
@@ -691,12 +706,15 @@ struct Controller {
     long unhandled = 0;
     for (auto& ch : channels)
       for (long u : ch.unhandled) unhandled += u;
-    std::vector<double> timeline(compute.begin(), compute.begin() + std::min<size_t>(compute.size(), 20000));
-    for (auto& t : timeline) t = std::round(t * 1e6) / 1e3;
+    auto timeline_ms = [](const std::vector<double>& v) {
+      std::vector<double> out(v.begin(), v.begin() + std::min<size_t>(v.size(), 20000));
+      for (auto& t : out) t = std::round(t * 1e6) / 1e3;
+      return out;
+    };
     auto mb = [](double x) { return std::round(x * 10) / 10; };
     return {{"controller", "C++ embodied_controller"}, {"command", opt.command}, {"runtime", opt.runtime},
             {"rate_hz", opt.rate_hz}, {"free_running", opt.free_running}, {"infer_budget", opt.infer_budget},
-            {"replay", opt.replay}, {"threads", opt.threads}, {"cpu", opt.cpu},
+            {"replay", opt.replay}, {"threads", opt.threads}, {"cpu", opt.cpu}, {"priority", opt.priority},
             {"ticks", rows + skipped}, {"deadline_misses", misses},
             {"compute_ms", percentiles_ms(compute)}, {"wall_ms", percentiles_ms(wall)},
             {"start_late_ms", percentiles_ms(late)}, {"channels", chans}, {"fault_totals", totals},
@@ -705,7 +723,7 @@ struct Controller {
                         {"growth", mb(rss_end - rss_start)}, {"growth_after_warm_up", mb(rss_end - rss_warm)}}},
             {"peak_rss_mb", mb(runner::peak_rss_mb())},
             {"allocations_in_loop", allocations.total ? json(allocations_end - allocations_start) : json(nullptr)},
-            {"timeline", {{"compute_ms", timeline}}}};
+            {"timeline", {{"compute_ms", timeline_ms(compute)}, {"wall_ms", timeline_ms(wall)}}}};
   }
 };
 

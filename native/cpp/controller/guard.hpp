@@ -225,6 +225,7 @@ class InferenceWorker {
     std::unique_lock<std::mutex> lock(m);
     done_cv.wait(lock, [this] { return !running; });
   }
+  bool prioritise(const sched_param& param) { return pthread_setschedparam(thread.native_handle(), SCHED_FIFO, &param) == 0; }
   bool pin(const cpu_set_t& set) { return pthread_setaffinity_np(thread.native_handle(), sizeof(set), &set) == 0; }
   bool failed = false;
   char error[200] = "";
