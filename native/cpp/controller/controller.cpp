@@ -433,13 +433,15 @@ struct Controller {
       ch.episode_limit = opt.scenes > 0 ? size_t(opt.scenes) : table->seeds.size();
     }
     ch.cycle = opt.command == "run";
+    std::string replaced;
     try {
-      const std::string replaced = opt.corrupt == model ? corrupted_copy(dir, ch.manifest, opt.runtime) : "";
+      if (opt.corrupt == model) replaced = corrupted_copy(dir, ch.manifest, opt.runtime);
       ch.network = open_network(dir, ch.manifest, opt.runtime, replaced);
-      if (!replaced.empty()) std::remove(replaced.c_str());
     } catch (const std::exception& e) {  // the robot stays safe: every tick falls back, with the reason
       ch.startup_error = e.what();
+      if (!replaced.empty()) ch.startup_error = "--corrupt-model " + model + ": " + ch.startup_error;
     }
+    if (!replaced.empty()) std::remove(replaced.c_str());
     const double period = 1.0 / opt.rate_hz;
     const double late_s = period * (opt.infer_budget + (1 - opt.infer_budget) / 4);  // controller.late_seconds
     if (ch.network) ch.worker = std::make_unique<InferenceWorker>(ch.network.get(), late_s, allocations.counting);
