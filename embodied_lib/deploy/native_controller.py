@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_lib.config import EVAL_SEED_BASE
-from embodied_lib.deploy.controller import np_encoder
+from embodied_lib.deploy.controller import save_result
 from embodied_lib.deploy.missions import TABLE_COLOURS, UNSUPPORTED
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.manipulation import env as tabletop
@@ -117,13 +117,6 @@ def side_by_side(native: dict, python: dict) -> list[dict]:
     if "deadline_misses" in python and "deadline_misses" in native:
         rows.append({"measure": "deadline misses", "python": python["deadline_misses"], "cpp": native["deadline_misses"]})
     return rows
-
-
-def save(result: dict, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, default=np_encoder))
-    return path
 
 
 def compare_world(exports_root, episodes, out_dir, maps: int | None = None, scenes: int | None = None) -> dict:
@@ -290,7 +283,7 @@ def soak(exports_root, episodes, out_dir, ticks: int, replay: int, runtime: str 
         progress=progress), timeout=ticks * 0.05 + 300)
     result = {k: report[k] for k in ("runtime", "ticks", "rss_mb", "peak_rss_mb", "fault_totals", "compute_ms",
                                      "unhandled_faults")}
-    save(report, Path(out_dir) / "cpp_soak.json")
+    save_result("cpp_soak", report, out_dir)
     return result
 
 
@@ -355,7 +348,7 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
     results = {}
     for name, run in runs.items():
         results[name] = run()
-        save(results[name], out_dir / f"{name}.json")
+        save_result(name, results[name], out_dir)
     return results
 
 
