@@ -18,6 +18,17 @@ from embodied_lib.config import EXPORTS_DIR, REPO_ROOT, RUNS_DIR, profile_name
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
+def _kernel_config():
+    from traitlets.config import Config
+
+    # The kernel talks to papermill over local IPC sockets (in Jupyter's runtime dir) instead of TCP on
+    # 127.0.0.1: nothing to eavesdrop on, and the kernel no longer warns "running over TCP without encryption".
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
+KERNEL_CONFIG = _kernel_config()
+
+
 def notebooks(only=None) -> list[Path]:
     found = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if only:
@@ -33,7 +44,7 @@ def run_notebook(path: Path, profile: str, kernel: str, out_dir: Path, parameter
     os.environ["EMBODIED_PROFILE"] = profile  # the library's default; notebooks may still override
     papermill.execute_notebook(str(path), str(output), parameters={"PROFILE": profile, **(parameters or {})},
                                kernel_name=kernel, cwd=str(path.parent), progress_bar=False,
-                               log_output=False)
+                               log_output=False, config=KERNEL_CONFIG)
     return output
 
 

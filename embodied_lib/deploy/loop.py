@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
-from tqdm.auto import tqdm
 
 from embodied_lib.deploy.faults import EXPECTED_CAUSE, SENSOR_FAULTS, FaultPlan, FaultyPolicy, apply_sensor_fault
 from embodied_lib.deploy.guard import Guard
+from embodied_lib.progress import progress_bar
 
 MAX_EXAMPLES = 200  # interventions and unhandled faults kept verbatim (the counts cover all of them)
 
@@ -112,7 +112,7 @@ class ControlLoop:
         rss_start = process.memory_info().rss
         warmed_at = min(1000, limit // 10)   # RSS after this many ticks: start-up allocations are done by then
         rss_warm = rss_start
-        bar = tqdm(total=limit if ticks is not None else None, desc=desc, disable=not progress, mininterval=1.0)
+        bar = progress_bar(total=limit if ticks is not None else None, desc=desc, unit="ticks", disable=not progress, mininterval=1.0)
         t0 = self.clock()
         tick = skipped = 0
         while tick < limit:

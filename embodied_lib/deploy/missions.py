@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from embodied_lib.config import MISSION_SEED_BASE
 from embodied_lib.deploy.loop import Channel, ControlLoop
@@ -24,6 +23,7 @@ from embodied_lib.deploy.robots import GridRobot, TabletopRobot
 from embodied_lib.hri.commands import ACTIONS, decode_params, make_corpus
 from embodied_lib.manipulation.evaluate import MAX_STEPS
 from embodied_lib.navigation.env import GridWorldEnv, render_grid
+from embodied_lib.progress import progress_bar
 
 UNSUPPORTED = {
     "place": "place is not carried out here: the tabletop has no grid cells to put a cube on, and the grid robot "
@@ -162,7 +162,7 @@ def evaluate_missions(runner: MissionRunner, n_commands: int = 240, n_ood: int =
     corpus = make_corpus(0, 0, n_commands, n_ood, seed)
     rows = []
     commands = corpus["test"] + corpus["ood_test"]
-    for i, c in enumerate(tqdm(commands, desc="missions", disable=not progress)):
+    for i, c in enumerate(progress_bar(commands, desc="missions", unit="commands", disable=not progress)):
         truth = ACTIONS[c.action] if c.action >= 0 else None
         params = decode_params(truth, c.params) if truth else {}
         map_seed = scene_seed = MISSION_SEED_BASE + 1000 * i

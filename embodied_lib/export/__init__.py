@@ -9,9 +9,7 @@ Each format is a module with ``save(spec, model, program, path)`` and
 """
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -63,14 +61,6 @@ def parity_rule(spec, fmt: str) -> dict:
                 "agreement": spec.int8_agreement}
     return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
 GOLDEN_FILE = "golden.bin"
-
-# torch 2.13 warns "isinstance(treespec, LeafSpec) is deprecated" whenever ExecuTorch, Inductor or the ONNX
-# exporter copies a program's input specs: inside those libraries, once per export, nothing a user can act on.
-warnings.filterwarnings("ignore", message=".*LeafSpec.* is deprecated", category=FutureWarning)
-# torchao (imported by ExecuTorch's quantizer and partitioner) registers Enum classes with torch's pytree, which
-# logs a deprecation per class at import: two lines of noise before every INT8 export, about torchao's code.
-logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-
 
 def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print,
                signing_key=None) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from embodied_lib.export.artifacts import load_or_explain, require_magic
+from embodied_lib.quiet import native_stderr_filtered
 
 PTE_MAGIC = b"ET"  # flatbuffer file identifier "ETxx" at byte 4
 
@@ -42,6 +43,7 @@ def load(path, spec):
     from executorch.runtime import Runtime
 
     require_magic(path, PTE_MAGIC, 4, "ExecuTorch .pte")
-    method = load_or_explain(path, "ExecuTorch program",
-                             lambda: Runtime.get().load_program(str(path)).load_method("forward"))
+    with native_stderr_filtered():   # XNNPACK's ARM cpuinfo probes on the first load (embodied_lib.quiet)
+        method = load_or_explain(path, "ExecuTorch program",
+                                 lambda: Runtime.get().load_program(str(path)).load_method("forward"))
     return lambda *inputs: tuple(method.execute(list(inputs)))

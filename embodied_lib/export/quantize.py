@@ -32,6 +32,7 @@ from embodied_lib.config import CALIBRATION_SEED
 from embodied_lib.export.executorch_pte import load as load_pte, save as save_pte
 from embodied_lib.export.onnx_model import save as save_onnx
 from embodied_lib.export.torch_export import dynamic_shapes
+from embodied_lib.quiet import native_stderr_filtered
 
 SCHEMES = ("static", "dynamic")
 CALIBRATION_BATCH = 16
@@ -92,7 +93,8 @@ def quantized_program(spec, model) -> torch.export.ExportedProgram:
 
 def _dynamic_int8_module(model):
     import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed::embedding_byte
-    from executorch.examples.models.llama.source_transformation.quantize import EmbeddingQuantHandler
+    with native_stderr_filtered():   # its tokenizer library logs a line when it loads (embodied_lib.quiet)
+        from executorch.examples.models.llama.source_transformation.quantize import EmbeddingQuantHandler
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis
 

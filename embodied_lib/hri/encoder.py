@@ -70,11 +70,19 @@ def load_tokenizer():
 
 # -- encoder ------------------------------------------------------------------------------------
 
+def _no_loading_bar():
+    """transformers draws a "Loading weights" bar per local load (<1 s here): a frozen 0 % bar in saved notebooks."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_minilm():
     """The packaged all-MiniLM-L6-v2 as the 384-wide ``BertModel`` it is (what fine-tuning trains: 2.7x fewer
     operations than its 768-wide copy, and ``widen_minilm_to_distilbert`` turns the result into that copy exactly)."""
     from transformers import BertModel
 
+    _no_loading_bar()
     # with its pooling layer, as saved (unused: SentenceEncoder pools), so loading reports nothing missing
     return BertModel.from_pretrained(str(minilm_dir()), local_files_only=True).eval()
 
@@ -157,6 +165,7 @@ def load_encoder(pretrained_dir: str | Path | None = None):
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} is not a DistilBERT directory (no config.json); "
                                     f"unset {DISTILBERT_ENV} to use the packaged encoder")
+        _no_loading_bar()
         model = DistilBertModel.from_pretrained(str(path), local_files_only=True).eval()
         if model.config.dim != EMBED_DIM:
             raise ValueError(f"{path} has dim {model.config.dim}; the command embedding contract is {EMBED_DIM}")

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from embodied_lib.config import TRAIN_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
 from embodied_lib.manipulation.expert import scripted_expert_action
+from embodied_lib.progress import progress_bar
 
 SHARD_EPISODES = 25
 
@@ -44,7 +44,7 @@ def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: f
             for v in buffers.values():
                 v.clear()
 
-    for ep in tqdm(range(episodes), desc="demonstrations", disable=not progress):
+    for ep in progress_bar(range(episodes), desc="demonstrations", unit="episodes", disable=not progress):
         obs, _ = env.reset(seed=first_scene + ep)
         done, info = False, {}
         while not done:

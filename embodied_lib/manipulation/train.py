@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from embodied_lib.cli import int_in, require_writable
 from embodied_lib.config import DATA_DIR, RUNS_DIR, get_config, seed_everything
 from embodied_lib.manipulation.demonstrations import generate_demonstrations, load_demonstrations
 from embodied_lib.manipulation.evaluate import evaluate_closed_loop
 from embodied_lib.manipulation.model import POOL, frames_to_tensor, manipulation_spec
+from embodied_lib.progress import progress_bar
 from embodied_lib.spec import save_checkpoint
 
 
@@ -72,7 +72,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
         model.train()
         return sum(losses) / max(1, len(val_idx) * actions.shape[1])
 
-    bar = tqdm(range(cfg["epochs"]), desc="behaviour cloning", disable=not progress)
+    bar = progress_bar(range(cfg["epochs"]), desc="behaviour cloning", unit="epochs", disable=not progress)
     for epoch in bar:
         order = torch.randperm(len(train_idx), generator=generator).numpy()
         total = 0.0

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from embodied_lib.cli import int_in, require_writable
 from embodied_lib.config import RUNS_DIR, TRAIN_SEED_BASE, VALIDATION_SEED_BASE, get_config, seed_everything
@@ -26,6 +25,7 @@ from embodied_lib.navigation.env import ACTIONS, GridWorldEnv
 from embodied_lib.navigation.evaluate import evaluate_policy, evaluate_random
 from embodied_lib.navigation.model import navigation_spec
 from embodied_lib.navigation.policy import NavigationPolicy
+from embodied_lib.progress import progress_bar
 from embodied_lib.runtime.runtimes import eager_runtime
 from embodied_lib.spec import save_checkpoint
 
@@ -100,7 +100,7 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
     obs, _ = env.reset(seed=TRAIN_SEED_BASE + episode)
     start_time = time.perf_counter()
 
-    bar = tqdm(range(1, cfg["total_steps"] + 1), desc="DQN", disable=not progress, mininterval=1.0)
+    bar = progress_bar(range(1, cfg["total_steps"] + 1), desc="DQN", unit="steps", disable=not progress, mininterval=1.0)
     for step in bar:
         # act: epsilon-greedy, network in eval mode (no dropout) while acting
         if rng.random() < linear_epsilon(step, cfg):
