@@ -75,6 +75,13 @@ RUNNER_KEYS = {"runner", "model", "model_name", "vectors", "max_abs_diff", "max_
                "required_agreement", "decision", "passed", "outputs", "latency_ms", "peak_rss_mb"}
 
 
+def runner_named(name: str) -> Runner:
+    found = [r for r in RUNNERS if r.name == name]
+    if not found:
+        raise KeyError(f"no runner {name!r}; runners: {[r.name for r in RUNNERS]}")
+    return found[0]
+
+
 def site_packages() -> Path:
     return Path(sysconfig.get_paths()["purelib"])
 
@@ -144,6 +151,28 @@ def build_rust(quiet: bool = False) -> None:
     subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
 
 
+def build_logged(language: str, log_dir) -> str:
+    """Build the C++ (CMake) or Rust (Cargo) programs, release mode, with the whole log in ``log_dir``; one line
+    saying what happened. A failed build raises with the log's last lines (the notebook shows those)."""
+    import time
+
+    commands, env = {"C++": (cpp_commands(), None), "Rust": ([rust_command()], rust_env())}[language]
+    log = Path(log_dir) / f"build-{language.lower().replace('+', 'p')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w") as f:
+        for cmd in commands:
+            f.write("$ " + " ".join(cmd) + "\n")
+            f.flush()
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+            if proc.returncode != 0:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"{language} build failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+    binaries = sorted(r.binary.name for r in RUNNERS if r.language == language and r.binary.exists())
+    return (f"{language} built in {time.perf_counter() - started:.0f} s ({'CMake' if language == 'C++' else 'Cargo'}, "
+            f"release): {', '.join(dict.fromkeys(binaries))}; full log: {log}")
+
+
 def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100, manifest: Path | None = None,
                public_key: Path | None = None) -> dict:
     """Run one native runner; its JSON as a dict, or NativeRunnerError with its message.
@@ -168,6 +197,15 @@ def run_runner(runner: Runner, model: Path, golden: Path, iterations: int = 100,
         raise NativeRunnerError(errors[-1] if errors else proc.stderr.strip()[-400:] or f"exit {proc.returncode}",
                                 proc.returncode)
     return json.loads(proc.stdout)
+
+
+def report_summary(report: dict) -> dict:
+    """A runner's JSON report in one screen line: what ran, how close, the decisions kept, the time."""
+    d = report.get("decision") or {}
+    return {"runner": report["runner"], "file": Path(report["model"]).name, "vectors": report["vectors"],
+            "max_abs_diff": report["max_abs_diff"], "tolerance": report["tolerance"],
+            "decisions": f"{d['rule']} {d['agreement']}/{d['compared']}" if d else "none (continuous outputs)",
+            "passed": report["passed"], "p50_ms": report["latency_ms"]["p50"]}
 
 
 def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:

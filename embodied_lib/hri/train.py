@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from embodied_lib.cli import require_writable
 from embodied_lib.config import RUNS_DIR, get_config, resolve_device, seed_everything
@@ -42,6 +41,7 @@ from embodied_lib.hri.encoder import (DISTILBERT_ENV, EMBED_DIM, MAX_TOKENS, Sen
 from embodied_lib.hri.interpreter import CommandInterpreter
 from embodied_lib.hri.model import (ActionClassifier, CommandPipeline, ParamExtractor, action_classifier_spec,
                                     command_pipeline_spec, param_extractor_spec)
+from embodied_lib.progress import progress_bar
 from embodied_lib.spec import save_checkpoint
 
 OUTLIER_WEIGHT = 0.5
@@ -177,7 +177,7 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         warmup = max(1, steps // 10)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-        bar = tqdm(range(epochs), desc=name, disable=not progress)
+        bar = progress_bar(range(epochs), desc=name, unit="epochs", disable=not progress)
         for _ in bar:
             for module in (encoder, classifier, extractor):
                 module.train()
@@ -243,7 +243,7 @@ def embed_texts(encoder: SentenceEncoder, tokenizer, texts, device="cpu", progre
                 batch_size: int = 64) -> torch.Tensor:
     out = []
     encoder.eval()
-    for i in tqdm(range(0, len(texts), batch_size), desc="embedding", disable=not progress, leave=False):
+    for i in progress_bar(range(0, len(texts), batch_size), desc="embedding", disable=not progress, leave=False):
         with torch.no_grad():
             out.append(encoder(*_tokens(tokenizer, texts[i:i + batch_size], device)))
     return torch.cat(out) if out else torch.zeros((0, encoder.distilbert.config.dim), device=device)
@@ -289,7 +289,7 @@ def evaluate_commands(interpreter, commands, out_of_domain, progress: bool = Fal
     confusion = np.zeros((len(ACTIONS), len(ACTIONS)), dtype=int)
     per_param: dict[str, list[bool]] = {}
     exact, accepted, errors = 0, 0, []
-    for c in tqdm(in_range, desc="evaluating", disable=not progress, leave=False):
+    for c in progress_bar(in_range, desc="evaluating", disable=not progress, leave=False):
         d = interpreter.act(c.text)
         action = ACTIONS[c.action]
         predicted = d.details["best_guess"]
@@ -320,6 +320,24 @@ def evaluate_commands(interpreter, commands, out_of_domain, progress: bool = Fal
         "confusion_matrix": confusion.tolist(),
         "errors": errors,
     }
+
+
+def parameter_pairs(interpreter, commands) -> dict[str, list[tuple[float, float]]]:
+    """For the numeric parameters a picture can show (row, col, angle_deg): (true, read) per held-out in-range
+    command whose action uses it, read from the model's parameter output whatever its verdict (the confusion
+    matrix judges the action type only; this shows where the parameters go wrong)."""
+    pairs: dict[str, list[tuple[float, float]]] = {"row": [], "col": [], "angle_deg": []}
+    for c in commands:
+        if c.out_of_range:
+            continue
+        action = ACTIONS[c.action]
+        truth = decode_params(action, c.params)
+        d = interpreter.act(c.text)
+        read = decode_params(action, d.outputs["params"]) if d.outputs else {}
+        for key in pairs:
+            if key in truth and key in read:
+                pairs[key].append((float(truth[key]), float(read[key])))
+    return pairs
 
 
 def main(argv=None):

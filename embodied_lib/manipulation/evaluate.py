@@ -46,6 +46,28 @@ def rollout(policy, seeds, env: TabletopEnv | None = None, keep_success_frames: 
             "frames": success_frames}
 
 
+def record_episode(policy, seed: int, env: TabletopEnv | None = None) -> tuple[list, list[str], bool]:
+    """One episode of ``policy`` on scene ``seed``: the camera frame after every step, a title per frame
+    (step, action, gripper), and whether it succeeded: what notebook 02's rollout viewer shows."""
+    own_env = env is None
+    env = env or TabletopEnv(max_steps=MAX_STEPS)
+    obs, _ = env.reset(seed=int(seed))
+    policy.reset()
+    frames, titles = [obs["image"]], [f"scene {seed}, step 0"]
+    done, info = False, {}
+    while not done:
+        action = np.asarray(policy.act(obs).action, dtype=float)
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+        frames.append(obs["image"])
+        titles.append(f"scene {seed}, step {len(frames) - 1}: move ({action[0]:+.2f}, {action[1]:+.2f}, "
+                      f"{action[2]:+.2f}), gripper {'close' if action[3] > 0 else 'open'}"
+                      + (" - lifted" if info.get("success") else ""))
+    if own_env:
+        env.close()
+    return frames, titles, bool(info.get("success"))
+
+
 def evaluate_closed_loop(model, episodes: int, seed_base: int = EVAL_SEED_BASE, seed: int = 0,
                          out_dir=None) -> dict:
     """The policy, the expert and a random policy on the same held-out scenes.

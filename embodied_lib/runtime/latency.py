@@ -81,6 +81,34 @@ def latency_table(export_dir, iterations: int = 200, native: bool = True, langua
     return rows
 
 
+def latency_matrix(rows_by_model: dict[str, list[dict]]) -> list[dict]:
+    """One row per runtime, one column per model: "p50 / p99" in ms (a screen instead of a runtimes x models list)."""
+    runtimes = list(dict.fromkeys(r["runtime"] for rows in rows_by_model.values() for r in rows))
+    table = []
+    for runtime in runtimes:
+        row = {"runtime (p50 / p99 ms)": runtime}
+        for model, rows in rows_by_model.items():
+            found = next((r for r in rows if r["runtime"] == runtime), None)
+            row[model] = f"{found['p50_ms']:.4f} / {found['p99_ms']:.4f}" if found else "-"
+        table.append(row)
+    return table
+
+
+def latency_conclusion(rows_by_model: dict[str, list[dict]]) -> str:
+    """One line per model from latency_table rows: the fastest runtime at batch 1 against eager PyTorch called from
+    Python (or, for a model with no eager row, the first Python row)."""
+    lines = []
+    for model, rows in rows_by_model.items():
+        if not rows:
+            continue
+        fastest = min(rows, key=lambda r: r["p50_ms"])
+        reference = next((r for r in rows if r["runtime"] == "Python eager"), rows[0])
+        ratio = reference["p50_ms"] / fastest["p50_ms"] if fastest["p50_ms"] > 0 else float("inf")
+        lines.append(f"{model}: fastest is {fastest['runtime']} at {fastest['p50_ms']:.4f} ms p50, "
+                     f"{ratio:.1f}x faster than {reference['runtime']} ({reference['p50_ms']:.4f} ms)")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("export_dirs", nargs="+", type=Path, help="exports/<model> folders")
