@@ -4,6 +4,7 @@
 #   make native  build the C++ and Rust runners (make run and make test do it too)
 #   make bench   batch-1 latency of every runtime (Python and native), the Python and C++ controllers' experiments, INT8 /
 #                memory / TorchScript profiling with the design document's claims, to runs/bench/
+#   make screenshots  JupyterLab in headless Chromium: a screenshot of every executed notebook (runs/notebooks) to runs/screenshots
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -14,7 +15,7 @@ BENCH_PROFILE ?= full
 KERNEL := embodied-workbook
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps native run test bench fuzz clean-outputs help
+.PHONY: setup system-deps native run test bench screenshots fuzz clean-outputs help
 help:
 	@grep '^#   make' Makefile
 
@@ -23,7 +24,8 @@ setup: system-deps $(STAMP)
 # System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL + its headers (MuJoCo's CPU rendering,
 # in Python and in the C++ controller),
 # nlohmann/json (the C++ runners read manifest.json), OpenSSL libcrypto (sha256, Ed25519), apt-get + dpkg-deb (ONNX Runtime headers),
-# cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works).
+# cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works), chromium + chromium-driver (the browser test:
+# JupyterLab in headless Chromium through Selenium, nothing downloaded at run time).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq g++ python3 python3-venv; \
@@ -37,6 +39,9 @@ system-deps:
 	@test -f /usr/include/openssl/evp.h || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libssl-dev; \
 	  else echo "error: the C++ runners verify model files with OpenSSL; install it (Debian: sudo apt-get install libssl-dev)" >&2; exit 1; fi; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	  else echo "error: the browser test opens JupyterLab in Debian's chromium; install it (Debian: sudo apt-get install chromium chromium-driver)" >&2; exit 1; fi; }
 	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust >= 1.92 (rustup) for the Rust runners" >&2; exit 1; }
 	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
 	  echo "error: apt-get and dpkg-deb are needed to fetch ONNX Runtime's C++ headers (Debian/Ubuntu)" >&2; exit 1; }
@@ -65,6 +70,9 @@ bench: native
 	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
 	$(PY) -m embodied_lib.deploy native --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
 	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling
+
+screenshots: setup
+	$(PY) -m embodied_lib.browser screenshots runs/notebooks --out runs/screenshots
 
 FUZZ_SECONDS ?= 120
 FUZZ_DIR := runs/fuzz

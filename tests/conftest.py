@@ -55,3 +55,32 @@ def hri_exports(tmp_path_factory):
     for name, (spec, model) in models.items():
         export_all(spec, model, root / name, log=lambda *_: None)
     return root, models
+
+
+WORKBOOK_ENV = ("EMBODIED_RUNS", "EMBODIED_EXPORTS", "EMBODIED_DATA", "EMBODIED_PROFILE")
+
+
+@pytest.fixture(scope="session")
+def executed_workbook(tmp_path_factory):
+    """Every notebook run once, in order, with the quick profile, as `make run` does, into temporary runs/,
+    exports/ and data/ folders; shared by the notebook checks and the browser test. Returns the root folder
+    (``runs``, ``exports``, ``data``, ``executed`` inside) and the environment that points the library there."""
+    import os
+
+    from embodied_lib.workbook import notebooks, run_notebook
+
+    root = tmp_path_factory.mktemp("workbook")
+    env = {"EMBODIED_RUNS": str(root / "runs"), "EMBODIED_EXPORTS": str(root / "exports"),
+           "EMBODIED_DATA": str(root / "data"), "EMBODIED_PROFILE": "quick"}
+    saved = {k: os.environ.get(k) for k in WORKBOOK_ENV}
+    os.environ.update(env)
+    try:
+        for path in notebooks():
+            run_notebook(path, "quick", "embodied-workbook", root / "executed")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return root, env

@@ -37,6 +37,8 @@ def cli(module, *args):
     ("embodied_lib.profiling", ["--exports", "/nonexistent/exports"], "is not a folder"),
     ("embodied_lib.profiling", ["--out", "/proc/nope"], "cannot write to /proc/nope"),
     ("embodied_lib.profiling.memory", ["child", ".", "torchscript"], "needs --torchscript"),
+    ("embodied_lib.browser", ["screenshots", "/nonexistent/notebooks"], "is not a folder"),
+    ("embodied_lib.browser", ["commands", "go", "--out", "/proc/nope"], "cannot write to /proc/nope"),
 ])
 def test_bad_arguments_fail_fast_with_a_message(module, args, message):
     proc = cli(module, *args)
@@ -48,7 +50,8 @@ def test_bad_arguments_fail_fast_with_a_message(module, args, message):
                                     "embodied_lib.hri.train", "embodied_lib.export", "embodied_lib.native",
                                     "embodied_lib.runtime.latency", "embodied_lib.workbook",
                                     "embodied_lib.export.trust", "embodied_lib.export.golden_corpus",
-                                    "embodied_lib.deploy", "embodied_lib.profiling", "embodied_lib.profiling.memory"])
+                                    "embodied_lib.deploy", "embodied_lib.profiling", "embodied_lib.profiling.memory",
+                                    "embodied_lib.browser"])
 def test_every_cli_has_help(module):
     proc = cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout
