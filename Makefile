@@ -3,7 +3,8 @@
 #   make test   set up everything and run the test suite
 #   make native  build the C++ and Rust runners (make run and make test do it too)
 #   make bench   batch-1 latency of every runtime (Python and native), the Python and C++ controllers' experiments, INT8 /
-#                memory / TorchScript profiling with the design document's claims, to runs/bench/
+#                memory / TorchScript profiling with the design document's claims, scaling over workers and
+#                processes, to runs/bench/
 #   make screenshots  JupyterLab in headless Chromium: a screenshot of every executed notebook (runs/notebooks) to runs/screenshots
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
@@ -70,6 +71,7 @@ bench: native
 	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
 	$(PY) -m embodied_lib.deploy native --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
 	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling
+	$(PY) -m embodied_lib.scale --out runs/bench/scale.json
 
 screenshots: setup
 	$(PY) -m embodied_lib.browser screenshots runs/notebooks --out runs/screenshots

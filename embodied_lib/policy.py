@@ -38,8 +38,10 @@ class Decision:
 class Policy(ABC):
     """A decision maker over one model. ``reset()`` at the start of every episode."""
 
-    def reset(self) -> None:
-        """Forget everything about the last episode (stateless policies have nothing to forget)."""
+    def reset(self, episode: int | None = None) -> None:
+        """Forget everything about the last episode (stateless policies have nothing to forget). ``episode``
+        (its scene or map seed, when the caller knows it) lets a random policy draw each episode from its own
+        seed, so an evaluation gives the same numbers however its episodes are split over processes."""
 
     @abstractmethod
     def act(self, observation) -> Decision:

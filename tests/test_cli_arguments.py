@@ -38,6 +38,9 @@ def cli(module, *args):
     ("embodied_lib.profiling", ["--out", "/proc/nope"], "cannot write to /proc/nope"),
     ("embodied_lib.profiling.memory", ["child", ".", "torchscript"], "needs --torchscript"),
     ("embodied_lib.browser", ["screenshots", "/nonexistent/notebooks"], "is not a folder"),
+    ("embodied_lib.scale", ["--workers", "0"], "outside [1"),
+    ("embodied_lib.scale", ["--workers", "1", "3", "--batch-size", "64"], "must be a multiple"),
+    ("embodied_lib.manipulation.train", ["--batch-size", "0"], "outside [1"),
     ("embodied_lib.browser", ["commands", "go", "--out", "/proc/nope"], "cannot write to /proc/nope"),
 ])
 def test_bad_arguments_fail_fast_with_a_message(module, args, message):
@@ -51,7 +54,7 @@ def test_bad_arguments_fail_fast_with_a_message(module, args, message):
                                     "embodied_lib.runtime.latency", "embodied_lib.workbook",
                                     "embodied_lib.export.trust", "embodied_lib.export.golden_corpus",
                                     "embodied_lib.deploy", "embodied_lib.profiling", "embodied_lib.profiling.memory",
-                                    "embodied_lib.browser"])
+                                    "embodied_lib.browser", "embodied_lib.scale"])
 def test_every_cli_has_help(module):
     proc = cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout

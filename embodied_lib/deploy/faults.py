@@ -53,8 +53,8 @@ class FaultyPolicy(Policy):
     def __init__(self, policy, late_s: float):
         self.policy, self.late_s, self._armed = policy, float(late_s), None
 
-    def reset(self) -> None:
-        self.policy.reset()
+    def reset(self, episode: int | None = None) -> None:
+        self.policy.reset(episode)
 
     def arm(self, kind: str) -> None:
         self._armed = kind

@@ -194,10 +194,10 @@ class Guard:
         self._pending = None
         self._last_seq = None
 
-    def reset(self) -> None:
+    def reset(self, episode: int | None = None) -> None:
         """A new episode: the policy forgets; sequence numbers go on (a reading is never fresh twice)."""
         if self.policy is not None:
-            self.policy.reset()
+            self.policy.reset(episode)
 
     def warm_up(self, reading: Reading | None) -> None:
         """Before a loop starts: forget the last sensor stream's sequence numbers (a new robot counts from 1)

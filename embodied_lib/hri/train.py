@@ -32,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embodied_lib.cli import require_writable
-from embodied_lib.config import RUNS_DIR, get_config, resolve_device, seed_everything
+from embodied_lib import distributed
+from embodied_lib.cli import int_in, require_writable
+from embodied_lib.config import RUNS_DIR, get_config, seed_everything
 from embodied_lib.hri.commands import (ACTIONS, ANGLE_TOLERANCE_DEG, BY_NAME, DISTANCE_TOLERANCE_CM, PARAMETER_NAMES,
                                        PARAMETERS, decode_params, make_corpus)
 from embodied_lib.hri.encoder import (DISTILBERT_ENV, EMBED_DIM, MAX_TOKENS, SentenceEncoder, encoder_config, load_encoder,
@@ -109,6 +110,28 @@ def batches(n: int, size: int, generator: torch.Generator):
     return torch.randperm(n, generator=generator).split(size)
 
 
+class _TrainStep(torch.nn.Module):
+    """One optimiser step's loss as a module's forward, so DistributedDataParallel sees every trained module:
+    the heads, and while fine-tuning the encoder and the probes too."""
+
+    def __init__(self, classifier, extractor, encoder=None, probes=None):
+        super().__init__()
+        self.classifier, self.extractor, self.encoder, self.probes = classifier, extractor, encoder, probes
+
+    def forward(self, inputs, inputs_ood, labels, targets, weights, probe_bins=None, probe_used=None):
+        emb = self.encoder(*inputs) if self.encoder is not None else inputs
+        emb_ood = self.encoder(*inputs_ood) if self.encoder is not None else inputs_ood
+        logits = self.classifier.logits(emb)
+        action_loss = F.cross_entropy(logits, labels)
+        outlier_loss = -F.log_softmax(self.classifier.logits(emb_ood), dim=-1).mean()
+        predicted = self.extractor(torch.cat([emb, torch.softmax(logits, dim=-1)], dim=-1))
+        param_loss = (weights * (predicted - targets) ** 2).mean()
+        loss = action_loss + OUTLIER_WEIGHT * outlier_loss + PARAM_WEIGHT * param_loss
+        if self.probes is not None:
+            loss = loss + PROBE_WEIGHT * self.probes.loss(emb, probe_bins, probe_used)
+        return loss, action_loss, param_loss
+
+
 def load_trainable_encoder(encoder_dir=None):
     """``(model, route, widen)``: what fine-tuning trains. The packaged MiniLM is trained at its own width
     (384, 2.7x cheaper than its 768-wide copy) and widened exactly afterwards (``widen``); a configured
@@ -119,16 +142,22 @@ def load_trainable_encoder(encoder_dir=None):
     return load_minilm(), MINILM_ROUTE, widen_minilm_to_distilbert
 
 
-def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, encoder_dir=None):
+def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, encoder_dir=None,
+              ctx: distributed.Context | None = None):
     """Returns ``(pipeline, metrics)``; with ``out_dir`` (runs/) writes three checkpoints + metrics.
 
     Two stages: the heads learn on cached embeddings of the frozen encoder (``head_epochs``, a warm start);
     then, if ``cfg["finetune"]``, the encoder's transformer layers and the heads train together (``epochs``).
     ``finetune=False`` stops after the first stage, trained to the end (``baseline_epochs``): the
     frozen-encoder baseline. ``cfg["device"]``:
-    auto, cpu, cuda or cuda:N; checkpoints and exports are always written from CPU float32."""
+    auto, cpu, cuda or cuda:N; ``cfg["bf16"]``: bfloat16 autocast on CUDA; checkpoints and exports are always
+    written from CPU float32. Under torchrun (``ctx`` several processes) each process trains on its share of every
+    batch inside DistributedDataParallel, and only the first one evaluates and writes; the others return
+    ``(pipeline, None)``."""
+    ctx = ctx or distributed.setup(cfg.get("device", "auto"))
     seed_everything(cfg["seed"])
-    device = resolve_device(cfg.get("device", "auto"))
+    device = ctx.device
+    bf16 = bool(cfg.get("bf16")) and device.type == "cuda"
     started = time.perf_counter()
     corpus = make_corpus(cfg["n_train"], cfg["n_val"], cfg["n_test"], cfg["n_ood"], seed=cfg["seed"])
     tokenizer = load_tokenizer()
@@ -146,21 +175,16 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
     generator = torch.Generator().manual_seed(cfg["seed"])
     history = {"loss": [], "action_loss": [], "param_loss": [], "val_accuracy": [], "stage": []}
 
-    def step(emb, emb_ood, idx, optimiser, schedule, probe: bool):
-        logits = classifier.logits(emb)
-        action_loss = F.cross_entropy(logits, labels[idx])
-        outlier_loss = -F.log_softmax(classifier.logits(emb_ood), dim=-1).mean()
-        predicted = extractor(torch.cat([emb, torch.softmax(logits, dim=-1)], dim=-1))
-        param_loss = (weights[idx] * (predicted - targets[idx]) ** 2).mean()
-        loss = action_loss + OUTLIER_WEIGHT * outlier_loss + PARAM_WEIGHT * param_loss
-        if probe:
-            loss = loss + PROBE_WEIGHT * probes.loss(emb, probe_bins[idx], probe_used[idx])
+    def step(train_step, inputs, inputs_ood, idx, optimiser, schedule):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            losses = train_step(inputs, inputs_ood, labels[idx], targets[idx], weights[idx], probe_bins[idx],
+                                probe_used[idx])
         optimiser.zero_grad()
-        loss.backward()
+        losses[0].backward()
         optimiser.step()
         schedule.step()
-        for key, value in (("loss", loss), ("action_loss", action_loss), ("param_loss", param_loss)):
-            history[key].append(value.item())
+        for key, value in zip(("loss", "action_loss", "param_loss"), losses):
+            history[key].append(distributed.mean_over_processes(value.item() * len(idx), len(idx), ctx))
 
     def val_predictions(frozen_encoder: bool) -> np.ndarray:
         """Predicted actions on validation; while the encoder is frozen its cached embeddings serve."""
@@ -171,21 +195,27 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         probs, _ = run_pipeline(CommandPipeline(encoder, classifier, extractor), tokenizer, texts["val"], device)
         return probs.argmax(1)
 
-    def run_stage(name, epochs, groups, embed, probe=False):
+    def run_stage(name, epochs, groups, embed, train_step):
+        train_step = distributed.wrap(train_step, ctx, find_unused_parameters=True)
         optimiser = torch.optim.AdamW(groups, weight_decay=0.01)
         steps = max(1, epochs * math.ceil(len(labels) / cfg["batch_size"]))
         warmup = max(1, steps // 10)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-        bar = progress_bar(range(epochs), desc=name, unit="epochs", disable=not progress)
+        bar = progress_bar(range(epochs), desc=name, unit="epochs", disable=not (progress and ctx.is_main))
         for _ in bar:
             for module in (encoder, classifier, extractor):
                 module.train()
             if name.startswith("heads"):
                 encoder.eval()
-            for idx in batches(len(labels), cfg["batch_size"], generator):
-                ood = torch.randint(len(texts["ood_train"]), (len(idx) // 2 + 1,), generator=generator)
-                step(embed("train", idx), embed("ood_train", ood), idx.to(device), optimiser, schedule, probe)
+            # Every process draws the same global batches (commands, then out-of-domain text) from one generator
+            # and trains on its share of each: one process is exactly the single-process run, N processes see the
+            # same global batches. (A DistributedSampler would give each process its own stream of commands but
+            # not the out-of-domain draws, which come from the same generator between batches.)
+            for batch in batches(len(labels), cfg["batch_size"], generator):
+                ood = torch.randint(len(texts["ood_train"]), (len(batch) // 2 + 1,), generator=generator)
+                idx, ood = batch[ctx.rank::ctx.world_size], ood[ctx.rank::ctx.world_size]
+                step(train_step, embed("train", idx), embed("ood_train", ood), idx.to(device), optimiser, schedule)
             predicted = val_predictions(name.startswith("heads"))
             history["val_accuracy"].append(float((predicted == [c.action for c in corpus["val"]]).mean()))
             history["stage"].append(name)
@@ -195,7 +225,7 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
     cached = {s: embed_texts(encoder, tokenizer, texts[s], device, progress) for s in ("train", "ood_train", "val")}
     run_stage("heads (frozen encoder)", cfg["head_epochs"] if cfg["finetune"] else cfg["baseline_epochs"],
               [{"params": [*classifier.parameters(), *extractor.parameters()], "lr": cfg["head_lr"]}],
-              lambda split, idx: cached[split][idx.to(device)])
+              lambda split, idx: cached[split][idx.to(device)], _TrainStep(classifier, extractor))
     if cfg["finetune"]:  # stage 2: transformer layers and heads together; word embeddings stay frozen
         word_embeddings = trainable.get_input_embeddings()
         word_embeddings.requires_grad_(False)
@@ -204,12 +234,15 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
                   [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": cfg["encoder_lr"]},
                    {"params": [*classifier.parameters(), *extractor.parameters(), *probes.parameters()],
                     "lr": cfg["head_lr"]}],
-                  lambda split, idx: encoder(*_tokens(tokenizer, [texts[split][i] for i in idx], device, cap[split])),
-                  probe=cfg.get("probes", True))
+                  lambda split, idx: _tokens(tokenizer, [texts[split][i] for i in idx], device, cap[split]),
+                  _TrainStep(classifier, extractor, encoder, probes if cfg.get("probes", True) else None))
     train_seconds = time.perf_counter() - started
-    trainable = trainable.cpu().eval()
+    trainable = trainable.cpu().float().eval()
     distilbert = widen(state=trainable.state_dict()) if widen else trainable   # the exported, 768-wide encoder
-    pipeline = CommandPipeline(SentenceEncoder(distilbert, pooling), classifier.cpu(), extractor.cpu()).eval()
+    pipeline = CommandPipeline(SentenceEncoder(distilbert, pooling), classifier.cpu().float(),
+                               extractor.cpu().float()).eval()
+    if not ctx.is_main:
+        return pipeline, None
 
     # threshold on validation commands the robot can carry out (unseen phrasings), then the test numbers
     val_probs, _ = run_pipeline(pipeline, tokenizer, [c.text for c in corpus["val"] if not c.out_of_range])
@@ -217,7 +250,8 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
     interpreter = CommandInterpreter.from_pipeline(pipeline, threshold, tokenizer)
     metrics = {
         "config": cfg, "route": "fine-tuned encoder" if cfg["finetune"] else "frozen encoder (heads only)",
-        "encoder_route": route, "embed_dim": EMBED_DIM, "device": str(device),
+        "encoder_route": route, "embed_dim": EMBED_DIM, "device": str(device), "bf16": bf16,
+        "processes": ctx.world_size,
         "corpus": {k: len(v) for k, v in corpus.items()}, "chance_accuracy": 1.0 / len(ACTIONS),
         "confidence_threshold": threshold, "train_seconds": train_seconds,
         **evaluate_commands(interpreter, corpus["test"], corpus["ood_test"], progress=progress),
@@ -346,19 +380,30 @@ def main(argv=None):
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
     parser.add_argument("--out", type=Path, default=RUNS_DIR, help="runs folder (one subfolder per model)")
     parser.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
+    parser.add_argument("--train-commands", type=int_in(8, 1_000_000), help="override the profile's training commands")
+    parser.add_argument("--epochs", type=int_in(1, 1000), help="override the profile's fine-tuning epochs")
     parser.add_argument("--frozen", action="store_true", help="train the heads only, on the frozen encoder (baseline)")
     parser.add_argument("--encoder-dir", help="a pretrained DistilBERT directory (default: $EMBODIED_DISTILBERT_DIR, "
                                               "else the packaged MiniLM widened to 768)")
     args = parser.parse_args(argv)
     require_writable(parser, args.out)
-    overrides = {k: v for k, v in {"device": args.device, "finetune": False if args.frozen else None}.items()
-                 if v is not None}
+    overrides = {k: v for k, v in {"device": args.device, "finetune": False if args.frozen else None,
+                                   "bf16": args.bf16 or None, "n_train": args.train_commands,
+                                   "epochs": args.epochs}.items() if v is not None}
     cfg = get_config("hri", args.profile, **overrides)
-    resolve_device(cfg["device"])  # a clear error before any work
-    _, m = train_hri(cfg, args.out, encoder_dir=args.encoder_dir)
-    print(json.dumps({k: m[k] for k in ("route", "device", "test_accuracy", "exact_command_rate", "parameter_exact",
-                                        "confidence_threshold", "test_accept_rate", "ood_reject_rate",
-                                        "out_of_range_refuse_rate", "train_seconds")}, indent=2))
+    try:
+        ctx = distributed.setup(cfg["device"])   # a clear error before any work for a GPU that is not there
+    except (RuntimeError, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        _, m = train_hri(cfg, args.out, encoder_dir=args.encoder_dir, ctx=ctx)
+    finally:
+        distributed.teardown()
+    if m is not None:   # the first process evaluated and wrote; the others only trained
+        print(json.dumps({k: m[k] for k in ("route", "device", "processes", "test_accuracy", "exact_command_rate",
+                                            "parameter_exact", "confidence_threshold", "test_accept_rate",
+                                            "ood_reject_rate", "out_of_range_refuse_rate", "train_seconds")}, indent=2))
 
 
 if __name__ == "__main__":

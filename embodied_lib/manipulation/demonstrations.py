@@ -18,33 +18,19 @@ import numpy as np
 from embodied_lib.config import TRAIN_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
 from embodied_lib.manipulation.expert import scripted_expert_action
-from embodied_lib.progress import progress_bar
+from embodied_lib.parallel import map_tasks
 
 SHARD_EPISODES = 25
 
 
-def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: float = 0.3, noise_std: float = 0.3,
-                            gripper_flip_prob: float = 0.05, progress: bool = True) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("shard_*.npz"):
-        old.unlink()
-    rng = np.random.default_rng(seed)
-    first_scene = TRAIN_SEED_BASE + seed * 100_000
+def _record_shard(task: dict) -> dict:
+    """One shard: its episodes recorded and written; what the dataset card needs back."""
     env = TabletopEnv()
+    first_scene = TRAIN_SEED_BASE + task["seed"] * 100_000
     buffers = {"image": [], "state": [], "action": [], "episode": []}
-    successes, frames, shards, started = [], 0, [], time.perf_counter()
-
-    def flush():
-        if buffers["image"]:
-            path = out_dir / f"shard_{len(shards):03d}.npz"
-            np.savez_compressed(path, image=np.stack(buffers["image"]), state=np.stack(buffers["state"]),
-                                action=np.stack(buffers["action"]), episode=np.array(buffers["episode"], np.int32))
-            shards.append(path.name)
-            for v in buffers.values():
-                v.clear()
-
-    for ep in progress_bar(range(episodes), desc="demonstrations", unit="episodes", disable=not progress):
+    successes, frames = [], 0
+    for ep in task["episodes"]:
+        rng = np.random.default_rng([task["seed"], ep])   # per episode: the same noise whichever worker records it
         obs, _ = env.reset(seed=first_scene + ep)
         done, info = False, {}
         while not done:
@@ -54,22 +40,42 @@ def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: f
             buffers["action"].append(label)
             buffers["episode"].append(ep)
             executed = label.copy()
-            if rng.random() < noise_prob:
-                executed[:3] = np.clip(executed[:3] + rng.normal(0, noise_std, 3), -1, 1)
-            if rng.random() < gripper_flip_prob:
+            if rng.random() < task["noise_prob"]:
+                executed[:3] = np.clip(executed[:3] + rng.normal(0, task["noise_std"], 3), -1, 1)
+            if rng.random() < task["gripper_flip_prob"]:
                 executed[3] = -executed[3]
             obs, _, terminated, truncated, info = env.step(executed)
             frames += 1
             done = terminated or truncated
         successes.append(bool(info["success"]))
-        if (ep + 1) % SHARD_EPISODES == 0:
-            flush()
-    flush()
     env.close()
-    card = {"episodes": episodes, "frames": frames, "shards": shards, "seed": seed,
-            "episode_seeds": [first_scene, first_scene + episodes - 1],
+    path = Path(task["out_dir"]) / f"shard_{task['shard']:03d}.npz"
+    np.savez_compressed(path, image=np.stack(buffers["image"]), state=np.stack(buffers["state"]),
+                        action=np.stack(buffers["action"]), episode=np.array(buffers["episode"], np.int32))
+    return {"file": path.name, "successes": successes, "frames": frames}
+
+
+def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: float = 0.3, noise_std: float = 0.3,
+                            gripper_flip_prob: float = 0.05, progress: bool = True, workers: int = 1,
+                            shard_episodes: int = SHARD_EPISODES) -> dict:
+    """Record ``episodes`` expert demonstrations into ``out_dir``, one shard of ``shard_episodes`` per task over
+    ``workers`` processes; every episode has its own seeds, so the files do not depend on ``workers``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("shard_*.npz"):
+        old.unlink()
+    started = time.perf_counter()
+    first_scene = TRAIN_SEED_BASE + seed * 100_000
+    tasks = [{"out_dir": str(out_dir), "shard": i, "episodes": list(range(start, min(start + shard_episodes, episodes))),
+              "seed": seed, "noise_prob": noise_prob, "noise_std": noise_std, "gripper_flip_prob": gripper_flip_prob}
+             for i, start in enumerate(range(0, episodes, shard_episodes))]
+    shards = map_tasks(_record_shard, tasks, workers, [len(t["episodes"]) for t in tasks], desc="demonstrations",
+                       unit="episodes", progress=progress)
+    successes = [ok for shard in shards for ok in shard["successes"]]
+    card = {"episodes": episodes, "frames": sum(s["frames"] for s in shards), "shards": [s["file"] for s in shards],
+            "seed": seed, "episode_seeds": [first_scene, first_scene + episodes - 1],
             "expert_success_rate": float(np.mean(successes)), "noise_prob": noise_prob, "noise_std": noise_std,
-            "gripper_flip_prob": gripper_flip_prob,
+            "gripper_flip_prob": gripper_flip_prob, "workers": workers,
             "seconds": round(time.perf_counter() - started, 1),
             "fields": {"image": "uint8 [N, 400, 400, 3] RGB", "state": "float32 [N, 10]",
                        "action": "float32 [N, 4] clean expert label", "episode": "int32 [N]"}}

@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from embodied_lib.config import EVAL_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
 from embodied_lib.manipulation.expert import ExpertPolicy
 from embodied_lib.manipulation.model import manipulation_spec
 from embodied_lib.manipulation.policy import ManipulationPolicy, RandomPolicy
+from embodied_lib.parallel import chunks, map_tasks
 from embodied_lib.runtime.runtimes import eager_runtime
 
 MAX_STEPS = 80
@@ -29,7 +31,7 @@ def rollout(policy, seeds, env: TabletopEnv | None = None, keep_success_frames: 
     successes, success_frames = [], []
     for seed in seeds:
         obs, _ = env.reset(seed=int(seed))
-        policy.reset()
+        policy.reset(int(seed))
         frames = [obs["image"]] if keep_success_frames and not success_frames else None
         done, info = False, {}
         while not done:
@@ -68,20 +70,44 @@ def record_episode(policy, seed: int, env: TabletopEnv | None = None) -> tuple[l
     return frames, titles, bool(info.get("success"))
 
 
+def _rollout_task(task: dict) -> dict:
+    """One worker's share of one policy's episodes (the network is rebuilt from its weights)."""
+    env = TabletopEnv(max_steps=MAX_STEPS)
+    if task["kind"] == "policy":
+        torch.set_num_threads(1)   # several workers share the cores
+        spec = manipulation_spec()
+        model = spec.build_model()
+        model.load_state_dict(task["state"])
+        policy = ManipulationPolicy(eager_runtime(spec, model.eval()))
+    elif task["kind"] == "expert":
+        policy = ExpertPolicy(env)
+    else:
+        policy = RandomPolicy(task["seed"])
+    result = rollout(policy, task["scenes"], env=env, keep_success_frames=task["kind"] == "policy")
+    env.close()
+    return result
+
+
 def evaluate_closed_loop(model, episodes: int, seed_base: int = EVAL_SEED_BASE, seed: int = 0,
-                         out_dir=None) -> dict:
-    """The policy, the expert and a random policy on the same held-out scenes.
+                         out_dir=None, workers: int = 1, progress: bool = True) -> dict:
+    """The policy, the expert and a random policy on the same held-out scenes, over ``workers`` processes
+    (each scene is its own seed, so the numbers do not depend on ``workers``).
 
     Returns ``{"policy" | "expert" | "random": {episodes, success_rate}, "success_frames": [...]}``;
     with ``out_dir`` (the training run folder) also stores the three results as ``closed_loop`` in
     its metrics.json."""
-    seeds = range(seed_base, seed_base + episodes)
-    network = ManipulationPolicy(eager_runtime(manipulation_spec(), model))
-    expert_env = TabletopEnv(max_steps=MAX_STEPS)
-    runs = {"policy": rollout(network, seeds, keep_success_frames=True),
-            "expert": rollout(ExpertPolicy(expert_env), seeds, env=expert_env),
-            "random": rollout(RandomPolicy(seed), seeds)}
-    expert_env.close()
+    seeds = list(range(seed_base, seed_base + episodes))
+    state = {k: v.detach().cpu().float() for k, v in model.state_dict().items()}
+    tasks = [{"kind": kind, "state": state if kind == "policy" else None, "scenes": part, "seed": seed}
+             for kind in ("policy", "expert", "random") for part in chunks(seeds, workers)]
+    results = map_tasks(_rollout_task, tasks, workers, [len(t["scenes"]) for t in tasks], desc="closed loop",
+                        unit="episodes", progress=progress)
+    runs = {}
+    for kind in ("policy", "expert", "random"):
+        mine = [r for t, r in zip(tasks, results) if t["kind"] == kind]
+        successes = [ok for r in mine for ok in r["successes"]]
+        runs[kind] = {"episodes": len(successes), "success_rate": float(np.mean(successes)),
+                      "frames": next((r["frames"] for r in mine if r["frames"]), [])}
     summary = {name: {k: r[k] for k in ("episodes", "success_rate")} for name, r in runs.items()}
     if out_dir is not None:
         path = Path(out_dir) / "metrics.json"

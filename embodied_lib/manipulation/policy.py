@@ -21,7 +21,11 @@ class RandomPolicy(Policy):
     """Uniform random actions in [-1, 1]: the floor every learned policy must clear."""
 
     def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
+
+    def reset(self, episode: int | None = None) -> None:
+        if episode is not None:   # each episode from its own seed: independent of the episodes before it
+            self.rng = np.random.default_rng([self.seed, int(episode)])
 
     def act(self, observation) -> Decision:
         return Decision(self.rng.uniform(-1, 1, len(ACTION_FIELDS)).astype(np.float32))

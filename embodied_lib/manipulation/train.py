@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import BatchSampler, DistributedSampler
 
+from embodied_lib import distributed
 from embodied_lib.cli import int_in, require_writable
 from embodied_lib.config import DATA_DIR, RUNS_DIR, get_config, seed_everything
 from embodied_lib.manipulation.demonstrations import generate_demonstrations, load_demonstrations
@@ -35,17 +37,41 @@ def pool_frames(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def augment(pooled: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    b = pooled.shape[0]
-    gain = 1.0 + 0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
-    bias = 0.1 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
-    pooled = pooled * gain + bias + 0.01 * torch.randn(pooled.shape, generator=generator)
-    return pooled.clamp_(0.0, 1.0)
+def augment(pooled: torch.Tensor, seeds) -> torch.Tensor:
+    """Photometric noise, drawn per sample from its own seed: a sample gets the same augmentation whichever
+    process of a distributed run trains on it, so one process and N processes see the same data."""
+    out = torch.empty_like(pooled)
+    for i, seed in enumerate(seeds):
+        g = torch.Generator().manual_seed(int(seed))
+        gain = 1.0 + 0.2 * (torch.rand(1, generator=g) - 0.5)
+        bias = 0.1 * (torch.rand(1, generator=g) - 0.5)
+        out[i] = pooled[i] * gain + bias + 0.01 * torch.randn(pooled.shape[1:], generator=g)
+    return out.clamp_(0.0, 1.0)
 
 
-def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: bool = True):
-    """Returns ``(model, metrics)``; writes runs/manipulation (checkpoint + metrics) with ``out_dir``."""
-    seed_everything(cfg["seed"])
+class _OnPooled(torch.nn.Module):
+    """ManipulationNet on pooled frames as its forward, so DistributedDataParallel sees the training call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pooled, state):
+        return self.model.forward_pooled(pooled, state)
+
+
+def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: bool = True,
+             ctx: distributed.Context | None = None):
+    """Returns ``(model, metrics)``; writes runs/manipulation (checkpoint + metrics) with ``out_dir``.
+
+    ``cfg["device"]``: auto, cpu, cuda or cuda:N; ``cfg["bf16"]``: bfloat16 autocast on CUDA. Under torchrun
+    (``ctx`` several processes) each process trains on its shard of every global batch of ``cfg["batch_size"]``
+    (DistributedSampler), DistributedDataParallel averages the gradients, and only the first process writes.
+    The checkpoint is always written from CPU float32."""
+    ctx = ctx or distributed.setup(cfg.get("device", "auto"))
+    if cfg["batch_size"] % ctx.world_size:
+        raise ValueError(f"batch_size {cfg['batch_size']} is not a multiple of the {ctx.world_size} processes")
+    seed_everything(cfg["seed"])   # the same initial weights in every process
     started = time.perf_counter()
     data = load_demonstrations(data_dir, image_transform=pool_frames)
     episodes = np.unique(data["episode"])
@@ -57,9 +83,14 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
 
     spec = manipulation_spec()
     model = spec.build_model().train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=1e-4)
+    net = distributed.wrap(_OnPooled(model), ctx)
+    device, bf16 = ctx.device, bool(cfg.get("bf16")) and ctx.device.type == "cuda"
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"])  # settle at the end
-    generator = torch.Generator().manual_seed(cfg["seed"])
+    sampler = DistributedSampler(range(len(train_idx)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=cfg["seed"], drop_last=True)
+    batches = BatchSampler(sampler, cfg["batch_size"] // ctx.world_size, drop_last=False)   # equal shards: the
+    # sampler gives every process the same number of samples, so their last, partial batches match too
     history = {"epoch": [], "train_loss": [], "val_loss": []}
 
     def val_loss() -> float:
@@ -67,57 +98,94 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
         losses = []
         with torch.no_grad():
             for chunk in np.array_split(val_idx, max(1, len(val_idx) // 64)):
-                pred = model.forward_pooled(images[chunk].float(), states[chunk])
-                losses.append(F.mse_loss(pred, actions[chunk], reduction="sum").item())
+                pred = model.forward_pooled(images[chunk].float().to(device), states[chunk].to(device))
+                losses.append(F.mse_loss(pred.float(), actions[chunk].to(device), reduction="sum").item())
         model.train()
         return sum(losses) / max(1, len(val_idx) * actions.shape[1])
 
-    bar = progress_bar(range(cfg["epochs"]), desc="behaviour cloning", unit="epochs", disable=not progress)
+    bar = progress_bar(range(cfg["epochs"]), desc="behaviour cloning", unit="epochs",
+                       disable=not (progress and ctx.is_main))
+    loop_started = time.perf_counter()
     for epoch in bar:
-        order = torch.randperm(len(train_idx), generator=generator).numpy()
-        total = 0.0
-        for batch in np.array_split(train_idx[order], max(1, len(train_idx) // cfg["batch_size"])):
-            pred = model.forward_pooled(augment(images[batch].float(), generator), states[batch])
-            loss = F.mse_loss(pred, actions[batch])
+        sampler.set_epoch(epoch)
+        total, count = 0.0, 0
+        for positions in batches:
+            idx = train_idx[positions]
+            seeds = (cfg["seed"] * 1_000_003 + epoch) * 10_000_019 + np.asarray(positions)
+            x = augment(images[idx].float(), seeds).to(device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                pred = net(x, states[idx].to(device))
+            loss = F.mse_loss(pred.float(), actions[idx].to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(batch)
+            total += loss.item() * len(idx)
+            count += len(idx)
         schedule.step()
         history["epoch"].append(epoch + 1)
-        history["train_loss"].append(total / len(train_idx))
+        history["train_loss"].append(distributed.mean_over_processes(total, count, ctx))
         history["val_loss"].append(val_loss())
         bar.set_postfix(train=f"{history['train_loss'][-1]:.4f}", val=f"{history['val_loss'][-1]:.4f}")
-    model.eval()
+    model = model.to("cpu").float().eval()
     metrics = {"config": cfg, "frames": int(len(images)), "train_frames": int(len(train_idx)),
                "val_frames": int(len(val_idx)), "train_seconds": time.perf_counter() - started,
+               # global frames through the network per second of the training loop (all processes together)
+               "frames_per_second": len(history["epoch"]) * len(sampler) * ctx.world_size / max(
+                   1e-9, time.perf_counter() - loop_started),
+               "device": str(device), "bf16": bf16, "processes": ctx.world_size,
                "offline_val_mse": history["val_loss"][-1], "history": history}
-    if out_dir is not None:
+    if out_dir is not None and ctx.is_main:
         save_checkpoint(spec, model, out_dir)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return model, metrics
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Generate demonstrations, train ManipulationNet, evaluate it.")
+    parser = argparse.ArgumentParser(description="Generate demonstrations, train ManipulationNet, evaluate it. "
+                                                 "Several processes: torchrun --nproc-per-node N -m "
+                                                 "embodied_lib.manipulation.train ... (README: Bigger runs).")
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
     parser.add_argument("--data", type=Path, default=DATA_DIR / "manipulation", help="where demonstrations go")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "manipulation", help="checkpoint/metrics folder")
     parser.add_argument("--episodes", type=int_in(2, 100_000),
                         help="override the profile's number of demonstrations (>= 2: one goes to validation)")
     parser.add_argument("--epochs", type=int_in(1, 10_000), help="override the profile's training epochs")
+    parser.add_argument("--batch-size", type=int_in(1, 65_536), help="override the global batch (all processes)")
     parser.add_argument("--eval-episodes", type=int_in(1, 100_000), help="override the profile's held-out scenes")
+    parser.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
+    parser.add_argument("--workers", type=int_in(1, 256), help="processes collecting demonstrations and evaluating")
+    parser.add_argument("--reuse-data", action="store_true", help="train on the demonstrations already in --data")
+    parser.add_argument("--no-eval", action="store_true", help="skip the closed-loop evaluation")
     args = parser.parse_args(argv)
     require_writable(parser, args.data, args.out)
-    overrides = {k: v for k, v in {"episodes": args.episodes, "epochs": args.epochs,
-                                   "eval_episodes": args.eval_episodes}.items() if v is not None}
+    overrides = {k: v for k, v in {"episodes": args.episodes, "epochs": args.epochs, "batch_size": args.batch_size,
+                                   "eval_episodes": args.eval_episodes, "device": args.device,
+                                   "bf16": args.bf16 or None, "workers": args.workers}.items() if v is not None}
     cfg = get_config("manipulation", args.profile, **overrides)
-    card = generate_demonstrations(args.data, cfg["episodes"], seed=cfg["seed"])
-    model, metrics = train_bc(cfg, args.data, args.out)
-    closed_loop = evaluate_closed_loop(model, cfg["eval_episodes"], seed=cfg["seed"], out_dir=args.out)
-    print(json.dumps({"demonstrations": card["episodes"], "frames": card["frames"],
-                      "offline_val_mse": metrics["offline_val_mse"], "train_seconds": round(metrics["train_seconds"]),
-                      **{k: closed_loop[k] for k in ("policy", "expert", "random")}}, indent=2))
+    try:
+        ctx = distributed.setup(cfg["device"])   # a clear error before any work for a GPU that is not there
+    except (RuntimeError, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        card = None
+        if ctx.is_main and not args.reuse_data:
+            card = generate_demonstrations(args.data, cfg["episodes"], seed=cfg["seed"], workers=cfg["workers"])
+        distributed.barrier(ctx)   # the other processes wait for the data
+        model, metrics = train_bc(cfg, args.data, args.out, ctx=ctx)
+        if ctx.is_main:
+            summary = {"frames": metrics["frames"], "offline_val_mse": metrics["offline_val_mse"],
+                       "train_seconds": round(metrics["train_seconds"]), "processes": ctx.world_size,
+                       "frames_per_second": round(metrics["frames_per_second"], 1)}
+            if card:
+                summary["demonstrations"] = card["episodes"]
+            if not args.no_eval:
+                closed_loop = evaluate_closed_loop(model, cfg["eval_episodes"], seed=cfg["seed"], out_dir=args.out,
+                                                   workers=cfg["workers"])
+                summary.update({k: closed_loop[k] for k in ("policy", "expert", "random")})
+            print(json.dumps(summary, indent=2))
+    finally:
+        distributed.teardown()
 
 
 if __name__ == "__main__":

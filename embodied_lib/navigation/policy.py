@@ -19,7 +19,11 @@ class RandomPolicy(Policy):
     """A uniformly random move: the floor every learned policy must clear."""
 
     def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rng = seed, np.random.default_rng(seed)
+
+    def reset(self, episode: int | None = None) -> None:
+        if episode is not None:   # each episode from its own seed: independent of the episodes before it
+            self.rng = np.random.default_rng([self.seed, int(episode)])
 
     def act(self, observation) -> Decision:
         return Decision(int(self.rng.integers(len(ACTIONS))))

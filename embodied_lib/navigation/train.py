@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from embodied_lib.cli import int_in, require_writable
-from embodied_lib.config import RUNS_DIR, TRAIN_SEED_BASE, VALIDATION_SEED_BASE, get_config, seed_everything
+from embodied_lib.config import (RUNS_DIR, TRAIN_SEED_BASE, VALIDATION_SEED_BASE, get_config, resolve_device,
+                                 seed_everything)
 from embodied_lib.navigation.env import ACTIONS, GridWorldEnv
-from embodied_lib.navigation.evaluate import evaluate_policy, evaluate_random
+from embodied_lib.navigation.evaluate import evaluate_policy, evaluate_random, evaluate_weights
 from embodied_lib.navigation.model import navigation_spec
 from embodied_lib.navigation.policy import NavigationPolicy
 from embodied_lib.progress import progress_bar
@@ -80,17 +81,20 @@ def train_dqn(cfg: dict, out_dir: Path | None = None, progress: bool = True):
 
 
 def _train(cfg: dict, out_dir: Path | None, progress: bool):
+    device = resolve_device(cfg.get("device", "auto"))
     seed_everything(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"])
     n, frac = cfg["grid_size"], cfg["obstacle_fraction"]
     spec = navigation_spec(n, frac)
     env = GridWorldEnv(n, frac)
 
-    q_net = spec.build_model()
+    q_net = spec.build_model().to(device)
     target_net = copy.deepcopy(q_net).eval()
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg["lr"])
     buffer = ReplayBuffer(cfg["buffer_size"], spec.inputs[0].shape[1])
-    greedy = NavigationPolicy(eager_runtime(spec, q_net))  # acts with q_net as it is trained
+    # validation runs the policy interface on a CPU copy of q_net (the same weights; on the CPU, the same numbers)
+    validation_net = spec.build_model().eval()
+    greedy = NavigationPolicy(eager_runtime(spec, validation_net))
 
     history = {"step": [], "loss": [], "episode_step": [], "episode_return": [], "episode_success": [],
                "validation_step": [], "validation_success": [], "validation_path_ratio": []}
@@ -107,7 +111,8 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
             action = int(rng.integers(len(ACTIONS)))
         else:
             q_net.eval()
-            action = greedy.act(obs).action
+            with torch.no_grad():
+                action = int(q_net(torch.from_numpy(np.asarray(obs, np.float32)).to(device)[None]).argmax())
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated)  # truncation still bootstraps
         obs, episode_return = next_obs, episode_return + reward
@@ -120,7 +125,7 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
 
         # learn: Double DQN target, Huber loss, clipped gradients
         if step >= cfg["learning_starts"] and step % cfg["train_every"] == 0:
-            b_obs, b_act, b_rew, b_next, b_term = buffer.sample(cfg["batch_size"], rng)
+            b_obs, b_act, b_rew, b_next, b_term = (t.to(device) for t in buffer.sample(cfg["batch_size"], rng))
             q_net.train()
             with torch.no_grad():
                 q_net.eval()
@@ -142,6 +147,7 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
 
         if step % validate_every == 0 or step == cfg["total_steps"]:
             q_net.eval()
+            validation_net.load_state_dict(q_net.state_dict())
             val = evaluate_policy(greedy, n, frac, VALIDATION_MAPS, VALIDATION_SEED_BASE)
             history["validation_step"].append(step)
             history["validation_success"].append(val["success_rate"])
@@ -154,12 +160,14 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
                             train_success=f"{np.mean(recent) if recent else 0:.2f}")
 
     q_net.load_state_dict(best["state"])
-    q_net.eval()
+    q_net = q_net.to("cpu").float().eval()   # checkpoints and exports: always CPU float32
     train_seconds = time.perf_counter() - start_time
-    evaluation = evaluate_policy(greedy, n, frac, cfg["eval_maps"])
-    random_baseline = evaluate_random(n, frac, cfg["eval_maps"], seed=cfg["seed"])
+    workers = cfg.get("workers", 1)
+    evaluation = evaluate_weights(q_net.state_dict(), n, frac, cfg["eval_maps"], workers=workers)
+    random_baseline = evaluate_random(n, frac, cfg["eval_maps"], seed=cfg["seed"], workers=workers)
     metrics = {
         "config": cfg,
+        "device": str(device),
         "train_seconds": train_seconds,
         "episodes": episode,
         "selected_step": best["step"],
@@ -180,10 +188,17 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "navigation", help="checkpoint/metrics folder")
     parser.add_argument("--total-steps", type=int_in(1), help="override the profile's step budget")
     parser.add_argument("--seed", type=int_in(0, 2**32 - 1), help="override the profile's seed")
+    parser.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int_in(1, 256), help="processes for the held-out evaluation")
     args = parser.parse_args(argv)
     require_writable(parser, args.out)
-    overrides = {k: v for k, v in {"total_steps": args.total_steps, "seed": args.seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"total_steps": args.total_steps, "seed": args.seed, "device": args.device,
+                                   "workers": args.workers}.items() if v is not None}
     cfg = get_config("navigation", args.profile, **overrides)
+    try:
+        resolve_device(cfg["device"])   # a clear error before any work for a GPU that is not there
+    except (RuntimeError, ValueError) as exc:
+        parser.error(str(exc))
     if cfg["total_steps"] <= cfg["learning_starts"]:
         parser.error(f"--total-steps {cfg['total_steps']} leaves no training: learning starts after "
                      f"{cfg['learning_starts']} steps")
