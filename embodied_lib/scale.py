@@ -92,7 +92,7 @@ def measure(episodes: int, maps: int, workers: list[int], epochs: int, batch_siz
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int_in(2, 10_000), default=20,
+    parser.add_argument("--episodes", type=int_in(2, 10_000), default=40,
                         help="demonstrations recorded per setting (the evaluation plays half as many scenes)")
     parser.add_argument("--maps", type=int_in(1, 100_000), default=500, help="navigation maps evaluated per setting")
     parser.add_argument("--workers", type=int_in(1, 256), nargs="+", default=[1, 2],

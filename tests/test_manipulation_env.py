@@ -81,3 +81,15 @@ def test_bad_actions_are_refused(env, action):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action must be 4 finite floats"):
         env.step(action)
+
+
+def test_torchvision_can_be_imported_after_a_frame_was_rendered():
+    """Mesa's llvmpipe and triton each bring an LLVM; triton loaded after a Mesa context crashed the process."""
+    import subprocess
+    import sys
+
+    code = ("from embodied_lib.manipulation.env import TabletopEnv\n"
+            "env = TabletopEnv(); env.reset(seed=1); env.close()\n"
+            "import torchvision\nprint('imported')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "imported" in proc.stdout, (proc.returncode, proc.stderr[-500:])

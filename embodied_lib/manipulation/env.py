@@ -23,6 +23,18 @@ from gymnasium import spaces
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+
+
+def _load_triton_before_mesa() -> None:
+    """Mesa's software renderer (llvmpipe, behind EGL) loads its LLVM; triton (which torchvision and torch.compile
+    import) carries its own, and loading triton *after* a Mesa context exists crashes the process (SIGSEGV in
+    triton's import, measured: render a frame, then `import triton`). Loading it first is harmless."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:   # torch builds without triton (CPU-only wheels): nothing to clash with
+        pass
+
+
 IMAGE_SIZE = 400
 STATE_FIELDS = ("gripper_x", "gripper_y", "gripper_z", "gripper_vx", "gripper_vy", "gripper_vz",
                 "finger_left", "finger_right", "gripper_command", "time_fraction")
@@ -100,6 +112,7 @@ class TabletopEnv(gym.Env):
         self._mujoco = mujoco
         self.model = mujoco.MjModel.from_xml_string(SCENE_XML)
         self.data = mujoco.MjData(self.model)
+        _load_triton_before_mesa()
         self.renderer = mujoco.Renderer(self.model, image_size, image_size)
         self.max_steps, self.render_mode, self.image_size = max_steps, render_mode, image_size
         # False: observations carry the state only (image None) and the caller renders when it wants a frame,
