@@ -180,6 +180,9 @@ def realtime_priority(priority: int | None) -> int | None:
     return priority if priority and os.geteuid() == 0 else None
 
 
+EVALUATE_RATE_HZ = 1.0   # evaluate(): deadlines so loose that only a hung model would miss one
+
+
 def _flags(runtime: str, **options) -> list[str]:
     flags = ["--runtime", runtime]
     for key, value in options.items():
@@ -192,15 +195,20 @@ def _flags(runtime: str, **options) -> list[str]:
 
 def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progress: bool = False) -> dict:
     """The same held-out maps and scenes in closed loop, guarded, through the C++ controller and the Python loop
-    (both free running, the same models and runtime): success of each, and how many episodes ended the same."""
+    (both free running, the same models and runtime): success of each, and how many episodes ended the same.
+    Decisions are under test here, not timing: both loops judge deadlines at ``EVALUATE_RATE_HZ`` (a 600 ms
+    inference budget), so a slow tick on a busy machine cannot turn into a watchdog fallback on one side only
+    (at 20 Hz one such tick once made an episode one tick longer in Python than in C++)."""
     from embodied_lib.deploy.controller import build_channels, held_out, run_loop
 
     maps = len(json.loads((Path(episodes) / "maps.json").read_text())["maps"])
     scenes = len(json.loads((Path(episodes) / "scenes.json").read_text())["scenes"])
     cpp = run_controller("evaluate", exports_root, episodes, Path(out_dir) / "cpp_evaluate.json",
-                         _flags(runtime, free_running=True))
-    channels = build_channels(exports_root, RUNTIME_FORMATS[runtime], held_out(maps), held_out(scenes))
-    python = run_loop(channels, free_running=True, progress=progress, desc="Python loop, same episodes")
+                         _flags(runtime, free_running=True, rate_hz=EVALUATE_RATE_HZ))
+    channels = build_channels(exports_root, RUNTIME_FORMATS[runtime], held_out(maps), held_out(scenes),
+                              rate_hz=EVALUATE_RATE_HZ)
+    python = run_loop(channels, rate_hz=EVALUATE_RATE_HZ, free_running=True, progress=progress,
+                      desc="Python loop, same episodes")
     out = {"runtime": runtime, "maps": maps, "scenes": scenes}
     for model in ("navigation", "manipulation"):
         p, c = python["channels"][model], cpp["channels"][model]
