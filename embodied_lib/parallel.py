@@ -25,8 +25,8 @@ def map_tasks(fn, tasks: list, workers: int = 1, sizes: list[int] | None = None,
                 results[i] = fn(task)
                 bar.update(sizes[i])
             return results
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread_per_worker) as pool:
             futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
                 i = futures[future]
@@ -35,6 +35,13 @@ def map_tasks(fn, tasks: list, workers: int = 1, sizes: list[int] | None = None,
         return results
     finally:
         bar.close()
+
+
+def _one_thread_per_worker() -> None:
+    """Several workers share the cores: one torch thread each (set in the worker, never in the caller)."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def chunks(items: list, parts: int) -> list[list]:

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from embodied_lib.config import EVAL_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
@@ -74,7 +73,6 @@ def _rollout_task(task: dict) -> dict:
     """One worker's share of one policy's episodes (the network is rebuilt from its weights)."""
     env = TabletopEnv(max_steps=MAX_STEPS)
     if task["kind"] == "policy":
-        torch.set_num_threads(1)   # several workers share the cores
         spec = manipulation_spec()
         model = spec.build_model()
         model.load_state_dict(task["state"])

@@ -70,9 +70,6 @@ def _episodes_task(task: dict) -> dict:
     from embodied_lib.runtime.runtimes import eager_runtime
 
     if task["kind"] == "dqn":
-        import torch
-
-        torch.set_num_threads(1)   # several workers share the cores
         spec = navigation_spec(task["grid_size"], task["obstacle_fraction"])
         model = spec.build_model()
         model.load_state_dict(task["state"])
