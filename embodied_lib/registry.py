@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
 from embodied_lib.hri.encoder import load_tokenizer
 from embodied_lib.hri.interpreter import CommandInterpreter
 from embodied_lib.hri.model import action_classifier_spec, command_pipeline_spec, param_extractor_spec
@@ -54,8 +54,10 @@ def load_checkpoint(directory):
 def load_runtime(export_dir, fmt: str, trusted: bool = False, public_key=None) -> Runtime:
     """Open ``fmt`` from ``export_dir``; the spec is rebuilt from the folder's manifest. ``trusted`` and
     ``public_key``: for code-carrying formats (runtime.runtimes.load_artifact)."""
-    manifest = read_manifest(export_dir)
-    return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]), trusted, public_key)
+    data = read_manifest_bytes(export_dir)   # read once, for the spec and for the load
+    manifest = parse_manifest(data, Path(export_dir) / MANIFEST_NAME)
+    return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]), trusted, public_key,
+                         manifest_bytes=data)
 
 
 def make_policy(runtime: Runtime, tokenizer=None):

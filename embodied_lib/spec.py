@@ -220,7 +220,12 @@ class ModelSpec:
     def architecture(self, model: torch.nn.Module) -> dict | None:
         """The layer graph the native twins rebuild (embodied_lib.architecture), if the model has one."""
         describe = getattr(model, "architecture", None)
-        return {"inputs": [s.name for s in self.inputs], "nodes": describe()} if describe else None
+        if not describe:
+            return None
+        # every tensor of the weight files, as the twins must find it: they refuse any other dtype or shape
+        weights = {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
+                   for k, v in model.state_dict().items()}
+        return {"inputs": [s.name for s in self.inputs], "nodes": describe(), "weights": weights}
 
     def to_json(self) -> dict:
         return {"model": self.name, "spec_args": self.spec_args, "config": self.config,
@@ -241,13 +246,55 @@ def save_checkpoint(spec: ModelSpec, model: torch.nn.Module, directory, extra: d
     return directory
 
 
-def load_state_dict_strict(model: torch.nn.Module, state: dict, source) -> None:
-    """Load weights, naming missing/unexpected/mis-shaped entries instead of a torch traceback."""
+class WeightsError(ValueError):
+    """Weights that are not exactly what the model holds (names, dtypes, shapes, layout)."""
+
+
+def _dense_strides(shape) -> tuple:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def check_state_dict(model: torch.nn.Module, state, source, exact_storage: bool = False) -> None:
+    """Every entry exactly what the model holds, before any is used: a dict of named tensors with the model's
+    names, dtypes and shapes, each dense with C-order strides (no stride-0 or overlapping views). With
+    ``exact_storage`` (a .pth, where every tensor has its own storage record) each storage must hold exactly
+    the tensor's bytes from offset 0: a record whose size disagrees with its element count is refused.
+    A relabelled dtype (float32 bytes read as int32) would otherwise be converted and run, silently wrong."""
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights in {source} are a {type(state).__name__}, not a dict of named tensors")
     expected = model.state_dict()
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"weights in {source} have a key {key!r} that is not a name")
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"weights in {source}: entry {key} is a {type(value).__name__}, not a tensor")
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
     if missing or unexpected or wrong:
-        raise ValueError(f"weights in {source} do not fit {type(model).__name__}: missing={missing} "
-                         f"unexpected={unexpected} wrong_shape={wrong}")
+        raise WeightsError(f"weights in {source} do not fit {type(model).__name__}: missing={missing} "
+                           f"unexpected={unexpected} wrong_shape={wrong}")
+    for key, want in expected.items():
+        got = state[key]
+        if got.dtype != want.dtype:
+            raise WeightsError(f"weights in {source}: entry {key} is {got.dtype}, the model holds {want.dtype} "
+                               f"(a relabelled tensor is not loaded)")
+        if got.numel() > 1 and tuple(got.stride()) != _dense_strides(got.shape):
+            raise WeightsError(f"weights in {source}: entry {key} has strides {tuple(got.stride())}, not the dense "
+                               f"{_dense_strides(got.shape)} of shape {tuple(got.shape)} (a stride-0 or overlapping view)")
+        if exact_storage:
+            nbytes = got.numel() * got.element_size()
+            if got.storage_offset() != 0 or got.untyped_storage().nbytes() != nbytes:
+                raise WeightsError(f"weights in {source}: entry {key} has a storage of "
+                                   f"{got.untyped_storage().nbytes()} bytes at offset {got.storage_offset()} for "
+                                   f"{got.numel()} elements ({nbytes} bytes)")
+
+
+def load_state_dict_strict(model: torch.nn.Module, state, source, exact_storage: bool = False) -> None:
+    """Load weights after check_state_dict, naming a bad entry instead of a torch traceback."""
+    check_state_dict(model, state, source, exact_storage)
     model.load_state_dict(state)

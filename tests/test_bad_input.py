@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from embodied_lib.export import FORMATS
-from embodied_lib.export.artifacts import ArtifactError
+from embodied_lib.export.artifacts import ArtifactError, ModelBytes
 from embodied_lib.export.golden import read_golden
 from embodied_lib.spec import InputError
 from embodied_lib.registry import load_runtime
@@ -75,7 +75,7 @@ def test_truncated_file_fails_cleanly_in_its_own_loader(broken_exports, navigati
     path = broken_exports / f"navigation{FORMATS[fmt].suffix}"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ArtifactError, match=str(path.name)):
-        FORMATS[fmt].load(path, spec)
+        FORMATS[fmt].load(ModelBytes(path, path.read_bytes()), spec)
 
 
 def test_missing_manifest(tmp_path):

@@ -61,6 +61,25 @@ def parity_rule(spec, fmt: str) -> dict:
                 "agreement": spec.int8_agreement}
     return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
 GOLDEN_FILE = "golden.bin"
+# Outputs far outside anything the model can produce are a damaged file or a failed runtime, not an answer:
+# a bounded output (tanh, probabilities) may not leave its bounds by more than half their magnitude; an
+# unbounded one (Q-values, logits) may not exceed OUTPUT_LIMIT_FACTOR x the largest golden output (at least 1).
+# Written per output into the manifest as "max_abs" (at most MAX_OUTPUT_LIMIT), read by every runtime.
+OUTPUT_LIMIT_FACTOR = 100.0
+MAX_OUTPUT_LIMIT = 1e6
+
+
+def bounded_limit(bounds) -> float:
+    return 1.5 * max(abs(float(b)) for b in bounds)
+
+
+def output_limit(judged, golden_values) -> float:
+    """The ``max_abs`` of one output: from its bounds, else from the golden vectors the export wrote."""
+    if judged.bounds is not None:
+        return bounded_limit(judged.bounds)
+    largest = float(abs(golden_values).max()) if golden_values.size else 0.0
+    return min(MAX_OUTPUT_LIMIT, OUTPUT_LIMIT_FACTOR * max(1.0, largest))
+
 
 def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print,
                signing_key=None) -> dict:
@@ -95,9 +114,12 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     architecture = spec.architecture(model)
     golden = make_golden(spec, model, n=golden_count)
     write_golden(out_dir / GOLDEN_FILE, golden)
+    described = spec.to_json()
+    for out, ts in zip(described["outputs"], spec.outputs):
+        out["max_abs"] = output_limit(ts.judged, golden[f"output.{ts.name}"])
     manifest = {
         "model": spec.name,
-        **{k: v for k, v in spec.to_json().items() if k != "model"},
+        **{k: v for k, v in described.items() if k != "model"},
         "versions": package_versions(),
         "architecture": architecture,
         "artifacts": artifacts,
@@ -110,4 +132,4 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     return manifest
 
 
-__all__ = ["ArtifactError", "FORMATS", "export_all", "parity_rule"]
+__all__ = ["ArtifactError", "FORMATS", "bounded_limit", "export_all", "output_limit", "parity_rule"]

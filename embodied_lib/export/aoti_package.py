@@ -20,7 +20,19 @@ def save(spec, model, program, path):
                                              inductor_configs={"aot_inductor.metadata": metadata})
 
 
-def load(path, spec):
-    require_magic(path, ZIP_MAGIC, 0, "AOTInductor package")
-    runner = load_or_explain(path, "AOTInductor package", lambda: torch._inductor.aoti_load_package(str(path)))
+def load(file, spec):
+    """A verified package (artifacts.ModelBytes): the loader takes a path, so it gets a private copy of the
+    verified bytes (a fresh 0700 folder), never the export folder's file, which may have changed since."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    require_magic(file, ZIP_MAGIC, 0, "AOTInductor package")
+    private = Path(tempfile.mkdtemp(prefix="aoti-"))
+    try:
+        copy = private / file.path.name
+        copy.write_bytes(file.data)
+        runner = load_or_explain(file.path, "AOTInductor package", lambda: torch._inductor.aoti_load_package(str(copy)))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return lambda *inputs: runner(*inputs)

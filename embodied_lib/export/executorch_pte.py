@@ -39,11 +39,17 @@ def save(spec, model, program, path):
         lowered.write_to_file(f)
 
 
-def load(path, spec):
-    from executorch.runtime import Runtime
+def load(file, spec):
+    """A verified .pte (artifacts.ModelBytes) from its bytes, with ExecuTorch's internal-consistency
+    verification (the program's tables are checked before use), after the sandbox has opened and run it
+    once (pte_sandbox: a damaged program cannot abort this process)."""
+    from executorch.runtime import Runtime, Verification
 
-    require_magic(path, PTE_MAGIC, 4, "ExecuTorch .pte")
+    from embodied_lib.export.pte_sandbox import probe
+
+    require_magic(file, PTE_MAGIC, 4, "ExecuTorch .pte")
+    probe(file.path, file.data, [t.numpy() for t in spec.example_inputs(batch=1)])
     with native_stderr_filtered():   # XNNPACK's ARM cpuinfo probes on the first load (embodied_lib.quiet)
-        method = load_or_explain(path, "ExecuTorch program",
-                                 lambda: Runtime.get().load_program(str(path)).load_method("forward"))
+        method = load_or_explain(file.path, "ExecuTorch program", lambda: Runtime.get().load_program(
+            file.data, verification=Verification.InternalConsistency).load_method("forward"))
     return lambda *inputs: tuple(method.execute(list(inputs)))

@@ -32,6 +32,8 @@ _TENSOR = {
         "dtype": {"enum": ["float32", "int64"]},
         "judged": {"type": "object", "required": ["kind"],
                    "properties": {"kind": {"enum": ["discrete", "probabilities", "continuous"]}}},
+        # outputs: the largest magnitude the model can produce (embodied_lib.export.output_limit)
+        "max_abs": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6},
     },
 }
 SCHEMA = {
@@ -99,14 +101,17 @@ def validate_manifest(manifest, source="manifest") -> dict:
     return manifest
 
 
-def read_manifest(directory) -> dict:
-    path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise ArtifactError(f"{path} not found; {REEXPORT_HINT}")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise ArtifactError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest")
+def read_manifest_bytes(directory) -> bytes:
+    """manifest.json's bytes from one read: what a signature is checked over and what is parsed."""
+    from embodied_lib.export.artifacts import read_once
+
+    return read_once(Path(directory) / MANIFEST_NAME, "manifest", MAX_MANIFEST_BYTES)
+
+
+def parse_manifest(data: bytes, path) -> dict:
+    """Strict UTF-8 JSON, then the schema; ``path`` names the source in errors."""
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ArtifactError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); {REEXPORT_HINT}") from exc
     except RecursionError:
@@ -114,6 +119,10 @@ def read_manifest(directory) -> dict:
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc}); {REEXPORT_HINT}") from exc
     return validate_manifest(manifest, path)
+
+
+def read_manifest(directory) -> dict:
+    return parse_manifest(read_manifest_bytes(directory), Path(directory) / MANIFEST_NAME)
 
 
 def artifact_entry(manifest: dict, fmt: str) -> dict:

@@ -21,13 +21,15 @@ def save(spec, model, program, path):
                           optimize=True, verbose=False)
 
 
-def load(path, spec):
+def load(file, spec):
+    """A verified model (artifacts.ModelBytes), from its bytes in memory."""
     import onnxruntime as ort
 
+    path = file.path
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = load_or_explain(path, "ONNX model", lambda: ort.InferenceSession(
-        str(path), options, providers=["CPUExecutionProvider"]))
+        file.data, options, providers=["CPUExecutionProvider"]))
     names = [s.name for s in spec.inputs]
     for side, declared, found in (("inputs", spec.inputs, session.get_inputs()), ("outputs", spec.outputs, session.get_outputs())):
         got = [(f.name, len(f.shape)) for f in found]

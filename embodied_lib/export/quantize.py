@@ -109,9 +109,9 @@ def save_executorch_int8(spec, model, program, path):
     save_pte(spec, model, quantized_program(spec, model), path)
 
 
-def load_executorch_int8(path, spec):
+def load_executorch_int8(file, spec):
     import executorch.kernels.quantized  # noqa: F401  the runtime kernels of int8 embedding tables
-    return load_pte(path, spec)
+    return load_pte(file, spec)
 
 
 class _CalibrationReader:

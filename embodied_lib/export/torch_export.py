@@ -26,6 +26,9 @@ def save(spec, model, program, path):
     torch.export.save(program, str(path))
 
 
-def load(path, spec):
-    module = load_or_explain(path, "torch.export program", lambda: torch.export.load(str(path)).module())
+def load(file, spec):
+    """A verified program (artifacts.ModelBytes), from its bytes in memory."""
+    import io
+
+    module = load_or_explain(file.path, "torch.export program", lambda: torch.export.load(io.BytesIO(file.data)).module())
     return lambda *inputs: module(*inputs)

@@ -112,9 +112,14 @@ def sign_manifest(export_dir, private_key=None) -> Path:
     return signature
 
 
-def verify_manifest(export_dir, public_key) -> None:
-    """Raise ArtifactError unless ``manifest.sig`` is a valid signature of manifest.json by ``public_key``."""
+def verify_manifest(export_dir, public_key, manifest_bytes: bytes | None = None) -> None:
+    """Raise ArtifactError unless ``manifest.sig`` is a valid signature of manifest.json by ``public_key``.
+
+    ``manifest_bytes``: the manifest as the caller read it (export.manifest.read_manifest_bytes), so the bytes
+    verified are the bytes the caller parses; without it, manifest.json is read here."""
     from cryptography.exceptions import InvalidSignature
+
+    from embodied_lib.export.manifest import read_manifest_bytes
 
     export_dir = Path(export_dir)
     key = _public_key(public_key)
@@ -122,8 +127,9 @@ def verify_manifest(export_dir, public_key) -> None:
     if not signature.is_file():
         raise ArtifactError(f"{export_dir} has no {SIGNATURE_NAME}: its manifest is not signed, so its "
                             f"code-carrying files cannot be trusted (sign it: python -m embodied_lib.export.trust sign)")
+    message = manifest_bytes if manifest_bytes is not None else read_manifest_bytes(export_dir)
     try:
-        key.verify(_read_key_file(signature, "signature"), (export_dir / "manifest.json").read_bytes())
+        key.verify(_read_key_file(signature, "signature"), message)
     except InvalidSignature:
         raise ArtifactError(f"the signature {signature} does not verify against the public key {public_key}: "
                             f"manifest.json was changed after signing, or signed by another key") from None

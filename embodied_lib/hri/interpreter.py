@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embodied_lib.export.manifest import read_manifest
-from embodied_lib.export.artifacts import ArtifactError, require_file
+from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
+from embodied_lib.export.artifacts import ArtifactError, read_verified
 from embodied_lib.hri.commands import ACTIONS, decide, refuse_text, text_problem
 from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
@@ -42,14 +42,24 @@ class CommandInterpreter(Policy):
         """Any exported format of the pipeline, with the tokenizer and threshold exported beside it."""
         from transformers import DistilBertTokenizerFast  # heavy; only the text pipeline needs it
 
+        from tokenizers import Tokenizer
+
         export_dir = Path(export_dir)
-        manifest = read_manifest(export_dir)
-        runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]), trusted, public_key)
+        data = read_manifest_bytes(export_dir)   # read once, for the spec and for the load
+        manifest = parse_manifest(data, export_dir / MANIFEST_NAME)
+        runtime = load_artifact(export_dir, fmt, command_pipeline_spec(**manifest["spec_args"]), trusted, public_key,
+                                manifest_bytes=data)
+        manifest = runtime.manifest   # the one the model was verified under, not a second read
         entry = next((e for e in manifest.get("extra_files", []) if e["file"] == TOKENIZER_FILE), None)
         if entry is None:
             raise ArtifactError(f"{export_dir}/manifest.json lists no {TOKENIZER_FILE}; re-export the command pipeline")
-        require_file(export_dir / TOKENIZER_FILE, entry["sha256"], entry["bytes"])  # a swapped vocabulary lies
-        tokenizer = DistilBertTokenizerFast(tokenizer_file=str(export_dir / TOKENIZER_FILE), model_max_length=MAX_TOKENS)
+        # a swapped vocabulary lies: the bytes hashed are the bytes the tokenizer is built from
+        verified = read_verified(export_dir / TOKENIZER_FILE, entry["sha256"], entry["bytes"], "tokenizer file")
+        try:
+            backend = Tokenizer.from_str(verified.data.decode("utf-8"))
+        except (UnicodeDecodeError, Exception) as exc:   # tokenizers raises its own Exception type
+            raise ArtifactError(f"{verified.path} is not a tokenizer.json ({str(exc)[:200]})") from None
+        tokenizer = DistilBertTokenizerFast(tokenizer_object=backend, model_max_length=MAX_TOKENS)
         return cls(runtime, tokenizer, manifest["metadata"]["confidence_threshold"])
 
     def act(self, text: str) -> Decision:

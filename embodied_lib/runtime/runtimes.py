@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from embodied_lib.config import PARITY_SEED
-from embodied_lib.export import FORMATS, parity_rule
-from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, require_file
-from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.export import FORMATS, bounded_limit, parity_rule
+from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, read_verified
+from embodied_lib.export.manifest import MANIFEST_NAME, artifact_entry, parse_manifest, read_manifest, read_manifest_bytes
 from embodied_lib.export.trust import local_public_key, verify_manifest
 
 
@@ -28,8 +28,10 @@ class OutputError(RuntimeError):
 class Runtime:
     """One artifact behind its runtime, with the spec's input checks in front of it and output checks after."""
 
-    def __init__(self, spec, fmt: str, path: Path, run):
+    def __init__(self, spec, fmt: str, path: Path, run, manifest: dict | None = None):
         self.spec, self.format, self.path, self._run = spec, fmt, path, run
+        self.manifest = manifest   # the manifest it was loaded under (None for eager)
+        self._limits = output_limits(spec, manifest)
 
     def __call__(self, *inputs) -> tuple[np.ndarray, ...]:
         tensors = self.spec.check_inputs(*inputs)
@@ -46,27 +48,49 @@ class Runtime:
             if not np.isfinite(out).all():
                 raise OutputError(f"{self} returned NaN or Inf in {ts.name}; the input was inside the contract, "
                                   f"so the model file is damaged or the runtime failed")
+            limit = self._limits[ts.name]
+            if out.size and np.abs(out).max() > limit:
+                raise OutputError(f"{self} returned {float(np.abs(out).max()):.3g} in {ts.name}, beyond the "
+                                  f"{limit:g} this model can produce (export.output_limit); the model file is "
+                                  f"damaged or the runtime failed")
         return outputs
 
     def __repr__(self):
         return f"Runtime({self.spec.name}, {self.format}, {self.path})"
 
 
+def output_limits(spec, manifest: dict | None) -> dict[str, float]:
+    """Per output, the largest magnitude this model can produce (export.output_limit): from the spec's bounds
+    where the output has them, else the manifest's ``max_abs`` (from the golden vectors), else infinity."""
+    declared = {t["name"]: t.get("max_abs") for t in (manifest or {}).get("outputs", [])}
+    limits = {}
+    for ts in spec.outputs:
+        bounds = ts.judged.bounds
+        limits[ts.name] = (bounded_limit(bounds) if bounds is not None
+                           else float(declared.get(ts.name) or np.inf))
+    return limits
+
+
 def _contract(tensors) -> list:
     return [(t["name"], list(t["shape"]), t["dtype"]) for t in tensors]
 
 
-def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=None) -> Runtime:
+def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=None,
+                  manifest_bytes: bytes | None = None) -> Runtime:
     """Open ``fmt`` from ``export_dir`` after checking the manifest (schema, contract) and the file (sha256).
 
     Code-carrying formats (``FORMATS[fmt].carries_code``: torch.export, AOTInductor) load only with
     ``trusted=True`` and a manifest signature that verifies against ``public_key`` (default: this
     machine's export key, so only exports signed here; embodied_lib.export.trust): a sha256 beside a file
-    proves nothing about who wrote both."""
+    proves nothing about who wrote both. ``manifest_bytes``: manifest.json as the caller already read it (read
+    once: the bytes whose signature is checked are the bytes parsed); the model file is read once too, and the
+    runtime gets those bytes, not the path."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
     export_dir = Path(export_dir)
-    manifest = read_manifest(export_dir)
+    if manifest_bytes is None:
+        manifest_bytes = read_manifest_bytes(export_dir)   # one read: the bytes verified are the bytes parsed
+    manifest = parse_manifest(manifest_bytes, export_dir / MANIFEST_NAME)
     if manifest["model"] != spec.name:
         raise ArtifactError(f"{export_dir} holds {manifest['model']!r}, not {spec.name!r}")
     for side, declared, ours in (("inputs", manifest["inputs"], spec.inputs), ("outputs", manifest["outputs"], spec.outputs)):
@@ -79,12 +103,12 @@ def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=
             raise ArtifactError(f"{fmt} files carry code that runs when loaded; load {entry['file']} only from a "
                                 f"source you trust: trusted=True with the public key that signed the manifest "
                                 f"(or use a data format: {', '.join(n for n, f in FORMATS.items() if not f.carries_code)})")
-        verify_manifest(export_dir, public_key or local_public_key())
+        verify_manifest(export_dir, public_key or local_public_key(), manifest_bytes)
     path = export_dir / entry["file"]
     if path.resolve().parent != export_dir.resolve():   # a link out of the folder is not the folder's file
         raise ArtifactError(f"{path} resolves outside {export_dir}; a manifest may only name files in its folder")
-    path = require_file(path, entry["sha256"], entry["bytes"])
-    return Runtime(spec, fmt, path, FORMATS[fmt].load(path, spec))
+    file = read_verified(path, entry["sha256"], entry["bytes"])   # the bytes hashed are the bytes loaded
+    return Runtime(spec, fmt, path, FORMATS[fmt].load(file, spec), manifest)
 
 
 def eager_runtime(spec, model) -> Runtime:
