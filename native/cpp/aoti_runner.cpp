@@ -15,12 +15,14 @@ struct AotiModel : runner::Model {
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
   std::vector<std::vector<int64_t>> shapes;  // per input, without the batch dimension
 
-  explicit AotiModel(const std::string& path) {
-    const std::vector<char> head = runner::read_file(path, "model file");
+  explicit AotiModel(const runner::ModelFile& file) {
+    const std::string& path = file.path;
+    const std::vector<char>& head = file.bytes;
     if (head.size() < 4 || head[0] != 'P' || head[1] != 'K')
       throw std::runtime_error(path + " is not an AOTInductor package (not a zip archive); re-export it");
-    try {
-      loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path);
+    try {  // the loader takes a path: a private copy of the verified bytes, not the export folder's file
+      const runner::PrivateCopy copy(file.bytes, "model.aoti.pt2");
+      loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(copy.path);
     } catch (const std::exception& e) {
       std::string what = e.what();
       throw std::runtime_error("cannot load " + path + " as an AOTInductor package: " + what.substr(0, what.find('\n')));
@@ -60,6 +62,6 @@ struct AotiModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "aoti", "Run an AOTInductor package (.aoti.pt2) on golden vectors.",
-                          [](const std::string& path, const runner::json&) { return std::make_unique<AotiModel>(path); },
+                          [](runner::ModelFile& file, const runner::json&) { return std::make_unique<AotiModel>(file); },
                           /*carries_code=*/true);
 }

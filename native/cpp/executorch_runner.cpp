@@ -3,6 +3,7 @@
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
 
+#include "executorch_load.hpp"
 #include "runner_common.hpp"
 
 using executorch::extension::Module;
@@ -13,31 +14,23 @@ using executorch::runtime::EValue;
 
 namespace {
 
-std::string error_name(Error e) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%x", static_cast<unsigned>(e));
-  return buf;
-}
+std::string error_name(Error e) { return runner::et_error(e); }
 
 struct ExecuTorchModel : runner::Model {
-  std::unique_ptr<Module> module;
+  runner::ExecuTorchProgram program;
+  Module* module = nullptr;
   std::vector<runner::Shape> feature_shapes;  // per input, without the batch dimension (upper bounds if dynamic)
 
-  explicit ExecuTorchModel(const std::string& path) {
-    const std::vector<char> head = runner::read_file(path, "model file");
-    if (head.size() < 8 || head[4] != 'E' || head[5] != 'T')
-      throw std::runtime_error(path + " is not an ExecuTorch .pte file (bad header); re-export it");
-    module = std::make_unique<Module>(path);
-    const Error err = module->load_forward();
-    if (err != Error::Ok)
-      throw std::runtime_error("cannot load " + path + " as an ExecuTorch program (error " + error_name(err) +
-                               "; truncated or not a .pte?)");
+  explicit ExecuTorchModel(runner::ModelFile& file) : program(runner::open_executorch(std::move(file.bytes), file.path)) {
+    const std::string& path = file.path;
+    module = program.module.get();
     auto meta = module->method_meta("forward");
     if (!meta.ok()) throw std::runtime_error("program " + path + " has no forward method");
     for (size_t i = 0; i < meta->num_inputs(); ++i) {
       auto info = meta->input_tensor_meta(i);
       if (!info.ok()) throw std::runtime_error("input " + std::to_string(i) + " of " + path + " is not a tensor");
       auto sizes = info->sizes();
+      if (sizes.empty()) throw std::runtime_error("input " + std::to_string(i) + " of " + path + " has rank 0");
       feature_shapes.emplace_back(sizes.begin() + 1, sizes.end());
     }
   }
@@ -59,7 +52,10 @@ struct ExecuTorchModel : runner::Model {
     if (!result.ok()) throw std::runtime_error("ExecuTorch forward failed (error " + error_name(result.error()) + ")");
     std::vector<std::vector<float>> outputs;
     for (const EValue& v : *result) {
+      if (!v.isTensor()) throw std::runtime_error("ExecuTorch forward returned an output that is not a tensor");
       const auto& t = v.toTensor();
+      if (t.scalar_type() != executorch::aten::ScalarType::Float)
+        throw std::runtime_error("ExecuTorch forward returned an output that is not float32");
       const float* p = t.const_data_ptr<float>();
       outputs.emplace_back(p, p + t.numel());
     }
@@ -71,5 +67,5 @@ struct ExecuTorchModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "executorch", "Run an ExecuTorch .pte (XNNPACK) on golden vectors.",
-                          [](const std::string& path, const runner::json&) { return std::make_unique<ExecuTorchModel>(path); });
+                          [](runner::ModelFile& file, const runner::json&) { return std::make_unique<ExecuTorchModel>(file); });
 }

@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 
+#include "pth_check.hpp"
 #include "runner_common.hpp"
 
 namespace {
@@ -38,7 +39,7 @@ struct TwinModel : runner::Model {
   std::vector<Node> nodes;
   std::map<std::string, torch::Tensor> weights;
 
-  TwinModel(const std::string& path, const json& manifest) {
+  TwinModel(const runner::ModelFile& file, const json& manifest) {
     model_name = manifest.value("model", "?");
     const json& arch = manifest.value("architecture", json());
     if (!arch.is_object())
@@ -61,11 +62,15 @@ struct TwinModel : runner::Model {
       if (n.contains("in")) node.in = n["in"].get<std::vector<std::string>>();
       nodes.push_back(std::move(node));
     }
-    load_weights(path);
+    if (!arch.contains("weights") || !arch["weights"].is_object())
+      throw std::runtime_error("the " + model_name + " manifest's architecture lists no weights (dtype and shape of each "
+                               "tensor); re-export it");
+    load_weights(file.path, file.bytes, arch["weights"]);
   }
 
-  void load_weights(const std::string& path) {
-    const std::vector<char> bytes = runner::read_file(path, "model file");
+  // The verified bytes: archive and pickle checked first (pth_check.hpp), then every tensor against `expected`.
+  void load_weights(const std::string& path, const std::vector<char>& bytes, const json& expected) {
+    pth::check_archive(bytes, path);
     c10::IValue value;
     try {
       value = torch::pickle_load(bytes);
@@ -81,11 +86,18 @@ struct TwinModel : runner::Model {
       file[item.key().toStringRef()] = item.value().toTensor();
     }
     std::set<std::string> used;
+    for (const auto& item : file) {
+      if (!expected.contains(item.first))
+        throw std::runtime_error(path + " has an entry " + item.first + " the " + model_name + " architecture does not list");
+      pth::check_tensor(path, item.first, item.second, expected[item.first]);
+    }
     auto need = [&](const std::string& key) {
       const auto it = file.find(key);
       if (it == file.end()) throw std::runtime_error(path + " has no entry " + key + " (not the " + model_name + " weights?)");
+      if (it->second.scalar_type() != torch::kFloat32)
+        throw std::runtime_error(path + ": " + key + " is not float32; the twin computes in float32");
       used.insert(key);
-      weights[key] = it->second.to(torch::kFloat32).contiguous();
+      weights[key] = it->second;
     };
     for (const Node& n : nodes) {
       const std::string& p = n.params;
@@ -176,7 +188,7 @@ int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "libtorch",
                           "Run the LibTorch twin: the network rebuilt from the manifest's layer graph (navigation,\n"
                           "manipulation, the HRI heads), weights from the plain-dict .pth.",
-                          [](const std::string& path, const json& manifest) {
-                            return std::make_unique<TwinModel>(path, manifest);
+                          [](runner::ModelFile& file, const json& manifest) {
+                            return std::make_unique<TwinModel>(file, manifest);
                           });
 }

@@ -12,12 +12,12 @@ struct OrtModel : runner::Model {
   std::vector<std::vector<int64_t>> feature_shapes;  // per input, without the batch dimension
   Ort::MemoryInfo memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
 
-  explicit OrtModel(const std::string& path) {
-    runner::read_file(path, "model file");  // clear message for a missing or empty file
+  explicit OrtModel(const runner::ModelFile& file) {
+    const std::string& path = file.path;
     Ort::SessionOptions options;
     options.SetIntraOpNumThreads(1);
-    try {
-      session = std::make_unique<Ort::Session>(env, path.c_str(), options);
+    try {  // from the verified bytes, not the path
+      session = std::make_unique<Ort::Session>(env, file.bytes.data(), file.bytes.size(), options);
     } catch (const Ort::Exception& e) {
       throw std::runtime_error("cannot load " + path + " as an ONNX model: " + std::string(e.what()).substr(0, 200));
     }
@@ -61,5 +61,5 @@ struct OrtModel : runner::Model {
 
 int main(int argc, char** argv) {
   return runner::run_main(argc, argv, "onnxruntime", "Run an ONNX model with ONNX Runtime on golden vectors.",
-                          [](const std::string& path, const runner::json&) { return std::make_unique<OrtModel>(path); });
+                          [](runner::ModelFile& file, const runner::json&) { return std::make_unique<OrtModel>(file); });
 }

@@ -32,7 +32,10 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <cerrno>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -76,9 +79,7 @@ struct Golden {
 };
 
 // A regular file (not a FIFO, a device or a directory) of 1..cap bytes; its size.
-inline uint64_t check_regular(const std::string& path, const char* what, uint64_t cap) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+inline uint64_t check_size(const struct stat& st, const std::string& path, const char* what, uint64_t cap) {
   if (!S_ISREG(st.st_mode)) throw std::runtime_error(std::string(what) + " " + path + " is not a regular file");
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size == 0) throw std::runtime_error(std::string(what) + " " + path + " is empty");
@@ -88,30 +89,37 @@ inline uint64_t check_regular(const std::string& path, const char* what, uint64_
   return size;
 }
 
-inline std::vector<char> read_file(const std::string& path, const char* what) {
-  const uint64_t size = check_regular(path, what, kMaxFileBytes);
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+inline uint64_t check_regular(const std::string& path, const char* what, uint64_t cap) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+  return check_size(st, path, what, cap);
+}
+
+// The whole file from one open descriptor (checked with fstat on that descriptor, so what is checked is what is
+// read; O_NONBLOCK so a FIFO is refused instead of waited on). Every file a runner uses is read through here once.
+inline std::vector<char> read_file(const std::string& path, const char* what, uint64_t cap = kMaxFileBytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+  struct Closer { int fd; ~Closer() { ::close(fd); } } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw std::runtime_error(std::string(what) + " " + path + " not found or unreadable");
+  const uint64_t size = check_size(st, path, what, cap);
   std::vector<char> bytes(size);
-  f.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (static_cast<uint64_t>(f.gcount()) != size) throw std::runtime_error(std::string(what) + " " + path + " changed while read");
+  uint64_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::read(fd, bytes.data() + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error(std::string(what) + " " + path + " changed while read");
+    got += static_cast<uint64_t>(n);
+  }
   return bytes;
 }
 
-// sha256 (hex) of a file, streamed through OpenSSL's EVP interface.
-inline std::string sha256_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + " unreadable");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw std::runtime_error("sha256 unavailable");
-  std::vector<char> block(1 << 20);
-  while (f) {
-    f.read(block.data(), static_cast<std::streamsize>(block.size()));
-    if (f.gcount() > 0) EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(f.gcount()));
-  }
+// sha256 (hex) of bytes in memory, through OpenSSL's EVP interface.
+inline std::string sha256_hex(const std::vector<char>& bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &n);
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &n, EVP_sha256(), nullptr) != 1) throw std::runtime_error("sha256 unavailable");
   static const char* hex = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < n; ++i) { out += hex[digest[i] >> 4]; out += hex[digest[i] & 15]; }
@@ -123,8 +131,10 @@ inline std::string sibling(const std::string& path, const std::string& name) {
   return (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + name;
 }
 
-// manifest.sig beside the manifest must be an Ed25519 signature of its exact bytes by the PEM public key.
-inline void verify_signature(const std::string& manifest_path, const std::string& public_key) {
+// manifest.sig beside the manifest must be an Ed25519 signature of its exact bytes (`message`, as the caller read
+// them: the bytes it then parses) by the PEM public key.
+inline void verify_signature(const std::string& manifest_path, const std::vector<char>& message,
+                             const std::string& public_key) {
   const std::vector<char> pem = read_file(public_key, "public key");
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr),
@@ -133,7 +143,6 @@ inline void verify_signature(const std::string& manifest_path, const std::string
     throw std::runtime_error("public key " + public_key + " is not an Ed25519 PEM public key");
   const std::string sig_path = sibling(manifest_path, "manifest.sig");
   const std::vector<char> sig = read_file(sig_path, "manifest signature");
-  const std::vector<char> message = read_file(manifest_path, "manifest");
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   const bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
                   EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
@@ -154,21 +163,74 @@ inline double peak_rss_mb() {
   return 0.0;
 }
 
-// MODEL is a file the manifest lists (same size and sha256, whatever its name); with a key, the manifest is
-// signed by it. Runs before any runtime parses the file. Returns the manifest's entry for the file.
-inline json verify_model_file(const std::string& model, const json& manifest, const std::string& manifest_path,
-                              const std::string& public_key) {
-  if (!public_key.empty()) verify_signature(manifest_path, public_key);
-  const uint64_t size = check_regular(model, "model file", kMaxModelBytes);
-  const std::string digest = sha256_file(model);
+// A model file's bytes as read once, checked against the manifest: what the runtime loads (from memory, or a
+// private copy for a loader that only takes paths), never the path again.
+struct ModelFile {
+  std::string path;         // names the file in errors
+  std::vector<char> bytes;  // the bytes that were hashed
+  json entry;               // the manifest's entry for them
+};
+
+// MODEL is a file the manifest lists (same size and sha256, whatever its name). Runs before any runtime parses it.
+inline ModelFile verify_model_file(const std::string& model, const json& manifest) {
+  ModelFile file{model, read_file(model, "model file", kMaxModelBytes), json()};
+  const uint64_t size = file.bytes.size();
+  const std::string digest = sha256_hex(file.bytes);
   for (const char* key : {"artifacts", "extra_files"})
     if (manifest.contains(key) && manifest[key].is_array())
       for (const json& a : manifest[key])
         if (a.is_object() && a.contains("sha256") && a["sha256"] == digest && a.contains("bytes") &&
-            a["bytes"].is_number_unsigned() && a["bytes"].get<uint64_t>() == size)
-          return a;
+            a["bytes"].is_number_unsigned() && a["bytes"].get<uint64_t>() == size) {
+          file.entry = a;
+          return file;
+        }
   throw std::runtime_error(model + " (" + std::to_string(size) + " bytes) matches no file the manifest lists by size "
                            "and sha256 (truncated, corrupted or replaced?)");
+}
+
+// Verified bytes written to a fresh 0700 folder for a loader that only takes a path; removed when it goes.
+struct PrivateCopy {
+  std::string dir, path;
+  PrivateCopy(const std::vector<char>& bytes, const std::string& name) {
+    std::string tmpl = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : std::string("/tmp")) + "/embodied-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot make a private folder for a copy of the model");
+    dir = tmpl;
+    path = dir + "/" + name;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (size_t done = 0; ok && done < bytes.size();) {
+      const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      ok = n > 0;
+      done += ok ? size_t(n) : 0;
+    }
+    if (fd >= 0) ::close(fd);
+    if (!ok) { remove(); throw std::runtime_error("cannot write a private copy of the model to " + dir); }
+  }
+  PrivateCopy(const PrivateCopy&) = delete;
+  PrivateCopy& operator=(const PrivateCopy&) = delete;
+  ~PrivateCopy() { remove(); }
+  void remove() const { ::unlink(path.c_str()); ::rmdir(dir.c_str()); }
+};
+
+// The largest magnitude output k may hold (the manifest's "max_abs", from embodied_lib.export.output_limit);
+// infinity where the manifest gives none. Anything beyond is a damaged file or a failed runtime, not an answer.
+inline double output_limit(const json& manifest, size_t k) {
+  const json& outputs = manifest.at("outputs");
+  if (k >= outputs.size() || !outputs[k].is_object()) return INFINITY;
+  const json limit = outputs[k].value("max_abs", json());
+  return limit.is_number() && limit.get<double>() > 0 ? limit.get<double>() : INFINITY;
+}
+
+// Outputs that are finite and inside their limits, else an error naming the model file.
+inline void check_outputs(const std::string& model, const json& manifest, size_t k, const std::string& name,
+                          const float* v, size_t n) {
+  const double limit = output_limit(manifest, k);
+  for (size_t j = 0; j < n; ++j) {
+    if (!std::isfinite(v[j])) throw std::runtime_error(model + " returned NaN or Inf in output " + name);
+    if (std::fabs(double(v[j])) > limit)
+      throw std::runtime_error(model + " returned " + std::to_string(v[j]) + " in output " + name + ", beyond the " +
+                               std::to_string(limit) + " the manifest says this model can produce (damaged file?)");
+  }
 }
 
 // Parses golden.bin bytes; `path` only names the source in errors (the fuzz target feeds bytes directly).
@@ -227,14 +289,15 @@ inline Golden parse_golden(const std::vector<char>& b, const std::string& path) 
 
 inline Golden read_golden(const std::string& path) { return parse_golden(read_file(path, "golden-vector file"), path); }
 
-inline json read_manifest(const std::string& path) {
-  const std::vector<char> bytes = read_file(path, "manifest");
+inline json parse_manifest(const std::vector<char>& bytes, const std::string& path) {
   try {
     return json::parse(bytes.begin(), bytes.end());
   } catch (const json::exception& e) {
     throw std::runtime_error("manifest " + path + " is not valid JSON: " + e.what());
   }
 }
+
+inline json read_manifest(const std::string& path) { return parse_manifest(read_file(path, "manifest"), path); }
 
 // manifest.json beside the model file, unless --manifest says otherwise.
 inline std::string default_manifest(const std::string& model) {
@@ -378,7 +441,7 @@ inline std::vector<Shape> resolve_shapes(const Golden& g, const json& manifest, 
 // Parses arguments, loads the golden vectors, the manifest and the model (via `load`), checks, runs, prints.
 // carries_code: the format runs code when loaded (AOTInductor), so it needs --public-key and a valid signature.
 inline int run_main(int argc, char** argv, const char* runner_name, const char* what,
-                    const std::function<std::unique_ptr<Model>(const std::string&, const json&)>& load,
+                    const std::function<std::unique_ptr<Model>(ModelFile&, const json&)>& load,
                     bool carries_code = false) {
   Options o;
   std::vector<std::string> positional;
@@ -407,12 +470,15 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
   if (o.manifest.empty()) o.manifest = default_manifest(o.model);
   try {
     const Golden g = read_golden(o.golden);
-    const json manifest = read_manifest(o.manifest);
+    const std::vector<char> manifest_bytes = read_file(o.manifest, "manifest");   // one read: verified = parsed
     if (carries_code && o.public_key.empty())
       throw std::runtime_error(std::string(runner_name) + " files carry code that runs when loaded; give --public-key with "
                                "the key that signed the manifest (python -m embodied_lib.export.trust)");
-    const json entry = verify_model_file(o.model, manifest, o.manifest, o.public_key);
-    std::unique_ptr<Model> model = load(o.model, manifest);
+    if (!o.public_key.empty()) verify_signature(o.manifest, manifest_bytes, o.public_key);
+    const json manifest = parse_manifest(manifest_bytes, o.manifest);
+    ModelFile file = verify_model_file(o.model, manifest);
+    const json entry = file.entry;
+    std::unique_ptr<Model> model = load(file, manifest);
     const std::vector<Shape> shapes = resolve_shapes(g, manifest, model->input_shapes());
     const json& declared_outputs = manifest.at("outputs");
     if (declared_outputs.size() != g.outputs.size())
@@ -441,8 +507,7 @@ inline int run_main(int argc, char** argv, const char* runner_name, const char* 
         if (static_cast<int64_t>(out[k].size()) != want.row_size())
           throw std::runtime_error("output " + want.name + " has " + std::to_string(out[k].size()) +
                                    " values, expected " + std::to_string(want.row_size()));
-        for (const float v : out[k])
-          if (!std::isfinite(v)) throw std::runtime_error("the model returned NaN or Inf in output " + want.name);
+        check_outputs(o.model, manifest, k, want.name, out[k].data(), out[k].size());
         for (int64_t j = 0; j < want.row_size(); ++j)
           max_by_output[k] = std::max(max_by_output[k], std::fabs(double(out[k][j]) - want.data[r * want.row_size() + j]));
       }

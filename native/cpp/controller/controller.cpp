@@ -963,7 +963,8 @@ json check_world(const Options& opt) {
 }
 
 void write_report(const Options& opt, const json& report) {
-  const std::string text = report.dump(1);
+  // replace: an error text may quote bytes of a damaged model file that are not UTF-8
+  const std::string text = report.dump(1, ' ', false, json::error_handler_t::replace);
   if (opt.out.empty()) {
     std::puts(text.c_str());
     return;

@@ -9,6 +9,7 @@
 #include <executorch/extension/tensor/tensor.h>
 #include <onnxruntime_cxx_api.h>
 
+#include "../executorch_load.hpp"
 #include "../runner_common.hpp"
 
 // The wheel ships libexecutorch_threadpool.so without its header; these two declarations are its API
@@ -30,6 +31,8 @@ struct Network {
   std::vector<std::string> input_names, output_names;
   std::vector<runner::Shape> input_shapes, output_shapes;  // with the batch dimension (1)
   std::vector<std::vector<float>> inputs, outputs;          // preallocated
+  std::vector<double> output_limits;                        // per output, the manifest's max_abs
+  std::string path;                                         // the model file, named in errors
   virtual ~Network() = default;
   virtual void run() = 0;                                   // inputs -> outputs; throws on a runtime error
   float* input(size_t i) { return inputs[i].data(); }
@@ -50,23 +53,29 @@ struct Network {
     shapes(manifest.at("outputs"), output_names, output_shapes);
     for (const auto& s : input_shapes) inputs.emplace_back(size_t(runner::product(s)), 0.0f);
     for (const auto& s : output_shapes) outputs.emplace_back(size_t(runner::product(s)), 0.0f);
+    for (size_t k = 0; k < outputs.size(); ++k) output_limits.push_back(runner::output_limit(manifest, k));
+  }
+
+  // Outputs far beyond anything the model can produce (the manifest's max_abs) are a failure, not an answer:
+  // the guard falls back (model_error). NaN and Inf are left to the guard's own check (non_finite_output).
+  void check_limits() const {
+    for (size_t k = 0; k < outputs.size(); ++k)
+      for (const float v : outputs[k])
+        if (std::fabs(v) > output_limits[k] && std::isfinite(v))
+          throw std::runtime_error(path + " returned " + std::to_string(v) + " in " + output_names[k] +
+                                   ", beyond the " + std::to_string(output_limits[k]) + " the manifest allows");
   }
 };
 
-inline std::string et_error(executorch::runtime::Error e) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%x", static_cast<unsigned>(e));
-  return buf;
-}
+using runner::et_error;
 
 class ExecuTorchNetwork : public Network {
  public:
-  ExecuTorchNetwork(const std::string& path, const json& manifest) {
+  ExecuTorchNetwork(runner::ModelFile& file, const json& manifest)
+      : program(runner::open_executorch(std::move(file.bytes), file.path)) {
     declare(manifest);
-    module = std::make_unique<executorch::extension::Module>(path);
-    const auto err = module->load_forward();
-    if (err != executorch::runtime::Error::Ok)
-      throw std::runtime_error("cannot load " + path + " as an ExecuTorch program (error " + et_error(err) + ")");
+    path = file.path;
+    module = program.module.get();
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     auto m = module->method("forward");  // the Method itself: execute() without the Module's per-call vectors
@@ -89,27 +98,33 @@ class ExecuTorchNetwork : public Network {
     const auto err = method->execute();
     if (err != executorch::runtime::Error::Ok) throw std::runtime_error("ExecuTorch execute failed (" + et_error(err) + ")");
     for (size_t i = 0; i < outputs.size(); ++i) {
-      const auto& t = method->get_output(i).toTensor();
+      const auto& value = method->get_output(i);
+      if (!value.isTensor()) throw std::runtime_error("ExecuTorch output is not a tensor");
+      const auto& t = value.toTensor();
       if (size_t(t.numel()) != outputs[i].size()) throw std::runtime_error("ExecuTorch output has an unexpected size");
+      if (t.scalar_type() != executorch::aten::ScalarType::Float) throw std::runtime_error("ExecuTorch output is not float32");
       std::memcpy(outputs[i].data(), t.const_data_ptr<float>(), outputs[i].size() * sizeof(float));
     }
+    check_limits();
   }
 
  private:
-  std::unique_ptr<executorch::extension::Module> module;
+  runner::ExecuTorchProgram program;
+  executorch::extension::Module* module = nullptr;
   executorch::runtime::Method* method = nullptr;
   std::vector<executorch::extension::TensorPtr> tensors;
 };
 
 class OrtNetwork : public Network {
  public:
-  OrtNetwork(const std::string& path, const json& manifest) {
+  OrtNetwork(const runner::ModelFile& file, const json& manifest) {
     declare(manifest);
+    path = file.path;
     Ort::SessionOptions options;
     options.SetIntraOpNumThreads(1);
     options.SetInterOpNumThreads(1);
-    try {
-      session = std::make_unique<Ort::Session>(env(), path.c_str(), options);
+    try {  // from the verified bytes, not the path
+      session = std::make_unique<Ort::Session>(env(), file.bytes.data(), file.bytes.size(), options);
     } catch (const Ort::Exception& e) {
       throw std::runtime_error("cannot load " + path + " as an ONNX model: " + std::string(e.what()).substr(0, 200));
     }
@@ -130,6 +145,7 @@ class OrtNetwork : public Network {
     } catch (const Ort::Exception& e) {
       throw std::runtime_error(std::string("ONNX Runtime run failed: ") + e.what());
     }
+    check_limits();
   }
 
  private:
@@ -163,9 +179,9 @@ inline std::unique_ptr<Network> open_network(const std::string& export_dir, cons
     if (a.value("format", "") == format) file = a.at("file").get<std::string>();
   if (file.empty()) throw std::runtime_error(export_dir + " has no " + format + " artifact; re-export it");
   const std::string path = replace_file.empty() ? export_dir + "/" + file : replace_file;
-  runner::verify_model_file(path, manifest, export_dir + "/manifest.json", "");
-  if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(path, manifest);
-  return std::make_unique<OrtNetwork>(path, manifest);
+  runner::ModelFile verified = runner::verify_model_file(path, manifest);   // read once; these bytes are loaded
+  if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(verified, manifest);
+  return std::make_unique<OrtNetwork>(verified, manifest);
 }
 
 inline void set_executorch_threads(uint32_t n) {
