@@ -26,10 +26,8 @@ struct Handle {
 fn open(model: &str) -> Result<Handle> {
     let manifest_path = Path::new(model).with_file_name("manifest.json").to_string_lossy().into_owned();
     let manifest = read_manifest(&manifest_path)?;
-    verify_model_file(model, &manifest, &manifest_path, None)?;
-    let tokenizer = Path::new(model).with_file_name("tokenizer.json").to_string_lossy().into_owned();
-    verify_model_file(&tokenizer, &manifest, &manifest_path, None)?;
-    Ok(Handle { pipeline: Pipeline::open(model, &manifest)?, schema: Schema::from_manifest(&manifest)? })
+    let file = verify_model_file(model, &manifest)?;
+    Ok(Handle { pipeline: Pipeline::open(&file, &manifest)?, schema: Schema::from_manifest(&manifest)? })
 }
 
 fn decide(handle: &mut Handle, text: &str) -> Result<String> {

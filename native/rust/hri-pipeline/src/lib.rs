@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use ort::value::Tensor;
-use runner_common::Result;
+use runner_common::{verify_model_file, ModelFile, Result};
 use serde_json::{json, Map, Value};
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -17,18 +17,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn open(model: &str, manifest: &Value) -> Result<Self> {
+    /// The verified model file, and the tokenizer.json beside it checked against the same manifest (a swapped
+    /// vocabulary turns "red" into "blue"); both are built from the bytes that were hashed.
+    pub fn open(model: &ModelFile, manifest: &Value) -> Result<Self> {
         let max_tokens = manifest["metadata"]["max_tokens"].as_u64().ok_or("the manifest has no metadata.max_tokens")? as usize;
-        let tokenizer_path = Path::new(model).with_file_name("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| format!("cannot read tokenizer {}: {e}", tokenizer_path.display()))?;
+        let tokenizer_path = Path::new(&model.path).with_file_name("tokenizer.json").to_string_lossy().into_owned();
+        let tokenizer_file = verify_model_file(&tokenizer_path, manifest)?;
+        let mut tokenizer = Tokenizer::from_bytes(&tokenizer_file.bytes)
+            .map_err(|e| format!("cannot read tokenizer {tokenizer_path}: {e}"))?;
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| e.to_string())?;
         tokenizer.with_padding(None);
         let onnx = ort_runner::open(model)?;
         if onnx.names != ["input_ids", "attention_mask"] {
-            return Err(format!("{model} takes {:?}, not [input_ids, attention_mask]: not a text pipeline", onnx.names));
+            return Err(format!("{} takes {:?}, not [input_ids, attention_mask]: not a text pipeline", model.path, onnx.names));
         }
         Ok(Self { tokenizer, onnx })
     }

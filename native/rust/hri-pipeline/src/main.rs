@@ -9,10 +9,9 @@
 //! is made here from the manifest's command schema and threshold, exactly as Python makes it
 //! (embodied_lib.hri.commands.decide), and compared with Python's. The JSON has the schema every runner
 //! prints, with the latency of tokenize + run for the first command.
-use std::path::Path;
 
 use hri_command::{same_decision, Pipeline, Schema};
-use runner_common::{finish, parse_args, read_manifest, time_runs, verify_model_file, Parity, Result};
+use runner_common::{finish, parse_args, read_verified_manifest, time_runs, verify_model_file, Parity, Result};
 use serde_json::Value;
 
 /// A list of numbers from one golden line; anything else is an error naming the line.
@@ -26,12 +25,10 @@ fn floats(row: &Value, key: &str, golden: &str, line: usize) -> Result<Vec<f32>>
 fn run(model: &str, golden: &str, manifest_path: &str, iterations: usize, public_key: Option<&str>) -> Result<String> {
     let lines = String::from_utf8(runner_common::read_file(golden, "text golden file")?)
         .map_err(|_| format!("{golden} is not UTF-8 text"))?;
-    let manifest = read_manifest(manifest_path)?;
-    let entry = verify_model_file(model, &manifest, manifest_path, public_key)?;
-    // the tokenizer is part of the model: a swapped vocabulary turns "red" into "blue"
-    let tokenizer = Path::new(model).with_file_name("tokenizer.json").to_string_lossy().into_owned();
-    verify_model_file(&tokenizer, &manifest, manifest_path, None)?;
-    let mut pipeline = Pipeline::open(model, &manifest)?;
+    let manifest = read_verified_manifest(manifest_path, public_key)?;   // one read: verified = parsed
+    let file = verify_model_file(model, &manifest)?;
+    let entry = file.entry.clone();
+    let mut pipeline = Pipeline::open(&file, &manifest)?;   // and the tokenizer.json beside it, verified
     let schema = Schema::from_manifest(&manifest)?;
     let mut parity = Parity::new(&manifest, &entry)?.with_rule("command");
     let (mut first_outputs, mut first_text) = (Vec::new(), None);

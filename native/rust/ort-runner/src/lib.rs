@@ -1,7 +1,7 @@
 //! Opening an ONNX model with the onnxruntime wheel's library (`load-dynamic`, ORT_DYLIB_PATH).
 use ort::environment::Environment;
 use ort::session::Session;
-use runner_common::Result;
+use runner_common::{ModelFile, Result};
 
 pub struct OrtSession {
     pub session: Session,
@@ -10,8 +10,9 @@ pub struct OrtSession {
     pub shapes: Vec<Vec<i64>>, // per input, without the batch dimension (-1 = dynamic)
 }
 
-pub fn open(path: &str) -> Result<OrtSession> {
-    runner_common::read_file(path, "model file")?;
+/// A verified model (its bytes, never its path again).
+pub fn open(file: &ModelFile) -> Result<OrtSession> {
+    let path = &file.path;
     let dylib = std::env::var("ORT_DYLIB_PATH")
         .map_err(|_| "ORT_DYLIB_PATH is not set; point it at the onnxruntime wheel's libonnxruntime.so.*".to_string())?;
     let environment = ort::init_from(&dylib)
@@ -22,7 +23,7 @@ pub fn open(path: &str) -> Result<OrtSession> {
         .map_err(|e| e.to_string())?
         .with_intra_threads(1)
         .map_err(|e| e.to_string())?
-        .commit_from_file(path)
+        .commit_from_memory(&file.bytes)
         .map_err(|e| format!("cannot load {path} as an ONNX model: {}", e.to_string().lines().next().unwrap_or("")))?;
     let mut names = Vec::new();
     let mut shapes = Vec::new();

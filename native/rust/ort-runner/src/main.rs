@@ -30,5 +30,5 @@ impl Model for OrtModel {
 
 fn main() {
     std::process::exit(run_main("ort", "Run an ONNX model with ONNX Runtime (ort crate) on golden vectors.",
-                                |path, _manifest| Ok(Box::new(OrtModel(ort_runner::open(path)?)))));
+                                |file, _manifest| Ok(Box::new(OrtModel(ort_runner::open(&file)?)))));
 }

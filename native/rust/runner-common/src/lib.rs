@@ -53,8 +53,7 @@ const MAX_RANK: usize = 8;
 const MAX_NAME: usize = 256;
 
 /// A regular file (not a FIFO, a device or a directory) of at most `cap` bytes, else an error naming it.
-pub fn check_regular(path: &str, what: &str, cap: u64) -> Result<u64> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {path} not found or unreadable ({e})"))?;
+fn check_meta(meta: &std::fs::Metadata, path: &str, what: &str, cap: u64) -> Result<u64> {
     if !meta.is_file() {
         return Err(format!("{what} {path} is not a regular file"));
     }
@@ -67,42 +66,60 @@ pub fn check_regular(path: &str, what: &str, cap: u64) -> Result<u64> {
     Ok(meta.len())
 }
 
-pub fn read_file(path: &str, what: &str) -> Result<Vec<u8>> {
+pub fn check_regular(path: &str, what: &str, cap: u64) -> Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {path} not found or unreadable ({e})"))?;
+    check_meta(&meta, path, what, cap)
+}
+
+/// Linux's O_NONBLOCK: opening a FIFO for reading returns at once (and fstat refuses it) instead of waiting.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// The whole file from one open descriptor, checked with fstat on that descriptor (what is checked is what is
+/// read). Every file a runner uses is read through here, once.
+pub fn read_capped(path: &str, what: &str, cap: u64) -> Result<Vec<u8>> {
     use std::io::Read as _;
-    check_regular(path, what, MAX_FILE_BYTES)?;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("{what} {path} unreadable ({e})"))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{what} {path} grew past {MAX_FILE_BYTES} bytes while being read"));
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)
+        .map_err(|e| format!("{what} {path} not found or unreadable ({e})"))?;
+    let size = check_meta(&file.metadata().map_err(|e| format!("{what} {path} unreadable ({e})"))?, path, what, cap)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(|e| format!("{what} {path} unreadable ({e})"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!("{what} {path} grew past {cap} bytes while being read"));
     }
     Ok(bytes)
 }
 
-/// sha256 (hex) of a file, streamed.
-pub fn sha256_file(path: &str) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path).map_err(|e| format!("{path} unreadable ({e})"))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{path} unreadable ({e})"))?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+pub fn read_file(path: &str, what: &str) -> Result<Vec<u8>> {
+    read_capped(path, what, MAX_FILE_BYTES)
 }
 
-/// The model file is one the manifest lists (same size and sha256, whatever its name), and with a public
-/// key the manifest is signed by it. Runs before any runtime parses the file. Returns the file's manifest entry.
-pub fn verify_model_file(model: &str, manifest: &Value, manifest_path: &str, public_key: Option<&str>) -> Result<Value> {
-    if let Some(key) = public_key {
-        verify_signature(manifest_path, key)?;
-    }
-    let size = check_regular(model, "model file", 4 << 30)?;
-    let digest = sha256_file(model)?;
-    manifest["artifacts"].as_array().into_iter().flatten()
+/// sha256 (hex) of bytes in memory.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A model file's bytes as read once and checked against the manifest: what the runtime loads (from memory),
+/// never the path again.
+pub struct ModelFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+    pub entry: Value,
+}
+
+/// The model file is one the manifest lists (same size and sha256, whatever its name). Runs before any runtime
+/// parses the file. Returns its bytes and its manifest entry.
+pub fn verify_model_file(model: &str, manifest: &Value) -> Result<ModelFile> {
+    let bytes = read_capped(model, "model file", 4 << 30)?;
+    let (size, digest) = (bytes.len() as u64, sha256_hex(&bytes));
+    let entry = manifest["artifacts"].as_array().into_iter().flatten()
         .chain(manifest["extra_files"].as_array().into_iter().flatten())
         .find(|a| a["sha256"].as_str() == Some(digest.as_str()) && a["bytes"].as_u64() == Some(size))
         .cloned()
         .ok_or_else(|| format!("{model} ({size} bytes) matches no file the manifest lists by size and sha256 \
-                                (truncated, corrupted or replaced?)"))
+                                (truncated, corrupted or replaced?)"))?;
+    Ok(ModelFile { path: model.to_string(), bytes, entry })
 }
 
 /// The process's peak resident memory so far (VmHWM in /proc/self/status), in MiB; 0 where it cannot be read.
@@ -113,8 +130,9 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// manifest.sig beside the manifest must be an Ed25519 signature of its exact bytes by the PEM public key.
-pub fn verify_signature(manifest_path: &str, public_key: &str) -> Result<()> {
+/// manifest.sig beside the manifest must be an Ed25519 signature of `message` (the manifest's bytes as the caller
+/// read them, and then parses) by the PEM public key.
+pub fn verify_signature(manifest_path: &str, message: &[u8], public_key: &str) -> Result<()> {
     use ed25519_dalek::pkcs8::DecodePublicKey as _;
     use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
     let pem = String::from_utf8(read_file(public_key, "public key")?).map_err(|_| format!("public key {public_key} is not PEM text"))?;
@@ -122,7 +140,7 @@ pub fn verify_signature(manifest_path: &str, public_key: &str) -> Result<()> {
     let sig_path = Path::new(manifest_path).with_file_name("manifest.sig").to_string_lossy().into_owned();
     let sig = read_file(&sig_path, "manifest signature")?;
     let sig = Signature::from_slice(&sig).map_err(|_| format!("{sig_path} is not an Ed25519 signature (64 bytes)"))?;
-    key.verify(&read_file(manifest_path, "manifest")?, &sig)
+    key.verify(message, &sig)
         .map_err(|_| format!("the signature {sig_path} does not verify against the public key {public_key}: \
                               the manifest was changed after signing, or signed by another key"))
 }
@@ -185,7 +203,15 @@ pub fn read_golden(path: &str) -> Result<Golden> {
 }
 
 pub fn read_manifest(path: &str) -> Result<Value> {
+    read_verified_manifest(path, None)
+}
+
+/// The manifest from one read; with a public key, its signature is checked over those same bytes first.
+pub fn read_verified_manifest(path: &str, public_key: Option<&str>) -> Result<Value> {
     let bytes = read_file(path, "manifest")?;
+    if let Some(key) = public_key {
+        verify_signature(path, &bytes, key)?;
+    }
     serde_json::from_slice(&bytes).map_err(|e| format!("manifest {path} is not valid JSON: {e}"))
 }
 
@@ -250,6 +276,7 @@ impl DecisionRule {
 /// Max |diff| per output, and decision agreement, accumulated over vectors: the parity every runner reports.
 pub struct Parity {
     names: Vec<String>,
+    limits: Vec<f64>,
     max_by_output: Vec<f64>,
     rule: DecisionRule,
     tolerance: f64,
@@ -268,7 +295,10 @@ impl Parity {
             .iter().map(|o| o["name"].as_str().unwrap_or("?").to_string()).collect();
         let model_tolerance = manifest["tolerance"].as_f64().ok_or("the manifest has no tolerance")?;
         let rule = &entry["parity"];
-        Ok(Self { max_by_output: vec![0.0; names.len()], names, rule: DecisionRule::from_manifest(manifest),
+        // the largest magnitude each output can hold (embodied_lib.export.output_limit); beyond it, a damaged file
+        let limits = manifest["outputs"].as_array().into_iter().flatten()
+            .map(|o| o["max_abs"].as_f64().filter(|v| *v > 0.0).unwrap_or(f64::INFINITY)).collect();
+        Ok(Self { max_by_output: vec![0.0; names.len()], names, limits, rule: DecisionRule::from_manifest(manifest),
                   tolerance: rule["tolerance"].as_f64().unwrap_or(model_tolerance),
                   tie_margin: rule["tie_margin"].as_f64().unwrap_or(model_tolerance),
                   required_agreement: rule["agreement"].as_f64().unwrap_or(1.0),
@@ -288,6 +318,11 @@ impl Parity {
             }
             if g.iter().any(|v| !v.is_finite()) {
                 return Err(format!("the model returned NaN or Inf in output {}", self.names[k]));
+            }
+            let limit = self.limits.get(k).copied().unwrap_or(f64::INFINITY);
+            if let Some(v) = g.iter().find(|v| (**v as f64).abs() > limit) {
+                return Err(format!("the model returned {v} in output {}, beyond the {limit} the manifest says it can \
+                                    produce (damaged file?)", self.names[k]));
             }
             for (a, b) in g.iter().zip(e.iter()) {
                 self.max_by_output[k] = self.max_by_output[k].max((*a as f64 - *b as f64).abs());
@@ -438,7 +473,7 @@ pub fn finish(result: Result<String>) -> i32 {
 }
 
 /// Parses arguments, loads golden vectors, manifest and the model (via `load`), checks, runs, prints JSON.
-pub fn run_main(name: &str, what: &str, load: impl FnOnce(&str, &Value) -> Result<Box<dyn Model>>) -> i32 {
+pub fn run_main(name: &str, what: &str, load: impl FnOnce(ModelFile, &Value) -> Result<Box<dyn Model>>) -> i32 {
     match parse_args(name, what) {
         Ok(a) => finish(run(name, &a, load)),
         Err(code) => code,
@@ -509,11 +544,12 @@ pub fn check_values(t: &Tensor, declared: &Value) -> Result<()> {
     Ok(())
 }
 
-fn run(name: &str, a: &Args, load: impl FnOnce(&str, &Value) -> Result<Box<dyn Model>>) -> Result<String> {
+fn run(name: &str, a: &Args, load: impl FnOnce(ModelFile, &Value) -> Result<Box<dyn Model>>) -> Result<String> {
     let g = read_golden(&a.golden)?;
-    let manifest = read_manifest(&a.manifest)?;
-    let entry = verify_model_file(&a.model, &manifest, &a.manifest, a.public_key.as_deref())?;
-    let mut model = load(&a.model, &manifest)?;
+    let manifest = read_verified_manifest(&a.manifest, a.public_key.as_deref())?;
+    let file = verify_model_file(&a.model, &manifest)?;
+    let entry = file.entry.clone();
+    let mut model = load(file, &manifest)?;
     let shapes = resolve_shapes(&g, &manifest, &model.input_shapes())?;
     let mut parity = Parity::new(&manifest, &entry)?;
     let row = |r: usize| g.inputs.iter().map(|t| t.row(r)).collect::<Vec<_>>();
@@ -521,7 +557,7 @@ fn run(name: &str, a: &Args, load: impl FnOnce(&str, &Value) -> Result<Box<dyn M
     for r in 0..g.count {
         let out = model.run(&row(r), &shapes)?;
         let expected: Vec<&[f32]> = g.outputs.iter().map(|t| t.row(r)).collect();
-        parity.add(&out, &expected)?;
+        parity.add(&out, &expected).map_err(|e| format!("{}: {e}", a.model))?;
         first.push(out.into_iter().next().unwrap_or_default());
     }
     let x0 = row(0);

@@ -6,7 +6,8 @@
 //! by name.
 use std::collections::{HashMap, HashSet};
 
-use runner_common::{manifest_input_shapes, run_main, Model, Result};
+use runner_common::{manifest_input_shapes, run_main, Model, ModelFile, Result};
+use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -38,8 +39,8 @@ struct Twin {
 }
 
 impl Twin {
-    fn load(path: &str, manifest: &Value) -> Result<Self> {
-        runner_common::read_file(path, "model file")?;
+    fn load(file: &ModelFile, manifest: &Value) -> Result<Self> {
+        let path = file.path.as_str();
         let model = manifest["model"].as_str().unwrap_or("?");
         let arch = manifest["architecture"].as_object().ok_or_else(|| {
             format!("the {model} manifest has no architecture a twin can rebuild (this model runs through the exported-program runtimes instead)")
@@ -60,14 +61,16 @@ impl Twin {
                 attrs: n.clone(),
             });
         }
-        let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| format!("cannot read {path} as safetensors: {}", e.to_string().lines().next().unwrap_or("")))?
-            .into_iter()
-            .collect();
+        let expected = arch.get("weights").and_then(Value::as_object)
+            .ok_or_else(|| format!("the {model} manifest's architecture lists no weights (dtype and shape of each tensor); re-export it"))?;
+        let file = read_weights(path, &file.bytes, expected)?;
         let (mut weights, mut used) = (HashMap::new(), HashSet::new());
         let mut need = |key: String| -> Result<()> {
             let t = file.get(&key).ok_or_else(|| format!("{path} has no tensor {key} (not the {model} weights?)"))?;
-            weights.insert(key.clone(), t.to_kind(Kind::Float).contiguous());
+            if t.kind() != Kind::Float {
+                return Err(format!("{path}: {key} is not float32; the twin computes in float32"));
+            }
+            weights.insert(key.clone(), t.shallow_clone());
             used.insert(key);
             Ok(())
         };
@@ -179,12 +182,39 @@ impl Model for Twin {
     }
 }
 
+/// Every tensor of the verified .safetensors bytes, each exactly the dtype and shape the architecture lists
+/// (nothing is converted: F32 bytes relabelled I32 are refused, not cast back), made into tch tensors.
+/// The safetensors crate checks the header and that each tensor's byte range fits its dtype and shape.
+fn read_weights(path: &str, bytes: &[u8], expected: &serde_json::Map<String, Value>) -> Result<HashMap<String, Tensor>> {
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("cannot read {path} as safetensors: {e:?}"))?;
+    let mut out = HashMap::new();
+    for (name, view) in tensors.tensors() {
+        let spec = expected.get(&name).ok_or_else(|| format!("{path} has a tensor {name} the architecture does not list"))?;
+        let (dtype, kind) = match spec["dtype"].as_str() {
+            Some("float32") => (Dtype::F32, Kind::Float),
+            Some("int64") => (Dtype::I64, Kind::Int64),
+            other => return Err(format!("the manifest lists {name} as {other:?}; the twin takes float32 weights")),
+        };
+        if view.dtype() != dtype {
+            return Err(format!("{path}: {name} is {:?}, the architecture says {dtype:?} (a relabelled tensor is not loaded)", view.dtype()));
+        }
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let want: Vec<i64> = spec["shape"].as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+        if shape != want {
+            return Err(format!("{path}: {name} has shape {shape:?}, the architecture says {want:?}"));
+        }
+        out.insert(name, Tensor::from_data_size(view.data(), &shape, kind));
+    }
+    Ok(out)
+}
+
 fn main() {
     tch::set_num_threads(1); // batch-1 latency: one thread avoids pool hand-off for these small networks
     std::process::exit(run_main(
         "tch",
         "Run the tch-rs twin: the network rebuilt from the manifest's layer graph (navigation, manipulation,\n\
          the HRI heads), weights from <model>.safetensors.",
-        |path, manifest| Ok(Box::new(Twin::load(path, manifest)?)),
+        |file, manifest| Ok(Box::new(Twin::load(&file, manifest)?)),
     ));
 }
