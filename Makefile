@@ -4,7 +4,7 @@
 #   make native  build the C++ and Rust runners (make run and make test do it too)
 #   make bench   batch-1 latency of every runtime (Python and native), the Python and C++ controllers' experiments, INT8 /
 #                memory / TorchScript profiling with the design document's claims, scaling over workers and
-#                processes, to runs/bench/
+#                processes, seeded hostile model files against every loader, to runs/bench/
 #   make screenshots  JupyterLab in headless Chromium: a screenshot of every executed notebook (runs/notebooks) to runs/screenshots
 #   make fuzz    libFuzzer + ASan/UBSan on the C++ golden-vector reader (FUZZ_SECONDS, default 120)
 SHELL := /bin/bash
@@ -72,6 +72,7 @@ bench: native
 	$(PY) -m embodied_lib.deploy native --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
 	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling
 	$(PY) -m embodied_lib.scale --out runs/bench/scale.json
+	$(PY) -m embodied_lib.hostile exports --out runs/bench/hostile_files.json
 
 screenshots: setup
 	$(PY) -m embodied_lib.browser screenshots runs/notebooks --out runs/screenshots
