@@ -237,3 +237,25 @@ def test_a_manifest_swapped_after_its_signature_was_checked_is_not_read_again(bu
     assert "matches no file the manifest lists" in result.get("error", "") or \
         "does not match the sha256" in result.get("error", ""), result   # the genuine manifest, the attacker's file
     assert _opened(log)[str(folder / "manifest.json")] == 1
+
+
+def test_an_executorch_runtime_from_bytes_keeps_its_program_alive(navigation_exports):
+    """The runtime reads a program from its buffer in place: a loader that kept only the method ran on freed memory
+    once the program and its bytes were collected (garbage in notebook 04, a segfault here). In a child process,
+    since what is under test is a crash; freed blocks of the program's size are refilled with noise first."""
+    script = (
+        "import gc, os, sys\n"
+        "import numpy as np\n"
+        "from embodied_lib.export.golden import read_golden\n"
+        "from embodied_lib.registry import load_runtime\n"
+        "folder = sys.argv[1]\n"
+        "run = load_runtime(folder, 'executorch')\n"
+        "gc.collect()\n"
+        "noise = [os.urandom(os.path.getsize(folder + '/navigation.pte')) for _ in range(50)]\n"
+        "golden = read_golden(folder + '/golden.bin')\n"
+        "(q,) = run(golden['input.state'])\n"
+        "print(float(np.abs(q - golden['output.q_values']).max()))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(navigation_exports)], capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert float(proc.stdout.strip().splitlines()[-1]) < 1e-4

@@ -50,6 +50,15 @@ def load(file, spec):
     require_magic(file, PTE_MAGIC, 4, "ExecuTorch .pte")
     probe(file.path, file.data, [t.numpy() for t in spec.example_inputs(batch=1)])
     with native_stderr_filtered():   # XNNPACK's ARM cpuinfo probes on the first load (embodied_lib.quiet)
-        method = load_or_explain(file.path, "ExecuTorch program", lambda: Runtime.get().load_program(
-            file.data, verification=Verification.InternalConsistency).load_method("forward"))
-    return lambda *inputs: tuple(method.execute(list(inputs)))
+        program = load_or_explain(file.path, "ExecuTorch program", lambda: Runtime.get().load_program(
+            file.data, verification=Verification.InternalConsistency))
+        method = load_or_explain(file.path, "ExecuTorch program", lambda: program.load_method("forward"))
+
+    data = file.data
+
+    def run(*inputs):
+        # holds the program and its bytes: the runtime reads the program in place, so a program collected after
+        # load_method leaves the method reading freed memory
+        assert program is not None and data is not None
+        return tuple(method.execute(list(inputs)))
+    return run
