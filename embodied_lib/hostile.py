@@ -216,24 +216,27 @@ def verification_cost(exports_root, repeats: int = 30) -> list[dict]:
     import executorch.kernels.quantized  # noqa: F401  INT8 programs need the quantized kernels
     from executorch.runtime import Runtime, Verification
 
+    from embodied_lib.quiet import native_stderr_filtered
+
     runtime, rows = Runtime.get(), []
-    for model in MODELS:
-        manifest = json.loads((Path(exports_root) / model / "manifest.json").read_text())
-        for entry in manifest["artifacts"]:
-            if entry["format"] not in ("executorch", "executorch_int8"):
-                continue
-            data = (Path(exports_root) / model / entry["file"]).read_bytes()
-            row = {"model": model, "format": entry["format"], "bytes": len(data)}
-            for name, level in (("minimal_ms", Verification.Minimal),
-                                ("internal_consistency_ms", Verification.InternalConsistency)):
-                times = []
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    runtime.load_program(data, verification=level).load_method("forward")
-                    times.append((time.perf_counter() - start) * 1e3)
-                row[name] = round(statistics.median(times), 3)
-            row["extra_ms"] = round(row["internal_consistency_ms"] - row["minimal_ms"], 3)
-            rows.append(row)
+    with native_stderr_filtered():   # XNNPACK's ARM cpuinfo probes on the first load (embodied_lib.quiet)
+        for model in MODELS:
+            manifest = json.loads((Path(exports_root) / model / "manifest.json").read_text())
+            for entry in manifest["artifacts"]:
+                if entry["format"] not in ("executorch", "executorch_int8"):
+                    continue
+                data = (Path(exports_root) / model / entry["file"]).read_bytes()
+                row = {"model": model, "format": entry["format"], "bytes": len(data)}
+                for name, level in (("minimal_ms", Verification.Minimal),
+                                    ("internal_consistency_ms", Verification.InternalConsistency)):
+                    times = []
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        runtime.load_program(data, verification=level).load_method("forward")
+                        times.append((time.perf_counter() - start) * 1e3)
+                    row[name] = round(statistics.median(times), 3)
+                row["extra_ms"] = round(row["internal_consistency_ms"] - row["minimal_ms"], 3)
+                rows.append(row)
     return rows
 
 
