@@ -14,6 +14,8 @@ Two schemes, chosen per model by ``spec.quantization``:
   the token-embedding table, 60 % of the weights, is stored int8 per row (ExecuTorch's
   ``EmbeddingQuantHandler``, run by its quantized kernels). ONNX Runtime: ``quantize_dynamic`` of
   MatMul, Gemm and Gather (the embedding) with per-channel weights.
+
+ONNX Runtime's INT8 weights use 7 of their 8 bits in both schemes (``reduce_range``; ``save_onnx_int8`` says why).
 """
 from __future__ import annotations
 
