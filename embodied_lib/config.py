@@ -46,7 +46,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # epochs: fine-tuning the encoder with the heads, after head_epochs of heads on the frozen encoder;
         # baseline_epochs: the heads-only baseline (finetune=False). device: auto = CUDA when there is one.
         "hri": dict(n_train=600, n_val=120, n_test=240, n_ood=150, finetune=True, head_epochs=3, epochs=6,
-                    baseline_epochs=30, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
+                    baseline_epochs=30, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick
         "deploy": dict(format="executorch", rate_hz=20.0, maps=50, scenes=3, realtime_ticks=200, rate_seconds=1.0,
                        fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12),
@@ -71,8 +71,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "native": dict(iterations=500),
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              seed=0, device="auto", bf16=False, workers=2),
-        "hri": dict(n_train=8000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=8,
-                    baseline_epochs=40, batch_size=32, encoder_lr=1e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
+        "hri": dict(n_train=4000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=4,
+                    baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
         "profiling": dict(models=None, iterations=500, batch1_models=None),

@@ -216,24 +216,32 @@ def plot_confidence(in_domain, out_of_domain, threshold: float, caption: str | N
 
 
 def plot_parameter_errors(pairs: dict, caption: str | None = None):
-    """Read against true value for row, column and angle on held-out commands (hri.train.parameter_pairs)."""
-    units = {"row": "row", "col": "column", "angle_deg": "angle (degrees)"}
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4), squeeze=False)
-    wrong_total = 0
-    for ax, (key, values) in zip(axes[0], pairs.items()):
-        values = np.asarray(values, dtype=float).reshape(-1, 2)
-        tol = 10.0 if key == "angle_deg" else 0.5
-        wrong = np.abs(values[:, 1] - values[:, 0]) > tol
-        wrong_total += int(wrong.sum())
-        ax.scatter(values[~wrong, 0], values[~wrong, 1], s=14, alpha=0.5, label="right")
-        ax.scatter(values[wrong, 0], values[wrong, 1], s=28, color="tab:red", marker="x", label=f"wrong ({int(wrong.sum())})")
-        if len(values):
-            lo, hi = values.min(), values.max()
-            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-        ax.set(xlabel=f"true {units[key]}", ylabel=f"read {units[key]}", title=f"{units[key]}: {len(values)} commands")
-        ax.legend(fontsize=8, loc="upper left")
-    return finish(fig, caption or f"Each point is one held-out command; on the dashed line the model read the value said. "
-                                  f"{wrong_total} misread (red): the parameters fail where the action type does not.")
+    """Read against true value for row, column, distance and angle on held-out commands, one row of panels per
+    way of reading (hri.train.parameter_pairs: the slots, and the design's ParamExtractor)."""
+    units = {"row": "row", "col": "column", "distance_cm": "distance (cm)", "angle_deg": "angle (degrees)"}
+    readers = {"slots": "slots + text2num", "param_extractor": "ParamExtractor"}
+    keys = [k for k in units if k in pairs["slots"]]
+    fig, axes = plt.subplots(len(readers), len(keys), figsize=(3.6 * len(keys), 3.4 * len(readers)), squeeze=False)
+    wrong_by = {}
+    for row, (reader, label) in zip(axes, readers.items()):
+        wrong_by[reader] = 0
+        for ax, key in zip(row, keys):
+            values = np.asarray(pairs[reader][key], dtype=float).reshape(-1, 2)
+            wrong = np.abs(values[:, 1] - values[:, 0]) > 0.5
+            wrong_by[reader] += int(wrong.sum())
+            ax.scatter(values[~wrong, 0], values[~wrong, 1], s=14, alpha=0.5, label="right")
+            ax.scatter(values[wrong, 0], values[wrong, 1], s=28, color="tab:red", marker="x",
+                       label=f"wrong ({int(wrong.sum())})")
+            if len(values):
+                lo, hi = values.min(), values.max()
+                ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+            unread = f", {pairs['unread'][key]} unread" if reader == "slots" and pairs["unread"].get(key) else ""
+            ax.set(xlabel=f"true {units[key]}", ylabel=f"read {units[key]}",
+                   title=f"{label}: {units[key]} ({len(values)}{unread})")
+            ax.legend(fontsize=8, loc="upper left")
+    return finish(fig, caption or "Each point is one held-out command; on the dashed line the value said was read "
+                                  "(within 0.5). Misread (red): slots " f"{wrong_by['slots']}, ParamExtractor "
+                                  f"{wrong_by['param_extractor']}. An unread slot is a refusal (ask again), not a guess.")
 
 
 def show_frames(frames, titles=None, columns: int = 4, size: float = 3.0, caption: str | None = None):

@@ -87,7 +87,10 @@ def test_corpus_speaks_like_people():
     assert {C.ACTIONS[c.action] for c in beyond} == {"go_to", "pick", "place", "move", "rotate"}
     assert all(C.out_of_range(C.decode_params(C.ACTIONS[c.action], c.params)) for c in beyond)
     assert not any(C.out_of_range(C.decode_params(C.ACTIONS[c.action], c.params)) for c in corpus["train"]
-                   if not c.out_of_range)
+                   if not c.out_of_range and not c.incomplete)
+    incomplete = [c for c in corpus["train"] if c.incomplete]
+    assert 0.03 < len(incomplete) / len(corpus["train"]) < 0.15
+    assert {C.ACTIONS[c.action] for c in incomplete} == {"go_to", "pick", "place", "move", "rotate"}
 
 
 def test_splits_share_no_template_and_no_synonym():
@@ -108,6 +111,55 @@ def test_splits_share_no_template_and_no_synonym():
     ood = [c.text for c in corpus["ood_test"]]
     assert "" in ood or any(not t.strip() or not any(ch.isalnum() for ch in t) for t in ood)
     assert any(len(t.split()) > 60 for t in ood)
+
+
+def test_every_slot_span_reads_back_as_the_value_said():
+    """The corpus's slot spans are the words the tagger learns; read by text2num and the word table they must give
+    exactly the value each command encodes (complete, in-range commands of every split)."""
+    from embodied_lib.hri.slots import read_number
+
+    corpus = C.make_corpus(1500, 300, 600, 0, seed=4)
+    checked = 0
+    for c in (c for split in ("train", "val", "test") for c in corpus[split] if not c.out_of_range and not c.incomplete):
+        truth = C.decode_params(C.ACTIONS[c.action], c.params)
+        for slot, spans in c.spans.items():
+            for start, end in spans:
+                value, problem = read_number(slot, c.text[start:end])
+                want = truth[C.SLOT_PARAMETER[slot]]
+                assert problem is None and value == (abs(want) if slot == "angle" else want), (c.text, slot)
+                checked += 1
+    assert checked > 1500
+
+
+@pytest.mark.parametrize("slot, words, value", [
+    ("row", "seven", 7), ("col", "0", 0), ("distance", "half a metre", 50), ("distance", "a metre", 100),
+    ("distance", "a hundred cm", 100), ("distance", "30cm", 30), ("distance", "zero point five metres", 50),
+    ("distance", "0.25 m", 25), ("angle", "a quarter turn", 90), ("angle", "forty-five degrees", 45),
+    ("angle", "one hundred and fifty five degrees", 155), ("angle", "90", 90), ("angle", "around", 180),
+    ("distance", "-50 cm", -50)])
+def test_numbers_are_read_from_their_words(slot, words, value):
+    from embodied_lib.hri.slots import read_number
+
+    assert read_number(slot, words) == (value, None)
+
+
+@pytest.mark.parametrize("slot, words, problem", [
+    ("distance", "30", "no unit"), ("row", "3 5", "more than one number"), ("row", "2.5", "not a whole number"),
+    ("angle", "a", "no number"), ("angle", "a bit", "'bit'"), ("distance", "3 inches", "'inches'"),
+    ("distance", "2 m cm", "two units")])
+def test_what_the_parser_cannot_read_exactly_is_not_read(slot, words, problem):
+    from embodied_lib.hri.slots import read_number
+
+    value, why = read_number(slot, words)
+    assert value is None and problem in why
+
+
+def test_the_manifest_word_table_is_the_one_python_uses(hri_exports):
+    root, _ = hri_exports
+    manifest = json.loads((root / "command_pipeline" / "manifest.json").read_text())
+    schema = manifest["metadata"]["command_schema"]
+    assert schema["slots"]["words"] == json.loads(json.dumps(C.SLOT_WORDS))
+    assert schema["slots"]["tags"] == list(C.TAGS) and schema["needs"] == {a: list(n) for a, n in C.NEEDS.items()}
 
 
 def test_corpus_is_seeded():
@@ -217,15 +269,13 @@ def test_threshold_keeps_the_requested_share():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("hri_runs")
-    cfg = get_config("hri", "quick", n_train=600, n_val=60, n_test=240, n_ood=60, epochs=6, baseline_epochs=30,
-                     device="cpu")
+    cfg = get_config("hri", "quick", n_train=600, n_val=60, n_test=240, n_ood=60, device="cpu")
     pipeline, metrics = train_hri(cfg, out, progress=False)
-    _, frozen = train_hri({**cfg, "finetune": False}, progress=False)
-    return out, pipeline, metrics, frozen
+    return out, pipeline, metrics
 
 
 def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
-    out, _, m, _ = trained
+    out, _, m = trained
     assert m["route"] == "fine-tuned encoder" and m["device"] == "cpu"
     assert m["test_accuracy"] > 3 * m["chance_accuracy"]
     assert 0 < m["confidence_threshold"] < 1
@@ -236,19 +286,20 @@ def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
     assert json.loads((out / "hri" / "metrics.json").read_text())["encoder_route"].startswith("all-MiniLM")
 
 
-def test_fine_tuning_beats_the_frozen_encoder(trained):
-    """The quick profile's claim, measured in one test: the same corpus, the frozen encoder with trained
-    heads against the encoder fine-tuned with them. At this size (600 commands, 114 steps) the gap is
-    small (measured 44.3 % vs 39.0 %); on the full profile it is ~83 % vs 46 % (see notebook 03)."""
-    _, _, finetuned, frozen = trained
-    assert frozen["route"].startswith("frozen")
-    assert finetuned["exact_command_rate"] >= frozen["exact_command_rate"] + 0.02, (finetuned, frozen)
-    assert finetuned["parameter_exact"]["direction"] > frozen["parameter_exact"]["direction"]
+def test_slots_read_numbers_better_than_the_param_extractor(trained):
+    """The design change, measured on the same held-out commands: the numbers read from their words beat the
+    ParamExtractor's regression of them (which reads almost no distance or angle exactly)."""
+    _, _, m = trained
+    slots, regression = m["parameter_exact"], m["param_extractor"]["parameter_exact"]
+    for key in ("distance_cm", "angle_deg"):
+        assert slots[key] >= regression[key] + 0.3, (slots, regression)
+    assert slots["row"] > regression["row"] and slots["col"] > regression["col"]
+    assert m["incomplete_refuse_rate"] >= 0.5 and m["out_of_range_refuse_rate"] >= 0.9
 
 
 @pytest.fixture(scope="module")
 def interpreter(trained):
-    _, pipeline, m, _ = trained
+    _, pipeline, m = trained
     return CommandInterpreter.from_pipeline(pipeline, m["confidence_threshold"])
 
 
@@ -258,7 +309,8 @@ def test_interprets_a_clear_command(interpreter):
     assert d.refused == (d.confidence < interpreter.threshold)
     if not d.refused:
         assert d.action == {"action": "pick", "params": d.details["params"]} and "colour" in d.action["params"]
-    assert set(d.outputs) == {"action_probs", "params"} and d.outputs["params"].shape == (10,)
+    assert set(d.outputs) == {*H.PIPELINE_OUTPUTS, "params"} and d.outputs["params"].shape == (10,)
+    assert d.outputs["slot_probs"].shape[1] == len(C.TAGS)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "?!...", "🤖🤖", "#$%"])
@@ -279,9 +331,25 @@ def test_non_ascii_never_crashes(interpreter, text):
     assert d.details["best_guess"] in C.ACTIONS and 0 <= d.confidence <= 1
 
 
+def scripted(action: int, tags: dict, colour="none", direction="none", turn="none", confidence=1.0):
+    """A stand-in pipeline: the given action and classes, and the tags of the words in ``tags`` (word -> tag)."""
+    tok = E.load_tokenizer()
+
+    def run(ids, mask):
+        probs = np.full((1, 6), (1 - confidence) / 5, np.float32)
+        probs[0, action] = confidence
+        words = tok.convert_ids_to_tokens(ids[0].tolist())
+        slot = np.zeros((1, ids.shape[1], len(C.TAGS)), np.float32)
+        for t, word in enumerate(words):
+            slot[0, t, C.TAGS.index(tags.get(word, "O"))] = 1.0
+        one_hot = lambda classes, name: np.eye(len(classes), dtype=np.float32)[[classes.index(name)]]
+        return (probs, slot, one_hot(C.COLOUR_CLASSES, colour), one_hot(C.DIRECTION_CLASSES, direction),
+                one_hot(C.TURN_CLASSES, turn))
+    return run
+
+
 def test_low_confidence_reports_why():
-    always_unsure = CommandInterpreter(lambda ids, mask: (np.full((1, 6), 1 / 6, np.float32),
-                                                          np.zeros((1, 10), np.float32)), E.load_tokenizer(), 0.5)
+    always_unsure = CommandInterpreter(scripted(0, {}, confidence=1 / 6), E.load_tokenizer(), 0.5)
     d = always_unsure.act("go to row 1 column 2")
     assert d.refused and d.action is None and "low confidence: 0.17 < threshold 0.50" in d.reason
     with pytest.raises(TypeError):
@@ -289,12 +357,36 @@ def test_low_confidence_reports_why():
 
 
 def test_a_confident_command_out_of_range_is_refused_with_the_reason():
-    params = C.neutral_vector()
-    params[0], params[1] = C.normalise("row", 10), C.normalise("col", 1)
-    sure = CommandInterpreter(lambda ids, mask: (np.eye(6, dtype=np.float32)[:1], params[None]), E.load_tokenizer(), 0.5)
+    sure = CommandInterpreter(scripted(0, {"10": "B-row", "1": "B-col"}), E.load_tokenizer(), 0.5)
     d = sure.act("go to row 10 column 1")
     assert d.refused and d.action is None and d.confidence == 1.0
     assert d.reason == "cannot go_to: row 10 is outside the grid (0-7)" and d.details["params"] == {"row": 10, "col": 1}
+
+
+@pytest.mark.parametrize("text, tags, classes, reason", [
+    ("go to row 3", {"3": "B-row"}, {}, "the command says no column"),
+    ("rotate a bit", {}, {"turn": "left"}, "the command says no angle"),
+    ("move forward", {}, {"direction": "forward"}, "the command says no distance"),
+    ("move 30 cm", {"30": "B-distance", "cm": "I-distance"}, {}, "no direction"),
+    ("turn 90 degrees", {"90": "B-angle", "degrees": "I-angle"}, {}, "no turn direction"),
+    ("move forward 20 cm or 30 cm", {"20": "B-distance", "30": "B-distance", "cm": "I-distance"},
+     {"direction": "forward"}, "two different values for the distance (20, 30)"),
+    ("move forward 30", {"30": "B-distance"}, {"direction": "forward"}, "no unit"),
+    ("pick up the cube", {}, {}, "the command says no colour"),
+])
+def test_a_command_that_does_not_say_a_value_is_refused_with_what_is_missing(text, tags, classes, reason):
+    action = {"go": 0, "pick": 1, "move": 3, "turn": 4, "rotate": 4}[text.split()[0]]
+    d = CommandInterpreter(scripted(action, tags, **classes), E.load_tokenizer(), 0.5).act(text)
+    assert d.refused and d.action is None and d.details["refused"] == "incomplete" and reason in d.reason, d.reason
+
+
+def test_read_values_become_the_schema_vector():
+    tags = {"half": "B-distance", "a": "I-distance", "metre": "I-distance"}
+    d = CommandInterpreter(scripted(3, tags, direction="backward"), E.load_tokenizer(), 0.5).act("move back half a metre")
+    assert d.action == {"action": "move", "params": {"direction": "backward", "distance_cm": 50.0}}
+    assert C.decode_params("move", d.outputs["params"]) == d.action["params"]
+    d = CommandInterpreter(scripted(4, {"around": "B-angle"}), E.load_tokenizer(), 0.5).act("turn around")
+    assert d.action == {"action": "rotate", "params": {"angle_deg": 180.0}}   # half a turn needs no sense
 
 
 # -- exports -------------------------------------------------------------------------------------
@@ -310,7 +402,7 @@ def test_every_format_matches_eager(hri_exports, name):
     assert all(r["max_abs_diff"] <= spec.tolerance for r in rows if not r["format"].endswith("_int8")), rows
     judged = {k for r in rows for k in r["decision_agreement"]}
     assert judged == {"action_classifier": {"action_probs.argmax"}, "param_extractor": set(),
-                      "command_pipeline": {"action_probs.argmax"}}[name]
+                      "command_pipeline": {f"{o}.argmax" for o in H.PIPELINE_OUTPUTS}}[name]
 
 
 @pytest.mark.parametrize("fmt", ["torch_export", "executorch", "onnx", "executorch_int8", "onnx_int8"])
@@ -321,13 +413,13 @@ def test_pipeline_has_dynamic_batch_and_sequence(hri_exports, fmt):
     tok = E.load_tokenizer()
     for texts in (["stop"], ["go to row 1 column 2", "turn left", "pick up the blue cube and then wait here"]):
         ids, mask = E.tokenize(tok, texts)
-        probs, params = run(ids, mask)
+        got = run(ids, mask)
         with torch.no_grad():
-            ep, epar = model(torch.from_numpy(ids), torch.from_numpy(mask))
-        assert probs.shape == (len(texts), 6) and params.shape == (len(texts), 10)
+            want = model(torch.from_numpy(ids), torch.from_numpy(mask))
+        assert got[0].shape == (len(texts), 6) and got[1].shape == (len(texts), ids.shape[1], len(C.TAGS))
         atol = spec.int8_tolerance if fmt.endswith("_int8") else 1e-4
-        np.testing.assert_allclose(probs, ep.numpy(), atol=atol)
-        np.testing.assert_allclose(params, epar.numpy(), atol=atol)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w.numpy(), atol=atol)
 
 
 def test_pipeline_export_ships_tokenizer_schema_and_threshold(hri_exports):
@@ -352,3 +444,20 @@ def test_pipeline_rejects_bad_token_inputs(hri_exports):
     (root / "broken").mkdir(exist_ok=True)
     with pytest.raises(ArtifactError):
         load_runtime(root / "broken", "onnx")
+
+
+def test_a_refused_incomplete_command_never_moves_the_robot(monkeypatch):
+    """Through the mission runner: the interpreter reads "go to row 3" (no column) and "move forward" (no
+    distance) as incomplete, so no robot is built and nothing moves."""
+    from embodied_lib.deploy.missions import MissionRunner
+
+    def no_robot(*args, **kwargs):
+        raise AssertionError("a refused command built a robot")
+
+    monkeypatch.setattr("embodied_lib.deploy.missions.GridRobot", no_robot)
+    monkeypatch.setattr("embodied_lib.deploy.missions.TabletopRobot", no_robot)
+    for text, action, tags, classes in (("go to row 3", 0, {"3": "B-row"}, {}),
+                                        ("move forward", 3, {}, {"direction": "forward"})):
+        runner = MissionRunner(CommandInterpreter(scripted(action, tags, **classes), E.load_tokenizer(), 0.5), None, None)
+        result = runner.run(text, map_seed=1_500_000)
+        assert result.status == "refused" and result.ticks == 0 and "please say it again" in result.reason, result

@@ -10,6 +10,7 @@ from embodied_lib.export.golden import read_golden
 from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.export.trust import local_public_key
 from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, rust_env
+from embodied_lib.hri.model import PIPELINE_OUTPUTS
 
 TOLERANCE = 1e-5          # heads: same float32 arithmetic, another summation order
 PIPELINE = next(r for r in RUNNERS if r.name == "text_pipeline")
@@ -59,16 +60,16 @@ def test_rust_text_pipeline_checks_the_parameters_too(built, hri_exports, tmp_pa
     export = root / "command_pipeline"
     model = export / "command_pipeline.onnx"
     result = run_runner(PIPELINE, model, export / "text_golden.jsonl", 1)
-    assert set(result["max_abs_diff_by_output"]) == {"action_probs", "params"}
-    assert result["max_abs_diff_by_output"]["params"] <= result["tolerance"] == 1e-4
-    # one parameter of one command off by 0.01: the probabilities still agree, the run must not pass
+    assert set(result["max_abs_diff_by_output"]) == set(PIPELINE_OUTPUTS)
+    assert result["max_abs_diff_by_output"]["slot_probs"] <= result["tolerance"] == 1e-4
+    # one colour score of one command off by 0.01: the action probabilities still agree, the run must not pass
     rows = [json.loads(line) for line in (export / "text_golden.jsonl").read_text().splitlines()]
-    rows[3]["params"][2] += 0.01
+    rows[3]["colour_probs"][2] += 0.01
     rows[5]["decision"]["refused"] = "out of range"   # and one decision Python did not make
     tampered = tmp_path / "text_golden.jsonl"
     tampered.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = run_runner(PIPELINE, model, tampered, 1, manifest=export / "manifest.json")
-    assert abs(result["max_abs_diff_by_output"]["params"] - 0.01) < 1e-3
+    assert abs(result["max_abs_diff_by_output"]["colour_probs"] - 0.01) < 1e-3
     assert result["max_abs_diff_by_output"]["action_probs"] <= 1e-4 and not result["passed"]
     assert result["decision"]["agreement"] == result["decision"]["compared"] - 1 == len(rows) - 1
 
@@ -120,10 +121,10 @@ def test_rust_text_pipeline_bad_inputs(built, hri_exports, tmp_path):
         run_runner(PIPELINE, tmp_path / "head" / model.name, golden, 1, manifest=manifest, public_key=local_public_key())
     bad_golden = tmp_path / "bad.jsonl"
     bad_golden.write_text('{"text": "stop"}\nnot json\n')
-    with pytest.raises(NativeRunnerError, match="no probs|not JSON"):
+    with pytest.raises(NativeRunnerError, match="no action_probs|not JSON"):
         run_runner(PIPELINE, model, bad_golden, 1, manifest=export / "manifest.json")
-    bad_golden.write_text('{"text": "stop", "probs": [0.1, "x"], "params": []}\n')
-    with pytest.raises(NativeRunnerError, match="probs holds a non-number"):
+    bad_golden.write_text('{"text": "stop", "action_probs": [0.1, "x"], "slot_probs": [[0.5]]}\n')
+    with pytest.raises(NativeRunnerError, match="action_probs holds a non-number"):
         run_runner(PIPELINE, model, bad_golden, 1, manifest=export / "manifest.json")
     help_run = subprocess.run([str(PIPELINE.binary), "--help"], capture_output=True, text=True, env=rust_env())
     assert help_run.returncode == 0 and "usage:" in help_run.stdout

@@ -166,9 +166,10 @@ def evaluate_missions(runner: MissionRunner, n_commands: int = 240, n_ood: int =
         truth = ACTIONS[c.action] if c.action >= 0 else None
         params = decode_params(truth, c.params) if truth else {}
         map_seed = scene_seed = MISSION_SEED_BASE + 1000 * i
-        executable = (truth == "go_to" and not c.out_of_range) or (
-            truth == "pick" and not c.out_of_range and params.get("colour") in runner.table_colours)
-        if truth == "go_to" and not c.out_of_range:
+        complete = not c.out_of_range and not c.incomplete    # an incomplete command must be asked again
+        executable = (truth == "go_to" and complete) or (
+            truth == "pick" and complete and params.get("colour") in runner.table_colours)
+        if truth == "go_to" and complete:
             map_seed = feasible_map(runner.grid_size, runner.obstacle_fraction, (params["row"], params["col"]), map_seed)
         result = runner.run(c.text, map_seed, scene_seed)
         if executable:
@@ -179,7 +180,7 @@ def evaluate_missions(runner: MissionRunner, n_commands: int = 240, n_ood: int =
         else:
             correct, expected = result.status == "refused", "refused"
         rows.append({"text": c.text, "truth": truth, "true_params": params, "out_of_range": c.out_of_range,
-                     "expected": expected, "correct": bool(correct), **result.to_json()})
+                     "incomplete": c.incomplete, "expected": expected, "correct": bool(correct), **result.to_json()})
     return summarise_missions(rows)
 
 
@@ -192,7 +193,7 @@ def summarise_missions(rows: list[dict]) -> dict:
     by_truth = {}
     for r in rows:
         key = r["truth"] or "out_of_domain"
-        key += " (out of range)" if r["out_of_range"] else ""
+        key += " (out of range)" if r["out_of_range"] else " (incomplete)" if r.get("incomplete") else ""
         by_truth.setdefault(key, []).append(r)
     return {
         "commands": len(rows),
@@ -213,6 +214,8 @@ def refusal_kind(reason: str) -> str:
     """A short name for why a command was refused, for tables."""
     if reason.startswith("ask again: low confidence"):
         return "ask again: low confidence"
+    if reason.startswith("ask again: cannot") and reason.endswith("(please say it again)"):
+        return "ask again: a value not said"
     if reason.startswith("ask again: cannot"):
         return "ask again: parameter out of range"
     if reason.startswith("ask again"):

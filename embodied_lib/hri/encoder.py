@@ -201,7 +201,14 @@ class SentenceEncoder(nn.Module):
         self.width = distilbert.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encode(input_ids, attention_mask)[1]
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token states [B, T, width], command embedding [B, 768])."""
         states = self.distilbert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return states, self._pool(states, attention_mask)
+
+    def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         if self.pooling == "mean":
@@ -227,3 +234,10 @@ def tokenize(tokenizer, texts, warn: bool = True):
             warnings.warn(f"{len(long)} command(s) longer than {MAX_TOKENS} tokens were truncated "
                           f"(first: {long[0][:60]!r}...)", stacklevel=2)
     return batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+
+
+def token_offsets(tokenizer, texts) -> list[list[tuple[int, int]]]:
+    """Per text, each token's (start, end) character offsets in the text as given ((0, 0) for [CLS] and [SEP]),
+    truncated as ``tokenize`` truncates: how a tagged token becomes the words it came from."""
+    batch = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS, return_offsets_mapping=True)
+    return [[tuple(o) for o in offsets] for offsets in batch["offset_mapping"]]

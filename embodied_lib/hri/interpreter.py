@@ -3,14 +3,18 @@
     interpreter = CommandInterpreter.from_exports("exports/command_pipeline")   # ONNX Runtime
     decision = interpreter.act("pick up the red cube")
     decision.action      # {'action': 'pick', 'params': {'colour': 'red'}}, or None when refused
-    decision.confidence  # 0.99;  decision.reason: why it was refused;  decision.details: best guess, warnings
+    decision.confidence  # 0.99;  decision.reason: why it was refused;  decision.details: best guess, slots, warnings
+
+How it reads: the pipeline's outputs (action probabilities, slot tags per token, colour / direction / turn
+classes) -> ``hri.slots``: the tagged words, found by the tokenizer's offsets, read by text2num -> ``slots.decide``.
 
 Bad input never crashes: text with no letters or digits (empty, punctuation, emoji only) is
 refused before the model with that reason; text over MAX_TOKENS tokens is truncated with a
 warning; anything the model is unsure of (max probability < threshold) is refused with the
-confidence in the reason. The threshold judges the action type only; every parameter is then checked
-against the schema's valid range, and a command the robot cannot carry out ("row 10", "3 metres",
-"270 degrees", "the orange cube") is refused with the reason, never clamped to another value.
+confidence in the reason. The threshold judges the action type only; a value the action needs that the
+words do not give ("go to row 3", "rotate a bit"), or give twice differently, is refused with what is
+missing; every parameter is then checked against the schema's valid range, and a command the robot cannot
+carry out ("row 10", "3 metres", "270 degrees", "the orange cube") is refused with the reason, never clamped.
 """
 from __future__ import annotations
 
@@ -18,17 +22,19 @@ from pathlib import Path
 
 from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
 from embodied_lib.export.artifacts import ArtifactError, read_verified
-from embodied_lib.hri.commands import ACTIONS, decide, refuse_text, text_problem
-from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, tokenize
+from embodied_lib.hri.commands import ACTIONS, refuse_text, text_problem
+from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, token_offsets, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
-from embodied_lib.hri.model import command_pipeline_spec
+from embodied_lib.hri.model import PIPELINE_OUTPUTS, command_pipeline_spec
+from embodied_lib.hri.slots import decide_outputs
 from embodied_lib.policy import Decision, Policy
 from embodied_lib.runtime.runtimes import eager_runtime, load_artifact
 
 
 class CommandInterpreter(Policy):
     def __init__(self, run, tokenizer, threshold: float):
-        """``run(input_ids, attention_mask) -> (action_probs, params)`` on int64 arrays (a Runtime or any callable)."""
+        """``run(input_ids, attention_mask) -> (action_probs, slot_probs, colour_probs, direction_probs, turn_probs)``
+        on int64 arrays (a Runtime or any callable)."""
         self.run, self.tokenizer, self.threshold = run, tokenizer, float(threshold)
 
     @classmethod
@@ -65,19 +71,21 @@ class CommandInterpreter(Policy):
     def act(self, text: str) -> Decision:
         if not isinstance(text, str):
             raise TypeError(f"a command must be a str, got {type(text).__name__}")
-        details = {"text": text, "best_guess": None, "params": {}, "probabilities": {}, "warnings": []}
+        details = {"text": text, "best_guess": None, "params": {}, "slots": {}, "probabilities": {}, "warnings": [],
+                   "refused": None}
         if problem := text_problem(text):
             verdict = refuse_text(problem)
+            details["refused"] = verdict["refused"]
             return Decision(None, confidence=0.0, details=details, reason=verdict["reason"])
         # verbose=False: the length is checked here, so the tokenizer need not warn about it as well
         n_tokens = len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         if n_tokens > MAX_TOKENS - 2:
             details["warnings"].append(f"command has {n_tokens} tokens; only the first {MAX_TOKENS - 2} were read")
         ids, mask = tokenize(self.tokenizer, [text], warn=False)
-        probs, params = self.run(ids, mask)
-        verdict = decide(probs[0], params[0], self.threshold)
-        details.update(best_guess=verdict["action"], params=verdict["params"],
-                       probabilities={a: round(float(p), 4) for a, p in zip(ACTIONS, probs[0])})
-        outputs = {"action_probs": probs[0], "params": params[0]}
+        outputs = dict(zip(PIPELINE_OUTPUTS, (o[0] for o in self.run(ids, mask))))
+        readings, verdict = decide_outputs(text, token_offsets(self.tokenizer, [text])[0], outputs, self.threshold)
+        details.update(best_guess=verdict["action"], params=verdict["params"], slots=readings, refused=verdict["refused"],
+                       probabilities={a: round(float(p), 4) for a, p in zip(ACTIONS, outputs["action_probs"])})
+        outputs["params"] = verdict["vector"]   # the schema's [10] encoding of what was read
         command = None if verdict["refused"] else {"action": verdict["action"], "params": verdict["params"]}
         return Decision(command, outputs, verdict["confidence"], reason=verdict["reason"], details=details)

@@ -1,4 +1,9 @@
-"""Train the HRI models end to end (encoder fine-tuned with both heads), pick the threshold, evaluate.
+"""Train the HRI models end to end (encoder fine-tuned with every head), pick the threshold, evaluate.
+
+What is trained together: the ActionClassifier (the design's head), the SlotTagger on the token states (which
+words are the row, the column, the distance, the angle), the CategoryHeads (colour, move direction, turn sense),
+and the design's ParamExtractor, which is exported and reported beside the slots as the baseline they replace
+(``evaluate_commands`` measures both on the same held-out commands).
 
 Why fine-tune: a frozen, mean-pooled sentence embedding knows that "go to row 2 column 6" is a go_to, but
 barely which number is the row and which the column (mean error 1.3 cells when only the heads learned).
@@ -13,9 +18,10 @@ While fine-tuning, training-only linear probes ask the embedding for the exact r
 
 One loss for both routes: cross-entropy of the action type; *outlier exposure* on out-of-domain text
 (cross-entropy to the uniform distribution, so chit-chat gets low confidence without a seventh class);
-MSE of the normalised parameters, weighted by how precisely each must be read (an angle must land within
-10 of 720 encoded degrees, a colour only on the right side of 0.5). Out-of-range commands are trained
-with what they say (clipped to the encoded range), so decoding refuses them with a reason.
+MSE of the normalised parameters for the ParamExtractor, weighted by how precisely each must be read;
+token cross-entropy of the slot tags (out-of-domain text: every token O); cross-entropy of the three
+categories. Out-of-range commands are trained with what they say, so the decision refuses them with a
+reason; incomplete ones with what they leave out (no span, a "none" class).
 
     python -m embodied_lib.hri.train --profile quick [--device cuda] [--frozen]
 """
@@ -38,15 +44,19 @@ from embodied_lib.config import RUNS_DIR, get_config, seed_everything
 from embodied_lib.hri.commands import (ACTIONS, ANGLE_TOLERANCE_DEG, BY_NAME, DISTANCE_TOLERANCE_CM, PARAMETER_NAMES,
                                        PARAMETERS, decode_params, make_corpus)
 from embodied_lib.hri.encoder import (DISTILBERT_ENV, EMBED_DIM, MAX_TOKENS, SentenceEncoder, encoder_config, load_encoder,
-                                     load_minilm, load_tokenizer, tokenize, widen_minilm_to_distilbert)
+                                     load_minilm, load_tokenizer, token_offsets, tokenize, widen_minilm_to_distilbert)
 from embodied_lib.hri.interpreter import CommandInterpreter
-from embodied_lib.hri.model import (ActionClassifier, CommandPipeline, ParamExtractor, action_classifier_spec,
-                                    command_pipeline_spec, param_extractor_spec)
+from embodied_lib.hri.model import (ActionClassifier, CategoryHeads, CommandPipeline, ParamExtractor, SlotTagger,
+                                    action_classifier_spec, command_pipeline_spec, param_extractor_spec, tagger_width)
+from embodied_lib.hri.slots import token_tags
 from embodied_lib.progress import progress_bar
 from embodied_lib.spec import save_checkpoint
 
 OUTLIER_WEIGHT = 0.5
 PARAM_WEIGHT = 4.0
+SLOT_WEIGHT = 1.0
+CATEGORY_WEIGHT = 1.0
+IGNORE = -100            # a target cross-entropy skips (padding tokens)
 VAL_ACCEPT_TARGET = 0.98  # the threshold keeps this share of validation commands
 # Per-parameter loss weights: (needed precision of 0.05 / the normalised tolerance)^2, roughly; unused ones 0.1.
 PARAM_PRECISION = {"row": 1.0, "col": 1.0, "distance": 6.0, "angle": 25.0}
@@ -112,24 +122,46 @@ def batches(n: int, size: int, generator: torch.Generator):
 
 class _TrainStep(torch.nn.Module):
     """One optimiser step's loss as a module's forward, so DistributedDataParallel sees every trained module:
-    the heads, and while fine-tuning the encoder and the probes too."""
+    the heads, and while fine-tuning the encoder and the probes too. ``inputs``: token ids and mask (fine-tuning)
+    or cached (token states, embedding) of the frozen encoder."""
 
-    def __init__(self, classifier, extractor, encoder=None, probes=None):
+    def __init__(self, pipeline, fine_tune: bool, probes=None):
         super().__init__()
-        self.classifier, self.extractor, self.encoder, self.probes = classifier, extractor, encoder, probes
+        self.pipeline, self.fine_tune, self.probes = pipeline, fine_tune, probes
 
-    def forward(self, inputs, inputs_ood, labels, targets, weights, probe_bins=None, probe_used=None):
-        emb = self.encoder(*inputs) if self.encoder is not None else inputs
-        emb_ood = self.encoder(*inputs_ood) if self.encoder is not None else inputs_ood
-        logits = self.classifier.logits(emb)
-        action_loss = F.cross_entropy(logits, labels)
-        outlier_loss = -F.log_softmax(self.classifier.logits(emb_ood), dim=-1).mean()
-        predicted = self.extractor(torch.cat([emb, torch.softmax(logits, dim=-1)], dim=-1))
-        param_loss = (weights * (predicted - targets) ** 2).mean()
-        loss = action_loss + OUTLIER_WEIGHT * outlier_loss + PARAM_WEIGHT * param_loss
+    def encode(self, inputs):
+        return self.pipeline.encoder.encode(*inputs) if self.fine_tune else inputs
+
+    def forward(self, inputs, inputs_ood, t: dict):
+        (states, emb), (states_ood, emb_ood) = self.encode(inputs), self.encode(inputs_ood)
+        pipeline = self.pipeline
+        logits, tag_logits, *category_logits = pipeline.heads(states, emb)
+        action_loss = F.cross_entropy(logits, t["labels"])
+        outlier_loss = -F.log_softmax(pipeline.classifier.logits(emb_ood), dim=-1).mean()
+        predicted = pipeline.extractor(torch.cat([emb, torch.softmax(logits, dim=-1)], dim=-1))
+        param_loss = (t["weights"] * (predicted - t["targets"]) ** 2).mean()
+        tags = torch.cat([tag_logits.flatten(0, 1), pipeline.tagger(states_ood).flatten(0, 1)])
+        slot_loss = F.cross_entropy(tags, torch.cat([t["tags"].flatten(), t["tags_ood"].flatten()]),
+                                    ignore_index=IGNORE)
+        category_loss = sum(F.cross_entropy(z, t[name]) for z, name in zip(category_logits, ("colour", "direction", "turn")))
+        loss = (action_loss + OUTLIER_WEIGHT * outlier_loss + PARAM_WEIGHT * param_loss + SLOT_WEIGHT * slot_loss
+                + CATEGORY_WEIGHT * category_loss)
         if self.probes is not None:
-            loss = loss + PROBE_WEIGHT * self.probes.loss(emb, probe_bins, probe_used)
-        return loss, action_loss, param_loss
+            loss = loss + PROBE_WEIGHT * self.probes.loss(emb, t["probe_bins"], t["probe_used"])
+        return loss, action_loss, param_loss, slot_loss
+
+
+def tag_targets(tokenizer, commands) -> list[list[int]]:
+    """Per command, the slot tag of each of its tokens (``slots.token_tags`` over the tokenizer's offsets)."""
+    return [token_tags(offsets, c.spans) for offsets, c in zip(token_offsets(tokenizer, [c.text for c in commands]),
+                                                                commands)]
+
+
+def _padded(rows: list[list[int]], length: int, device) -> torch.Tensor:
+    out = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :min(len(row), length)] = torch.tensor(row[:length], dtype=torch.long)
+    return out.to(device)
 
 
 def load_trainable_encoder(encoder_dir=None):
@@ -164,35 +196,47 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
     trainable, route, widen = load_trainable_encoder(encoder_dir)
     pooling = "mean+first" if cfg["finetune"] else "mean"   # the baseline is the frozen, mean-pooled embedding
     encoder = SentenceEncoder(trainable, pooling).to(device)
-    classifier, extractor = ActionClassifier(EMBED_DIM).to(device), ParamExtractor(EMBED_DIM + len(ACTIONS)).to(device)
+    pipeline = CommandPipeline(encoder, ActionClassifier(EMBED_DIM), ParamExtractor(EMBED_DIM + len(ACTIONS)),
+                               SlotTagger(tagger_width(encoder.width)), CategoryHeads(EMBED_DIM)).to(device)
+    heads = [pipeline.classifier, pipeline.extractor, pipeline.tagger, pipeline.categories]
     texts = {s: [c.text for c in cmds] for s, cmds in corpus.items()}
-    labels = torch.tensor([c.action for c in corpus["train"]], device=device)
-    targets = torch.from_numpy(np.stack([c.params for c in corpus["train"]])).to(device)
+    train = corpus["train"]
+    labels = torch.tensor([c.action for c in train], device=device)
+    targets = torch.from_numpy(np.stack([c.params for c in train])).to(device)
     weights = torch.from_numpy(parameter_weights(labels.cpu().numpy())).to(device)
+    weights[torch.tensor([c.incomplete for c in train], device=device)] = 0.0   # what was not said is not a number
     probes = AuxiliaryProbes(EMBED_DIM).to(device)
-    probe_bins = probes.targets(targets)
-    probe_used = weights[:, probes.columns] > UNUSED_WEIGHT
+    per_command = {
+        "labels": labels, "targets": targets, "weights": weights,
+        "colour": torch.tensor([c.colour for c in train], device=device),
+        "direction": torch.tensor([c.direction for c in train], device=device),
+        "turn": torch.tensor([c.turn for c in train], device=device),
+        "probe_bins": probes.targets(targets), "probe_used": weights[:, probes.columns] > UNUSED_WEIGHT,
+    }
+    tags = {"train": tag_targets(tokenizer, train), "ood_train": tag_targets(tokenizer, corpus["ood_train"])}
     generator = torch.Generator().manual_seed(cfg["seed"])
-    history = {"loss": [], "action_loss": [], "param_loss": [], "val_accuracy": [], "stage": []}
+    history = {"loss": [], "action_loss": [], "param_loss": [], "slot_loss": [], "val_accuracy": [], "stage": []}
 
-    def step(train_step, inputs, inputs_ood, idx, optimiser, schedule):
+    def step(train_step, inputs, inputs_ood, idx, ood, optimiser, schedule):
+        t = {k: v[idx] for k, v in per_command.items()}
+        t["tags"] = _padded([tags["train"][i] for i in idx], inputs[0].shape[1], device)
+        t["tags_ood"] = _padded([tags["ood_train"][i] for i in ood], inputs_ood[0].shape[1], device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            losses = train_step(inputs, inputs_ood, labels[idx], targets[idx], weights[idx], probe_bins[idx],
-                                probe_used[idx])
+            losses = train_step(inputs, inputs_ood, t)
         optimiser.zero_grad()
         losses[0].backward()
         optimiser.step()
         schedule.step()
-        for key, value in zip(("loss", "action_loss", "param_loss"), losses):
+        for key, value in zip(("loss", "action_loss", "param_loss", "slot_loss"), losses):
             history[key].append(distributed.mean_over_processes(value.item() * len(idx), len(idx), ctx))
 
     def val_predictions(frozen_encoder: bool) -> np.ndarray:
         """Predicted actions on validation; while the encoder is frozen its cached embeddings serve."""
         if frozen_encoder:
-            classifier.eval()
+            pipeline.classifier.eval()
             with torch.no_grad():
-                return classifier(cached["val"]).argmax(1).cpu().numpy()
-        probs, _ = run_pipeline(CommandPipeline(encoder, classifier, extractor), tokenizer, texts["val"], device)
+                return pipeline.classifier(cached["val"][1]).argmax(1).cpu().numpy()
+        probs = run_pipeline(pipeline, tokenizer, texts["val"], device)[0]
         return probs.argmax(1)
 
     def run_stage(name, epochs, groups, embed, train_step):
@@ -204,8 +248,7 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
             optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
         bar = progress_bar(range(epochs), desc=name, unit="epochs", disable=not (progress and ctx.is_main))
         for _ in bar:
-            for module in (encoder, classifier, extractor):
-                module.train()
+            pipeline.train()
             if name.startswith("heads"):
                 encoder.eval()
             # Every process draws the same global batches (commands, then out-of-domain text) from one generator
@@ -215,37 +258,37 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
             for batch in batches(len(labels), cfg["batch_size"], generator):
                 ood = torch.randint(len(texts["ood_train"]), (len(batch) // 2 + 1,), generator=generator)
                 idx, ood = batch[ctx.rank::ctx.world_size], ood[ctx.rank::ctx.world_size]
-                step(train_step, embed("train", idx), embed("ood_train", ood), idx.to(device), optimiser, schedule)
+                step(train_step, embed("train", idx), embed("ood_train", ood), idx.to(device), ood, optimiser, schedule)
             predicted = val_predictions(name.startswith("heads"))
             history["val_accuracy"].append(float((predicted == [c.action for c in corpus["val"]]).mean()))
             history["stage"].append(name)
             bar.set_postfix(loss=f"{np.mean(history['loss'][-20:]):.3f}", val_acc=f"{history['val_accuracy'][-1]:.3f}")
 
-    # stage 1: heads on the frozen encoder's embeddings, computed once
-    cached = {s: embed_texts(encoder, tokenizer, texts[s], device, progress) for s in ("train", "ood_train", "val")}
+    # stage 1: heads on the frozen encoder's token states and embeddings, computed once
+    cached = {s: encode_texts(encoder, tokenizer, texts[s], device, progress) for s in ("train", "ood_train", "val")}
+    head_parameters = [p for head in heads for p in head.parameters()]
     run_stage("heads (frozen encoder)", cfg["head_epochs"] if cfg["finetune"] else cfg["baseline_epochs"],
-              [{"params": [*classifier.parameters(), *extractor.parameters()], "lr": cfg["head_lr"]}],
-              lambda split, idx: cached[split][idx.to(device)], _TrainStep(classifier, extractor))
+              [{"params": head_parameters, "lr": cfg["head_lr"]}],
+              lambda split, idx: tuple(x[idx.to(device)] for x in cached[split]), _TrainStep(pipeline, False))
+    del cached
     if cfg["finetune"]:  # stage 2: transformer layers and heads together; word embeddings stay frozen
         word_embeddings = trainable.get_input_embeddings()
         word_embeddings.requires_grad_(False)
         cap = {"train": MAX_TOKENS, "ood_train": OOD_TRAIN_TOKENS}  # long chit-chat says no more past 32 tokens
         run_stage("fine-tuning", cfg["epochs"],
                   [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": cfg["encoder_lr"]},
-                   {"params": [*classifier.parameters(), *extractor.parameters(), *probes.parameters()],
-                    "lr": cfg["head_lr"]}],
+                   {"params": [*head_parameters, *probes.parameters()], "lr": cfg["head_lr"]}],
                   lambda split, idx: _tokens(tokenizer, [texts[split][i] for i in idx], device, cap[split]),
-                  _TrainStep(classifier, extractor, encoder, probes if cfg.get("probes", True) else None))
+                  _TrainStep(pipeline, True, probes if cfg.get("probes", True) else None))
     train_seconds = time.perf_counter() - started
     trainable = trainable.cpu().float().eval()
     distilbert = widen(state=trainable.state_dict()) if widen else trainable   # the exported, 768-wide encoder
-    pipeline = CommandPipeline(SentenceEncoder(distilbert, pooling), classifier.cpu().float(),
-                               extractor.cpu().float()).eval()
+    pipeline = CommandPipeline(SentenceEncoder(distilbert, pooling), *(head.cpu().float() for head in heads)).eval()
     if not ctx.is_main:
         return pipeline, None
 
     # threshold on validation commands the robot can carry out (unseen phrasings), then the test numbers
-    val_probs, _ = run_pipeline(pipeline, tokenizer, [c.text for c in corpus["val"] if not c.out_of_range])
+    val_probs = run_pipeline(pipeline, tokenizer, [c.text for c in corpus["val"] if not c.out_of_range])[0]
     threshold = choose_threshold(val_probs.max(1))
     interpreter = CommandInterpreter.from_pipeline(pipeline, threshold, tokenizer)
     metrics = {
@@ -255,6 +298,7 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         "corpus": {k: len(v) for k, v in corpus.items()}, "chance_accuracy": 1.0 / len(ACTIONS),
         "confidence_threshold": threshold, "train_seconds": train_seconds,
         **evaluate_commands(interpreter, corpus["test"], corpus["ood_test"], progress=progress),
+        "param_extractor": evaluate_param_extractor(pipeline, tokenizer, corpus["test"]),
         "val_accept_rate": float((val_probs.max(1) >= threshold).mean()),
         "history": history,
     }
@@ -273,33 +317,44 @@ def _tokens(tokenizer, texts, device="cpu", max_tokens: int = MAX_TOKENS):
     return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
 
-def embed_texts(encoder: SentenceEncoder, tokenizer, texts, device="cpu", progress: bool = True,
-                batch_size: int = 64) -> torch.Tensor:
-    out = []
+def encode_texts(encoder: SentenceEncoder, tokenizer, texts, device="cpu", progress: bool = True,
+                 batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token states [N, L, width] padded with zeros to the longest text, embeddings [N, 768]) of the frozen encoder."""
+    states, embeddings = [], []
     encoder.eval()
     for i in progress_bar(range(0, len(texts), batch_size), desc="embedding", disable=not progress, leave=False):
         with torch.no_grad():
-            out.append(encoder(*_tokens(tokenizer, texts[i:i + batch_size], device)))
-    return torch.cat(out) if out else torch.zeros((0, encoder.distilbert.config.dim), device=device)
+            s, e = encoder.encode(*_tokens(tokenizer, texts[i:i + batch_size], device))
+        states.append(s)
+        embeddings.append(e)
+    if not states:
+        return torch.zeros((0, 2, encoder.width), device=device), torch.zeros((0, EMBED_DIM), device=device)
+    length = max(s.shape[1] for s in states)
+    states = [F.pad(s, (0, 0, 0, length - s.shape[1])) for s in states]
+    return torch.cat(states), torch.cat(embeddings)
 
 
-def run_pipeline(pipeline, tokenizer, texts, device="cpu", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(action probabilities, parameters) for ``texts``, batched, in eval mode (no dropout)."""
+def run_pipeline(pipeline, tokenizer, texts, device="cpu", batch_size: int = 64) -> list:
+    """The pipeline's outputs for ``texts``, batched, in eval mode (no dropout): action, colour, direction and
+    turn probabilities as [N, K] arrays; slot probabilities as one [T_i, 9] array per text (its own tokens)."""
     was_training = pipeline.training
     pipeline.eval()
-    probs, params = [], []
+    outputs = [[] for _ in range(5)]
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            p, q = pipeline(*_tokens(tokenizer, texts[i:i + batch_size], device))
-            probs.append(p.cpu().numpy())
-            params.append(q.cpu().numpy())
+            ids, mask = _tokens(tokenizer, texts[i:i + batch_size], device)
+            for k, out in enumerate(pipeline(ids, mask)):
+                if k == 1:   # per token: each text's own length
+                    outputs[k].extend(o[:int(n)].cpu().numpy() for o, n in zip(out, mask.sum(1)))
+                else:
+                    outputs[k].append(out.cpu().numpy())
     pipeline.train(was_training)
-    return np.concatenate(probs), np.concatenate(params)
+    return [np.concatenate(o) if k != 1 else o for k, o in enumerate(outputs)] if texts else outputs
 
 
 def parameters_right(action: str, decoded: dict, truth: dict) -> dict[str, bool]:
     """Per parameter the action uses: is the decoded value right (cells, colour, direction exactly;
-    distance within DISTANCE_TOLERANCE_CM, angle within ANGLE_TOLERANCE_DEG)?"""
+    distance within DISTANCE_TOLERANCE_CM, angle within ANGLE_TOLERANCE_DEG: the value said)?"""
     right = {}
     for key, want in truth.items():
         got = decoded.get(key)
@@ -315,11 +370,12 @@ def parameters_right(action: str, decoded: dict, truth: dict) -> dict[str, bool]
 def evaluate_commands(interpreter, commands, out_of_domain, progress: bool = False) -> dict:
     """What a robot would care about, measured through the policy interface on held-out phrasings.
 
-    In-range commands: action accuracy, acceptance, per-parameter exact match (distance within 5 cm,
-    angle within 10 degrees) and the exact-command rate (accepted, right action, every parameter right).
-    Out-of-range commands and out-of-domain text: how often they are refused."""
-    in_range = [c for c in commands if not c.out_of_range]
+    Complete in-range commands: action accuracy, acceptance, per-parameter exact match (distance and angle:
+    the value said, within 0.5) and the exact-command rate (accepted, right action, every parameter right).
+    Out-of-range and incomplete commands and out-of-domain text: how often they are refused (and for what)."""
+    in_range = [c for c in commands if not c.out_of_range and not c.incomplete]
     beyond = [c for c in commands if c.out_of_range]
+    incomplete = [c for c in commands if c.incomplete]
     confusion = np.zeros((len(ACTIONS), len(ACTIONS)), dtype=int)
     per_param: dict[str, list[bool]] = {}
     exact, accepted, errors = 0, 0, []
@@ -330,47 +386,96 @@ def evaluate_commands(interpreter, commands, out_of_domain, progress: bool = Fal
         if predicted is not None:
             confusion[c.action, ACTIONS.index(predicted)] += 1
         truth = decode_params(action, c.params)
-        right = parameters_right(action, decode_params(action, d.outputs["params"]) if d.outputs else {}, truth)
-        for key, ok in right.items():
+        read = d.details["params"] if predicted == action else {}
+        for key, ok in parameters_right(action, read, truth).items():
             per_param.setdefault(key, []).append(ok)
         accepted += not d.refused
         is_exact = not d.refused and d.action["action"] == action and all(parameters_right(action, d.action["params"], truth).values())
         exact += is_exact
-        if not is_exact and len(errors) < 40:
-            errors.append({"text": c.text, "action": action, "truth": truth, "decided": d.action, "reason": d.reason})
+        if not is_exact:
+            errors.append({"text": c.text, "action": action, "truth": truth, "decided": d.action,
+                           "read": {"action": predicted, "params": d.details["params"]}, "reason": d.reason})
     refused_beyond = [interpreter.act(c.text) for c in beyond]
+    refused_incomplete = [interpreter.act(c.text) for c in incomplete]
     refused_ood = [interpreter.act(c.text).refused for c in out_of_domain]
     n = max(1, len(in_range))
+
+    def share(decisions, test=lambda d: d.refused):
+        return float(np.mean([test(d) for d in decisions])) if decisions else None
+
     return {
-        "test_commands": len(in_range), "test_out_of_range": len(beyond), "test_out_of_domain": len(out_of_domain),
+        "test_commands": len(in_range), "test_out_of_range": len(beyond), "test_incomplete": len(incomplete),
+        "test_out_of_domain": len(out_of_domain),
         "test_accuracy": float(np.trace(confusion) / n),
         "test_accept_rate": accepted / n,
         "exact_command_rate": exact / n,
         "parameter_exact": {k: float(np.mean(v)) for k, v in per_param.items()},
-        "out_of_range_refuse_rate": float(np.mean([d.refused for d in refused_beyond])) if beyond else None,
-        "out_of_range_refused_for_range": (float(np.mean([bool(d.reason) and "low confidence" not in d.reason
-                                                           for d in refused_beyond])) if beyond else None),
+        "out_of_range_refuse_rate": share(refused_beyond),
+        "out_of_range_refused_for_range": share(refused_beyond, lambda d: d.details.get("refused") == "out of range"),
+        "incomplete_refuse_rate": share(refused_incomplete),
+        "incomplete_refused_as_incomplete": share(refused_incomplete, lambda d: d.details.get("refused") == "incomplete"),
+        "incomplete_accepted": [c.text for c, d in zip(incomplete, refused_incomplete) if not d.refused][:20],
         "ood_reject_rate": float(np.mean(refused_ood)) if out_of_domain else None,
+        "ood_accepted": [c.text for c, r in zip(out_of_domain, refused_ood) if not r][:20],
         "confusion_matrix": confusion.tolist(),
-        "errors": errors,
+        "errors": errors[:40], "error_count": len(errors),
     }
 
 
-def parameter_pairs(interpreter, commands) -> dict[str, list[tuple[float, float]]]:
-    """For the numeric parameters a picture can show (row, col, angle_deg): (true, read) per held-out in-range
-    command whose action uses it, read from the model's parameter output whatever its verdict (the confusion
-    matrix judges the action type only; this shows where the parameters go wrong)."""
-    pairs: dict[str, list[tuple[float, float]]] = {"row": [], "col": [], "angle_deg": []}
-    for c in commands:
-        if c.out_of_range:
-            continue
+def evaluate_param_extractor(pipeline, tokenizer, commands) -> dict:
+    """The design's ParamExtractor on the same complete in-range commands: per parameter, how often its [10]
+    reading decodes to the value said (the slots' rule: within 0.5) and within the old tolerances (5 cm, 10
+    degrees), given the right action. The baseline the slot readings replace."""
+    in_range = [c for c in commands if not c.out_of_range and not c.incomplete]
+    readings = param_extractor_readings(pipeline, tokenizer, [c.text for c in in_range])
+    exact: dict[str, list[bool]] = {}
+    loose: dict[str, list[bool]] = {}
+    for c, vector in zip(in_range, readings):
+        action = ACTIONS[c.action]
+        truth, read = decode_params(action, c.params), decode_params(action, vector)
+        for key, ok in parameters_right(action, read, truth).items():
+            exact.setdefault(key, []).append(ok)
+            want, got = truth[key], read.get(key)
+            tolerance = {"distance_cm": 5.0, "angle_deg": 10.0}.get(key)
+            loose.setdefault(key, []).append(ok if tolerance is None else got is not None and abs(got - want) <= tolerance)
+    return {"parameter_exact": {k: float(np.mean(v)) for k, v in exact.items()},
+            "parameter_within_5cm_10deg": {k: float(np.mean(v)) for k, v in loose.items()},
+            "commands": len(in_range)}
+
+
+def param_extractor_readings(pipeline, tokenizer, texts, batch_size: int = 64) -> np.ndarray:
+    """The ParamExtractor's [N, 10] readings of ``texts`` (eval mode)."""
+    was_training = pipeline.training
+    pipeline.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            out.append(pipeline.param_readings(*_tokens(tokenizer, texts[i:i + batch_size])).numpy())
+    pipeline.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, len(PARAMETERS)), np.float32)
+
+
+def parameter_pairs(pipeline, interpreter, commands) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """For the numbers a picture can show (row, col, distance_cm, angle_deg): (true, read) per held-out complete
+    in-range command whose action uses it, read two ways: by the slots (the interpreter's reading, whatever its
+    verdict; a slot it could not read is left out and counted in ``unread``) and by the design's ParamExtractor."""
+    keys = ("row", "col", "distance_cm", "angle_deg")
+    pairs = {"slots": {k: [] for k in keys}, "param_extractor": {k: [] for k in keys}, "unread": {k: 0 for k in keys}}
+    chosen = [c for c in commands if not c.out_of_range and not c.incomplete]
+    vectors = param_extractor_readings(pipeline, interpreter.tokenizer, [c.text for c in chosen])
+    for c, vector in zip(chosen, vectors):
         action = ACTIONS[c.action]
         truth = decode_params(action, c.params)
-        d = interpreter.act(c.text)
-        read = decode_params(action, d.outputs["params"]) if d.outputs else {}
-        for key in pairs:
-            if key in truth and key in read:
-                pairs[key].append((float(truth[key]), float(read[key])))
+        by_slots = interpreter.act(c.text).details["params"]
+        by_extractor = decode_params(action, vector)
+        for key in keys:
+            if key not in truth:
+                continue
+            if by_slots.get(key) is None:
+                pairs["unread"][key] += 1
+            else:
+                pairs["slots"][key].append((float(truth[key]), float(by_slots[key])))
+            pairs["param_extractor"][key].append((float(truth[key]), float(by_extractor[key])))
     return pairs
 
 

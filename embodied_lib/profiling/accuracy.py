@@ -14,7 +14,7 @@ from embodied_lib.export.manifest import read_manifest
 
 # The headline number of each model, and the drop INT8 may cost (acceptance of the INT8 work, points).
 HEADLINE = {"navigation": ("success_rate", 1.0), "manipulation": ("success_rate", 2.0),
-            "command_pipeline": ("test_accuracy", 1.0)}
+            "command_pipeline": ("exact_command_rate", 0.5)}
 
 
 def task_metrics(export_dir, fmt: str, profile: str | None = None) -> dict:
@@ -44,7 +44,7 @@ def task_metrics(export_dir, fmt: str, profile: str | None = None) -> dict:
         interpreter = CommandInterpreter.from_exports(export_dir, fmt, trusted=True)
         result = evaluate_commands(interpreter, corpus["test"], corpus["ood_test"])
         keep = ("test_commands", "test_accuracy", "exact_command_rate", "parameter_exact", "test_accept_rate",
-                "ood_reject_rate", "out_of_range_refuse_rate")
+                "ood_reject_rate", "out_of_range_refuse_rate", "incomplete_refuse_rate")
         return {k: result[k] for k in keep}
     raise ValueError(f"{model} has no task of its own (the HRI heads are judged inside command_pipeline)")
 

@@ -41,8 +41,10 @@ class Runtime:
         if len(outputs) != len(self.spec.outputs):
             raise OutputError(f"{self} returned {len(outputs)} outputs, the contract has {len(self.spec.outputs)}")
         batch = tensors[0].shape[0]
+        sizes = {d: int(n) for ts, t in zip(self.spec.inputs, tensors) for d, n in zip(ts.shape, t.shape)
+                 if isinstance(d, str)}   # named dynamic dims (batch, sequence): an output's must be its input's
         for out, ts in zip(outputs, self.spec.outputs):
-            if out.shape[0] != batch or out.shape[1:] != tuple(ts.shape[1:]):
+            if out.shape[0] != batch or out.shape[1:] != tuple(sizes.get(d, d) for d in ts.shape[1:]):
                 raise OutputError(f"{self} returned {ts.name} of shape {list(out.shape)}, expected {ts.describe()} "
                                   f"with batch {batch}")
             if not np.isfinite(out).all():
@@ -134,6 +136,7 @@ def decisions(judged, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndar
     tolerance is a near-tie that rounding alone may flip, and parity does not count it.
     """
     out = {}
+    values = values.reshape(-1, values.shape[-1])   # a per-token output ([B, T, K]): every token is a row
     if judged.uses_argmax:
         top2 = np.sort(values, axis=1)[:, -2:]
         out["argmax"] = (values.argmax(axis=1), top2[:, 1] - top2[:, 0])

@@ -8,7 +8,7 @@
 //!
 //! `model` is command_pipeline.onnx inside its export folder: the model file and tokenizer.json must match the
 //! manifest beside them (size and sha256), as for every runner. The decision JSON is
-//! {"action", "params", "refused", "confidence"}: Python's embodied_lib.hri.commands.decide.
+//! {"action", "params", "refused", "confidence"}: Python's embodied_lib.hri.slots.decide.
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -32,8 +32,8 @@ fn open(model: &str) -> Result<Handle> {
 
 fn decide(handle: &mut Handle, text: &str) -> Result<String> {
     let outputs = handle.pipeline.run(text)?;
-    let mut decision = handle.schema.decide(text, &outputs[0], &outputs[1])?;
-    let confidence = outputs[0].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut decision = handle.schema.decide(text, &outputs)?;
+    let confidence = outputs.values[0].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     decision["confidence"] = json!(confidence);
     Ok(decision.to_string())
 }

@@ -14,6 +14,14 @@ pub mod ffi;
 pub struct Pipeline {
     tokenizer: Tokenizer,
     onnx: ort_runner::OrtSession,
+    outputs: Vec<String>,
+}
+
+/// One command through the model: every output in the manifest's order, flattened, and each token's character
+/// offsets in the text (what a tagged token says is found by them).
+pub struct Outputs {
+    pub values: Vec<Vec<f32>>,
+    pub offsets: Vec<(usize, usize)>,
 }
 
 impl Pipeline {
@@ -33,12 +41,20 @@ impl Pipeline {
         if onnx.names != ["input_ids", "attention_mask"] {
             return Err(format!("{} takes {:?}, not [input_ids, attention_mask]: not a text pipeline", model.path, onnx.names));
         }
-        Ok(Self { tokenizer, onnx })
+        let outputs: Vec<String> = manifest["outputs"].as_array().ok_or("the manifest lists no outputs")?
+            .iter().map(|o| o["name"].as_str().map(String::from).ok_or("an output has no name"))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Self { tokenizer, onnx, outputs })
     }
 
-    /// [action probabilities, parameters] for one command.
-    pub fn run(&mut self, text: &str) -> Result<Vec<Vec<f32>>> {
-        let encoding = self.tokenizer.encode(text, true).map_err(|e| format!("tokenizing {text:?}: {e}"))?;
+    /// The names of the outputs, in the manifest's order.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Every output for one command, and its tokens' character offsets.
+    pub fn run(&mut self, text: &str) -> Result<Outputs> {
+        let encoding = self.tokenizer.encode_char_offsets(text, true).map_err(|e| format!("tokenizing {text:?}: {e}"))?;
         let ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i64::from(i)).collect();
         let mask: Vec<i64> = encoding.get_attention_mask().iter().map(|&m| i64::from(m)).collect();
         let shape = vec![1i64, ids.len() as i64];
@@ -47,21 +63,28 @@ impl Pipeline {
             ("attention_mask".to_string(), Tensor::from_array((shape, mask)).map_err(|e| e.to_string())?),
         ];
         let outputs = self.onnx.session.run(inputs).map_err(|e| format!("ONNX Runtime run failed: {e}"))?;
-        let (_, probs) = outputs["action_probs"].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
-        let (_, params) = outputs["params"].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
-        Ok(vec![probs.to_vec(), params.to_vec()])
+        let mut values = Vec::with_capacity(self.outputs.len());
+        for name in &self.outputs {
+            let value = outputs.get(name.as_str()).ok_or_else(|| format!("the model gives no output {name}"))?;
+            let (_, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+            values.push(data.to_vec());
+        }
+        Ok(Outputs { values, offsets: encoding.get_offsets().to_vec() })
     }
 }
 
-/// The command schema of the manifest: how to turn probabilities and parameters into what the robot does.
+/// The command schema of the manifest: how the pipeline's outputs become what the robot does
+/// (Python's embodied_lib.hri.slots, the same rules read from the same manifest).
 pub struct Schema {
     actions: Vec<String>,
     colours: Vec<String>,
-    encoded: Map<String, Value>, // parameter name -> [lo, hi]
-    valid: Map<String, Value>,
-    index: Map<String, Value>,
-    used_by: Map<String, Value>,
-    decoding: Value,
+    parameters: Map<String, Value>, // name -> the schema's parameter entry
+    tags: Vec<String>,
+    words: Value,                   // command_schema.slots.words: the parser's word table
+    colour_classes: Vec<String>,
+    direction_classes: Vec<String>,
+    turn_classes: Vec<String>,
+    needs: Map<String, Value>,
     threshold: f64,
     text: TextRules,
 }
@@ -135,85 +158,247 @@ impl TextRules {
     }
 }
 
+fn strings(v: &Value, what: &str) -> Result<Vec<String>> {
+    v.as_array().ok_or_else(|| format!("the manifest's command schema has no {what}"))?
+        .iter().map(|s| s.as_str().map(String::from).ok_or_else(|| format!("{what} holds a non-string")))
+        .collect()
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |b, (i, x)| if *x > values[b] { i } else { b })
+}
+
+/// One slot's words after text2num: numbers and words, as Python's embodied_lib.hri.slots._items splits them.
+fn items(s: &str) -> Vec<String> {
+    let c: Vec<char> = s.chars().collect();
+    let digit = |i: usize| i < c.len() && c[i].is_ascii_digit();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < c.len() {
+        if digit(i) || (c[i] == '-' && digit(i + 1)) {
+            let mut j = i + 1;
+            while digit(j) { j += 1; }
+            if j < c.len() && c[j] == '.' && digit(j + 1) {
+                j += 1;
+                while digit(j) { j += 1; }
+            }
+            out.push(c[i..j].iter().collect());
+            i = j;
+        } else if c[i].is_alphabetic() {
+            let mut j = i + 1;
+            while j < c.len() && (c[j].is_alphabetic() || (c[j] == '-' && j + 1 < c.len() && c[j + 1].is_alphabetic())) { j += 1; }
+            out.push(c[i..j].iter().collect());
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// What one slot span reads as: a value, or why it cannot be read.
+struct Reading {
+    value: Option<f64>,
+    problem: bool,
+}
+
 impl Schema {
     pub fn from_manifest(manifest: &Value) -> Result<Self> {
         let meta = &manifest["metadata"];
         let schema = &meta["command_schema"];
-        let strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default() };
-        let (mut encoded, mut valid, mut index, mut used_by) = (Map::new(), Map::new(), Map::new(), Map::new());
+        let mut parameters = Map::new();
         for p in schema["parameters"].as_array().ok_or("the manifest has no command_schema.parameters")? {
             let name = p["name"].as_str().ok_or("a schema parameter has no name")?.to_string();
-            encoded.insert(name.clone(), p["encoded_range"].clone());
-            valid.insert(name.clone(), p["range"].clone());
-            index.insert(name.clone(), p["index"].clone());
-            used_by.insert(name, p["used_by"].clone());
+            parameters.insert(name, p.clone());
         }
+        let classes = &schema["classes"];
         Ok(Self {
-            actions: strings(&schema["actions"]),
-            colours: strings(&schema["colours"]),
-            encoded, valid, index, used_by,
-            decoding: schema["decoding"].clone(),
+            actions: strings(&schema["actions"], "actions")?,
+            colours: strings(&schema["colours"], "colours")?,
+            parameters,
+            tags: strings(&schema["slots"]["tags"], "slots.tags")?,
+            words: schema["slots"]["words"].clone(),
+            colour_classes: strings(&classes["colour"], "classes.colour")?,
+            direction_classes: strings(&classes["direction"], "classes.direction")?,
+            turn_classes: strings(&classes["turn"], "classes.turn")?,
+            needs: schema["needs"].as_object().cloned().ok_or("the manifest's command schema has no needs")?,
             threshold: meta["confidence_threshold"].as_f64().unwrap_or(0.0),
             text: TextRules::from_schema(&schema["text"])?,
         })
     }
 
-    fn value(&self, params: &[f32], name: &str) -> Result<f64> {
-        let i = self.index[name].as_u64().ok_or_else(|| format!("parameter {name} has no index"))? as usize;
-        let range = self.encoded[name].as_array().ok_or_else(|| format!("parameter {name} has no encoded_range"))?;
-        let (lo, hi) = (range[0].as_f64().unwrap_or(0.0), range[1].as_f64().unwrap_or(1.0));
-        let v = *params.get(i).ok_or_else(|| format!("no parameter {i}"))? as f64;
-        Ok(lo + v * (hi - lo))
+    fn range(&self, name: &str, key: &str) -> Result<(f64, f64)> {
+        let r = self.parameters.get(name).and_then(|p| p[key].as_array()).ok_or_else(|| format!("parameter {name} has no {key}"))?;
+        Ok((r[0].as_f64().unwrap_or(0.0), r[1].as_f64().unwrap_or(0.0)))
     }
 
-    fn limit(&self, key: &str) -> Result<f64> {
-        self.decoding[key].as_f64().ok_or_else(|| format!("command_schema.decoding has no {key}"))
+    /// Python's slot_spans: the words of each slot, from the argmax tag of each token and its offsets.
+    fn slot_spans(&self, text: &[char], offsets: &[(usize, usize)], slot_probs: &[f32]) -> Result<Vec<(String, String)>> {
+        let k = self.tags.len();
+        let mut spans: Vec<(String, usize, usize)> = Vec::new();
+        let mut open = false;
+        for (t, &(start, end)) in offsets.iter().enumerate() {
+            let row = slot_probs.get(t * k..(t + 1) * k).ok_or("fewer slot scores than tokens")?;
+            let tag = &self.tags[argmax(row)];
+            if end <= start || tag == "O" {
+                open = false;
+                continue;
+            }
+            let (bio, slot) = tag.split_once('-').ok_or_else(|| format!("a tag without B- or I-: {tag}"))?;
+            match spans.last_mut() {
+                Some(last) if open && bio == "I" && last.0 == slot => last.2 = end,
+                _ => spans.push((slot.to_string(), start, end)),
+            }
+            open = true;
+        }
+        Ok(spans.into_iter().map(|(slot, mut start, end)| {
+            if start > 0 && text[start - 1] == '-' && (start < 2 || !text[start - 2].is_alphanumeric()) {
+                start -= 1;
+            }
+            (slot, text[start..end.min(text.len())].iter().collect())
+        }).collect())
     }
 
-    /// Does `action` use the parameter `name` (the schema's used_by)?
-    fn uses(&self, action: &str, name: &str) -> bool {
-        self.used_by.get(name).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(action)))
+    /// Python's read_number: text2num (threshold 0), then the schema's word table.
+    fn read_number(&self, slot: &str, words: &str) -> Reading {
+        let bad = Reading { value: None, problem: true };
+        let table = &self.words;
+        let digits = text2num::replace_numbers_in_text(&words.to_lowercase(), &text2num::Language::english(), 0.0);
+        let (mut amounts, mut numbers, mut unit, mut article) = (Vec::new(), 0, None::<f64>, false);
+        for item in items(&digits) {
+            let first = item.chars().next().unwrap_or(' ');
+            if first.is_ascii_digit() || (first == '-' && item.len() > 1) {
+                match item.parse::<f64>() {
+                    Ok(v) => amounts.push(v),
+                    Err(_) => return bad,
+                }
+                numbers += 1;
+            } else if item == "a" || item == "an" {
+                article = true;
+            } else if let Some(v) = table["slot_amounts"][slot][&item].as_f64() {
+                amounts.push(v);
+            } else if let Some(v) = table["amounts"][&item].as_f64() {
+                amounts.push(v);
+            } else if let Some(v) = table["units"][slot][&item].as_f64() {
+                if unit.is_some() {
+                    return bad;
+                }
+                unit = Some(v);
+            } else if !table["ignored"].as_array().is_some_and(|a| a.iter().any(|w| w.as_str() == Some(&item))) {
+                return bad;
+            }
+        }
+        if numbers > 1 {
+            return bad;
+        }
+        if article && unit.is_some() && amounts.is_empty() {
+            amounts.push(1.0);
+        }
+        if amounts.is_empty() {
+            return bad;
+        }
+        let unit = match unit.or_else(|| table["default_unit"][slot].as_f64()) {
+            Some(u) => u,
+            None => return bad,
+        };
+        let mut value = 1.0;
+        for a in amounts {
+            value *= a;
+        }
+        value *= unit;
+        let whole = table["whole"].as_array().is_some_and(|a| a.iter().any(|w| w.as_str() == Some(slot)));
+        if !value.is_finite() || (whole && value.fract() != 0.0) {
+            return bad;
+        }
+        Reading { value: Some(value), problem: false }
     }
 
-    /// Python's embodied_lib.hri.commands.decide, from the schema: {"action", "params", "refused"}.
-    pub fn decide(&self, text: &str, probs: &[f32], params: &[f32]) -> Result<Value> {
+    /// Python's _one_value: the single value the words give a slot (None and a problem when they do not).
+    fn one_value(readings: &[(String, Reading)], slot: &str) -> (Option<f64>, bool) {
+        let found: Vec<&Reading> = readings.iter().filter(|(s, _)| s == slot).map(|(_, r)| r).collect();
+        if found.is_empty() || found.iter().any(|r| r.problem) {
+            return (None, true);
+        }
+        let first = found[0].value;
+        if found.iter().any(|r| r.value != first) {
+            return (None, true);
+        }
+        (first, false)
+    }
+
+    fn needs(&self, action: &str, what: &str) -> bool {
+        self.needs.get(action).and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v.as_str() == Some(what)))
+    }
+
+    /// Python's embodied_lib.hri.slots.decide (after text_problem): {"action", "params", "refused"}.
+    /// `outputs`: action, slot, colour, direction, turn probabilities in the manifest's order.
+    pub fn decide(&self, text: &str, outputs: &Outputs) -> Result<Value> {
         if self.text.problem(text).is_some() {
             return Ok(json!({"action": null, "params": {}, "refused": "bad text"}));
         }
-        let best = probs.iter().enumerate().fold(0, |b, (i, x)| if *x > probs[b] { i } else { b });
+        let v = &outputs.values;
+        if v.len() != 5 {
+            return Err(format!("a text pipeline gives 5 outputs, this one {}", v.len()));
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let readings: Vec<(String, Reading)> = self.slot_spans(&chars, &outputs.offsets, &v[1])?
+            .into_iter().map(|(slot, words)| { let r = self.read_number(&slot, &words); (slot, r) }).collect();
+        let best = argmax(&v[0]);
         let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
-        let (mut out, mut problem) = (Map::new(), false);
-        if self.uses(action, "row") {
-            for key in ["row", "col"] {
-                let cell = self.value(params, key)?.round();
-                let valid = self.valid[key].as_array().ok_or("no valid range")?;
-                problem |= cell < valid[0].as_f64().unwrap_or(0.0) || cell > valid[1].as_f64().unwrap_or(0.0);
-                out.insert(key.into(), json!(cell as i64));
+        let colour = self.colour_classes.get(argmax(&v[2])).ok_or("more colour scores than classes")?;
+        let direction = self.direction_classes.get(argmax(&v[3])).ok_or("more direction scores than classes")?;
+        let turn = self.turn_classes.get(argmax(&v[4])).ok_or("more turn scores than classes")?;
+        let (mut params, mut missing, mut beyond) = (Map::new(), false, false);
+        let mut values = Map::new();
+        for slot in ["row", "col", "distance"] {
+            if self.needs(action, slot) {
+                let (value, problem) = Self::one_value(&readings, slot);
+                missing |= problem;
+                if let Some(x) = value { values.insert(slot.into(), json!(x)); }
             }
         }
-        if self.colours.first().is_some_and(|c| self.uses(action, &format!("colour_{c}"))) {
-            let scores: Vec<f64> = self.colours.iter().map(|c| self.value(params, &format!("colour_{c}"))).collect::<Result<_>>()?;
-            let best = scores.iter().enumerate().fold(0, |b, (i, x)| if *x > scores[b] { i } else { b });
-            let known = scores.get(best).copied().unwrap_or(0.0) >= self.limit("colour_min")?;
-            problem |= !known;
-            out.insert("colour".into(), if known { json!(self.colours[best]) } else { Value::Null });
+        if let (Some(r), Some(c)) = (values.get("row").and_then(Value::as_f64), values.get("col").and_then(Value::as_f64)) {
+            for (key, x) in [("row", r), ("col", c)] {
+                let (lo, hi) = self.range(key, "range")?;
+                beyond |= x < lo || x > hi;
+                params.insert(key.into(), json!(x as i64));
+            }
         }
-        if self.uses(action, "distance") {
-            let (dx, dy) = (self.value(params, "direction_x")?, self.value(params, "direction_y")?);
-            let direction = if dx.abs() >= dy.abs() { if dx > 0.0 { "right" } else { "left" } } else if dy > 0.0 { "forward" } else { "backward" };
-            let d = (self.value(params, "distance")? * 10.0).round() / 10.0;
-            problem |= d > self.limit("distance_refused_above_cm")? || d < self.limit("distance_refused_below_cm")?;
-            out.insert("direction".into(), json!(direction));
-            out.insert("distance_cm".into(), json!(d));
+        if self.needs(action, "colour") {
+            missing |= colour == "none";
+            let known = self.colours.contains(colour);
+            beyond |= !known;
+            params.insert("colour".into(), if known { json!(colour) } else { Value::Null });
         }
-        if self.uses(action, "angle") {
-            let a = (self.value(params, "angle")? * 10.0).round() / 10.0;
-            problem |= a.abs() > self.limit("angle_refused_above_deg")?;
-            out.insert("angle_deg".into(), json!(a));
+        if action == "move" {
+            missing |= direction == "none";
+            if direction != "none" {
+                params.insert("direction".into(), json!(direction));
+            }
+            if let Some(d) = values.get("distance").and_then(Value::as_f64) {
+                let (lo, hi) = self.range("distance", "range")?;
+                beyond |= d < lo || d > hi;
+                params.insert("distance_cm".into(), json!(d));
+            }
         }
-        let refused = if (probs[best] as f64) < self.threshold { json!("low confidence") }
-                      else if problem { json!("out of range") } else { Value::Null };
-        Ok(json!({"action": action, "params": out, "refused": refused}))
+        if action == "rotate" {
+            let (magnitude, problem) = Self::one_value(&readings, "angle");
+            let (_, max_angle) = self.range("angle", "range")?;
+            missing |= problem;
+            if let Some(m) = magnitude {
+                if m < 0.0 {
+                    beyond = true;
+                } else if turn == "none" && m != max_angle {
+                    missing = true;
+                }
+                beyond |= m > max_angle;
+                let sign = if turn == "right" { -1.0 } else { 1.0 };
+                params.insert("angle_deg".into(), json!(sign * m));
+            }
+        }
+        let refused = if (v[0][best] as f64) < self.threshold { json!("low confidence") }
+                      else if missing { json!("incomplete") }
+                      else if beyond { json!("out of range") } else { Value::Null };
+        Ok(json!({"action": action, "params": params, "refused": refused}))
     }
 }
 

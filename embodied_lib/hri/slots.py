@@ -1,0 +1,232 @@
+"""Numbers from the words that say them: slot tags on tokens -> spans of the command -> values -> the decision.
+
+The model tags each token with a slot (``commands.TAGS``: B-/I- of row, col, distance, angle, or O) and classifies
+the sentence's colour, move direction and turn sense. This module turns that into what the robot does, the same
+way the Rust pipeline does (native/rust/hri-pipeline, tested equal on the golden commands):
+
+    tags + the tokenizer's offsets --slot_spans--> "forty-five degrees" --read_number--> 45.0
+    values + classes --decide--> {"action", "params", "vector", "refused", "reason"}
+
+``read_number`` is text2num (the Rust crate's PyO3 binding, threshold 0) plus the schema's small word table
+(``commands.SLOT_WORDS``: "a", "half", "quarter", units); a slot it cannot read exactly, a value said twice
+differently, or a value the action needs and the words do not give is refused with the reason, never guessed.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from embodied_lib.hri.commands import (ACTIONS, BY_NAME, COLOUR_CLASSES, COLOURS, DIRECTION_CLASSES, DIRECTION_VECTOR,
+                                       MAX_ANGLE_DEG, NEEDS, SLOT_PARAMETER, SLOT_WORDS, SLOTS, TAGS, TURN_CLASSES,
+                                       neutral_vector, normalise, out_of_range)
+
+ARTICLES = ("a", "an")          # an amount only before a unit ("a metre"): "rotate a bit" says no number
+_ITEM = re.compile(r"-?\d+(?:\.\d+)?|[^\W\d_]+(?:-[^\W\d_]+)*")   # numbers, and words (hyphenated ones whole)
+
+
+# -- tokens <-> spans -----------------------------------------------------------------------------
+
+def token_tags(offsets, spans: dict) -> list[int]:
+    """Training targets: the tag index of each token, from the command's character spans (``Command.spans``).
+    Special tokens (offsets (0, 0)) are O; the first token inside a span is B-, the rest I-."""
+    tags = []
+    previous = None
+    for start, end in offsets:
+        tag = 0
+        if end > start:
+            for slot, ranges in spans.items():
+                for k, (a, b) in enumerate(ranges):
+                    if start < b and end > a:
+                        tag = TAGS.index(("I-" if previous == (slot, k) else "B-") + slot)
+                        previous = (slot, k)
+                        break
+                if tag:
+                    break
+        if not tag:
+            previous = None
+        tags.append(tag)
+    return tags
+
+
+def slot_spans(text: str, offsets, tag_ids) -> dict[str, list[str]]:
+    """The words of each slot: per token its tag; a span starts at B- (or at an I- not continuing its slot) and
+    goes on over I- tags of its slot; its text runs from the first token's start offset to the last one's end,
+    taking in a '-' right before it when that is a minus sign (not a hyphen inside a word)."""
+    spans: dict[str, list[list[int]]] = {}
+    current = None
+    for (start, end), tag in zip(offsets, tag_ids):
+        name = TAGS[int(tag)]
+        if end <= start or name == "O":
+            current = None
+            continue
+        bio, slot = name.split("-", 1)
+        if bio == "I" and current is not None and current[0] == slot:
+            current[1][1] = end
+        else:
+            current = (slot, [start, end])
+            spans.setdefault(slot, []).append(current[1])
+    out = {}
+    for slot, ranges in spans.items():
+        words = []
+        for start, end in ranges:
+            if start > 0 and text[start - 1] == "-" and (start < 2 or not text[start - 2].isalnum()):
+                start -= 1
+            words.append(text[start:end])
+        out[slot] = words
+    return out
+
+
+# -- words -> a number ----------------------------------------------------------------------------
+
+def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float | None, str | None]:
+    """``(value, None)`` or ``(None, why not)`` for the words of one slot, in the slot's unit (cells, cm, degrees).
+
+    text2num turns number words into digits ("one hundred and fifty five" -> 155, "forty-five" -> 45, "zero point
+    five" -> 0.5); then every word must be a number, an amount of the table, one unit of the slot, or ignored.
+    The value is the product of the amounts and the unit. At most one number; an article counts only before a
+    unit; a slot with no default unit needs one said."""
+    from text_to_num import alpha2digit
+
+    digits = alpha2digit(words.lower(), "en", threshold=0)
+    amounts, numbers, unit, article = [], 0, None, False
+    slot_amounts = table["slot_amounts"].get(slot, {})
+    units = table["units"].get(slot, {})
+    for item in _ITEM.findall(digits):
+        if item[0].isdigit() or item[0] == "-" and item[1:2].isdigit():
+            amounts.append(float(item))
+            numbers += 1
+        elif item in ARTICLES:
+            article = True
+        elif item in slot_amounts:
+            amounts.append(float(slot_amounts[item]))
+        elif item in table["amounts"]:
+            amounts.append(float(table["amounts"][item]))
+        elif item in units:
+            if unit is not None:
+                return None, f"two units in {words!r}"
+            unit = float(units[item])
+        elif item not in table["ignored"]:
+            return None, f"{item!r} in {words!r} is not a number"
+    if numbers > 1:
+        return None, f"more than one number in {words!r}"
+    if article and unit is not None and not amounts:
+        amounts.append(1.0)          # "a metre"
+    if not amounts:
+        return None, f"no number in {words!r}"
+    if unit is None:
+        unit = table["default_unit"].get(slot)
+        if unit is None:
+            return None, f"no unit in {words!r} (say cm or m)"
+    value = float(np.prod(amounts)) * unit
+    if slot in table["whole"] and value != int(value):
+        return None, f"{words!r} is not a whole number"
+    return value, None
+
+
+def read_slots(text: str, offsets, tag_ids, table: dict = SLOT_WORDS) -> dict[str, list[dict]]:
+    """Every slot span of the command with its reading: ``slot -> [{"words", "value", "problem"}]``."""
+    return {slot: [dict(zip(("words", "value", "problem"), (w, *read_number(slot, w, table)))) for w in words]
+            for slot, words in slot_spans(text, offsets, tag_ids).items()}
+
+
+# -- the decision --------------------------------------------------------------------------------
+
+_SAID_AS = {"row": "row", "col": "column", "distance": "distance", "angle": "angle"}
+
+
+def _one_value(slot: str, readings: dict) -> tuple[float | None, str | None]:
+    """The single value the words give a slot, or why there is none."""
+    found = readings.get(slot, [])
+    if not found:
+        return None, f"the command says no {_SAID_AS[slot]}"
+    for r in found:
+        if r["problem"]:
+            return None, f"cannot read the {_SAID_AS[slot]}: {r['problem']}"
+    values = sorted({r["value"] for r in found})
+    if len(values) > 1:
+        return None, f"two different values for the {_SAID_AS[slot]} ({', '.join(f'{v:g}' for v in values)})"
+    return values[0], None
+
+
+def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_probs, threshold: float) -> dict:
+    """What the robot does with one command, the same in Python, Rust and the C ABI the controller calls:
+    ``{"action", "params", "vector", "confidence", "refused": None | "low confidence" | "incomplete" |
+    "out of range", "reason"}``. The threshold judges the action type; then every value the action needs
+    (``commands.NEEDS``) must be said exactly once, readably; then each is checked against its valid range.
+    ``vector`` is the schema's [10] encoding of what was read (neutral where nothing was)."""
+    best = int(np.argmax(action_probs))
+    action, confidence = ACTIONS[best], float(action_probs[best])
+    colour = COLOUR_CLASSES[int(np.argmax(colour_probs))]
+    direction = DIRECTION_CLASSES[int(np.argmax(direction_probs))]
+    turn = TURN_CLASSES[int(np.argmax(turn_probs))]
+    needs = NEEDS[action]
+    params, missing, beyond, vector, values = {}, [], [], neutral_vector(), {}
+    for slot in ("row", "col", "distance"):
+        if slot in needs:
+            values[slot], why = _one_value(slot, readings)
+            if why:
+                missing.append(why)
+    if values.get("row") is not None and values.get("col") is not None:
+        params["row"], params["col"] = int(values["row"]), int(values["col"])
+    if "colour" in needs:
+        if colour == "none":
+            missing.append("the command says no colour")
+        params["colour"] = colour if colour in COLOURS else None    # unknown: out of range, below
+    if action == "move":
+        if direction == "none":
+            missing.append("the command says no direction (forward, back, left or right)")
+        else:
+            params["direction"] = direction
+        if values.get("distance") is not None:
+            params["distance_cm"] = values["distance"]
+    if action == "rotate":
+        magnitude, why = _one_value("angle", readings)
+        if why:
+            missing.append(why)
+        else:
+            if magnitude < 0:
+                beyond.append(f"the angle {magnitude:g} is negative (say left or right instead)")
+            elif turn == "none" and magnitude != MAX_ANGLE_DEG:   # half a turn is the same either way
+                missing.append("the command says no turn direction (left or right)")
+            params["angle_deg"] = (-1.0 if turn == "right" else 1.0) * magnitude
+    _encode(params, vector)
+    verdict = {"action": action, "params": params, "vector": vector, "confidence": confidence, "refused": None,
+               "reason": None}
+    if confidence < threshold:
+        verdict.update(refused="low confidence", reason=f"low confidence: {confidence:.2f} < threshold {threshold:.2f} "
+                                                         f"(not a command this robot knows?)")
+    elif missing:
+        verdict.update(refused="incomplete", reason=f"cannot {action}: " + "; ".join(missing) + " (please say it again)")
+    elif problems := beyond + out_of_range(params):  # read as said, never clamped into something else
+        verdict.update(refused="out of range", reason=f"cannot {action}: " + "; ".join(problems))
+    return verdict
+
+
+def decide_outputs(text: str, offsets, outputs: dict, threshold: float) -> tuple[dict, dict]:
+    """``(readings, verdict)`` for one command from the pipeline's outputs by name (``model.PIPELINE_OUTPUTS``,
+    batch dimension removed) and its tokens' offsets: what the interpreter and the golden file both use."""
+    readings = read_slots(text, offsets, np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1))
+    verdict = decide(outputs["action_probs"], readings, outputs["colour_probs"], outputs["direction_probs"],
+                     outputs["turn_probs"], threshold)
+    return readings, verdict
+
+
+def _encode(params: dict, vector: np.ndarray) -> None:
+    """The schema's normalised [10] vector of the read parameters (what the ParamExtractor also outputs)."""
+    index = {name: i for i, name in enumerate(p.name for p in BY_NAME.values())}
+    for key in ("row", "col"):
+        if key in params:
+            vector[index[key]] = normalise(key, params[key])
+    if params.get("colour") in COLOURS:
+        vector[index[f"colour_{params['colour']}"]] = 1.0
+    if params.get("direction") in DIRECTION_VECTOR:
+        dx, dy = DIRECTION_VECTOR[params["direction"]]
+        vector[index["direction_x"]], vector[index["direction_y"]] = normalise("direction_x", dx), normalise("direction_y", dy)
+    if "distance_cm" in params:
+        vector[index["distance"]] = normalise("distance", params["distance_cm"])
+    if "angle_deg" in params:
+        vector[index["angle"]] = normalise("angle", params["angle_deg"])
+
+
+__all__ = ["token_tags", "slot_spans", "read_number", "read_slots", "decide", "decide_outputs", "SLOT_PARAMETER"]
