@@ -94,7 +94,7 @@ def test_corpus_speaks_like_people():
 
 
 def test_splits_share_no_template_and_no_synonym():
-    for table in (C.TEMPLATES, C.VERBS):
+    for table in (C.TEMPLATES, C.VERBS, C.INCOMPLETE_TEMPLATES, {"directed": C.DIRECTED_MOVE_TEMPLATES}):
         for split in table.values():
             assert not set(split.train) & set(split.test), split
             assert not set(split.train) & set(split.val), split

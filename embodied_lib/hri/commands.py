@@ -236,7 +236,7 @@ class Split3:
 
 VERBS = {
     "go_to": Split3(("go to", "move to", "navigate to", "drive to", "get to", "head over to", "make your way to",
-                     "roll to", "go over to", "get yourself to", "return to", "come to"),
+                     "roll to", "go over to", "get yourself to", "return to", "roll over to"),
                     ("head to", "steer to", "walk to"),
                     ("travel to", "proceed to", "relocate to", "advance to", "journey to", "move over to")),
     "pick": Split3(("pick up", "grab", "take", "lift", "pick", "grasp", "hold", "snatch", "raise", "seize",
@@ -260,8 +260,8 @@ VERBS = {
                     "don't move", "stop the robot", "stay still", "hold on", "hold your position", "keep still",
                     "no more moving"),
                    ("pause", "stop there", "remain still"),
-                   ("cease moving", "hold still", "come to a stop", "emergency stop", "stand by", "stop what you are doing",
-                    "that's enough, stop")),
+                   ("cease moving", "hold still", "come to a stop", "emergency stop", "cease all movement",
+                    "stop what you are doing", "that's enough, stop")),
 }
 # Verbs of a move that say its direction themselves ("back up 20 cm"): the direction class comes from the verb.
 DIRECTED_MOVE_VERBS = {
@@ -354,7 +354,7 @@ TEMPLATES = {
          "{verb} {distance} in the {direction} direction"),
         ("could you {verb} {direction} for {distance}", "{verb} {direction} around {distance}",
          "{verb} {distance} {direction} please"),
-        ("i want you to {verb} {distance} {direction}", "{verb} {direction}, {distance}", "{verb} {direction} {distance} now",
+        ("i want you to {verb} {distance} {direction}", "{verb} {direction}: {distance}", "{verb} {direction} {distance} now",
          "please {verb} {by}{distance} {direction}", "{verb} {direction} over {distance}",
          "you need to {verb} {direction} {distance}")),
     "rotate": Split3(
@@ -375,7 +375,7 @@ TEMPLATES = {
 # Directed move verbs ("back up 20 cm") take these instead of the move templates.
 DIRECTED_MOVE_TEMPLATES = Split3(("{verb} {by}{distance}", "{verb} {distance} please", "{verb} for {distance}",
                                   "now {verb} {distance}"),
-                                 ("{verb} {distance}",), ("{verb} {by}{distance}", "{verb} {distance} slowly"))
+                                 ("{verb} {distance}",), ("{verb} {distance} slowly", "{verb} a distance of {distance}"))
 TURN_AROUND = Split3(("turn around", "do a u-turn", "spin around", "make a u-turn"), ("turn yourself around",),
                      ("turn round", "spin round", "swing around"))
 TURN_AROUND_SLOT = ("around", "u-turn", "round")    # the word of a turn-around phrase that says how far

@@ -57,6 +57,7 @@ PARAM_WEIGHT = 4.0
 SLOT_WEIGHT = 1.0
 CATEGORY_WEIGHT = 1.0
 IGNORE = -100            # a target cross-entropy skips (padding tokens)
+LAYER_DECAY = 0.6        # learning rate of each encoder layer relative to the one above (layerwise_groups)
 VAL_ACCEPT_TARGET = 0.98  # the threshold keeps this share of validation commands
 # Per-parameter loss weights: (needed precision of 0.05 / the normalised tolerance)^2, roughly; unused ones 0.1.
 PARAM_PRECISION = {"row": 1.0, "col": 1.0, "distance": 6.0, "angle": 25.0}
@@ -149,6 +150,24 @@ class _TrainStep(torch.nn.Module):
         if self.probes is not None:
             loss = loss + PROBE_WEIGHT * self.probes.loss(emb, t["probe_bins"], t["probe_used"])
         return loss, action_loss, param_loss, slot_loss
+
+
+def layerwise_groups(model, lr: float, decay: float) -> list[dict]:
+    """Optimiser groups with layer-wise learning-rate decay: the top transformer layer at ``lr``, each one below at
+    ``decay`` times the one above (the embeddings' position and layer-norm weights lowest). The lower layers hold
+    what the pretrained model knows of words the corpus never shows; the top ones learn the slots."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    layers = sorted({int(n.split(".")[2]) for n, _ in named if n.split(".")[1] in ("layer",)})
+    top = max(layers, default=0)
+
+    def depth(name: str) -> int:
+        parts = name.split(".")
+        return int(parts[2]) if parts[1] == "layer" and len(parts) > 2 else (-1 if "embeddings" in name else top)
+
+    groups: dict[int, list] = {}
+    for name, p in named:
+        groups.setdefault(depth(name), []).append(p)
+    return [{"params": ps, "lr": lr * decay ** (top - d)} for d, ps in sorted(groups.items())]
 
 
 def tag_targets(tokenizer, commands) -> list[list[int]]:
@@ -276,7 +295,7 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         word_embeddings.requires_grad_(False)
         cap = {"train": MAX_TOKENS, "ood_train": OOD_TRAIN_TOKENS}  # long chit-chat says no more past 32 tokens
         run_stage("fine-tuning", cfg["epochs"],
-                  [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": cfg["encoder_lr"]},
+                  [*layerwise_groups(trainable, cfg["encoder_lr"], cfg.get("layer_decay", LAYER_DECAY)),
                    {"params": [*head_parameters, *probes.parameters()], "lr": cfg["head_lr"]}],
                   lambda split, idx: _tokens(tokenizer, [texts[split][i] for i in idx], device, cap[split]),
                   _TrainStep(pipeline, True, probes if cfg.get("probes", True) else None))
