@@ -258,7 +258,7 @@ VERBS = {
     "stop": Split3(("stop", "halt", "freeze", "stand still", "stop moving", "do not move", "stay put", "stop now",
                     "stop right there", "hold it", "stay where you are", "quit moving", "wait", "stop everything",
                     "don't move", "stop the robot", "stay still", "hold on", "hold your position", "keep still",
-                    "no more moving"),
+                    "no more moving", "come to a halt", "bring yourself to a standstill"),
                    ("pause", "stop there", "remain still"),
                    ("cease moving", "hold still", "come to a stop", "emergency stop", "cease all movement",
                     "stop what you are doing", "that's enough, stop")),
@@ -266,7 +266,8 @@ VERBS = {
 # Verbs of a move that say its direction themselves ("back up 20 cm"): the direction class comes from the verb.
 DIRECTED_MOVE_VERBS = {
     "train": (("back up", "backward"), ("advance", "forward"), ("reverse", "backward"), ("go forward", "forward"),
-              ("move back", "backward"), ("drive forward", "forward"), ("inch forward", "forward"), ("inch back", "backward")),
+              ("move back", "backward"), ("drive forward", "forward"), ("inch forward", "forward"), ("inch back", "backward"),
+              ("back off", "backward"), ("back away", "backward"), ("press on", "forward"), ("go back", "backward")),
     "val": (("move forward", "forward"), ("roll back", "backward")),
     "test": (("creep forward", "forward"), ("retreat", "backward"), ("push forward", "forward"),
              ("pull back", "backward")),
@@ -546,7 +547,7 @@ def _angle(rng, out_of_range: bool, split: str) -> tuple[int, str]:
         phrase = str(rng.choice(list(QUARTER_TURNS)))
         return QUARTER_TURNS[phrase], _mark("angle", phrase)
     deg = int(rng.choice([15, 30, 45, 60, 90, 120, 135, 150, 180])) if rng.random() < 0.6 else int(rng.integers(1, 181))
-    unit = pick(DEG_UNITS) if rng.random() < 0.9 else ""     # "turn left 90": degrees is the only unit of a turn
+    unit = pick(DEG_UNITS) if rng.random() < 0.75 else ""    # "turn left 90": degrees is the only unit of a turn
     return deg, _mark("angle", f"{_number(rng, deg)} {unit}".strip())
 
 

@@ -58,7 +58,7 @@ SLOT_WEIGHT = 1.0
 CATEGORY_WEIGHT = 1.0
 IGNORE = -100            # a target cross-entropy skips (padding tokens)
 LAYER_DECAY = 0.6        # learning rate of each encoder layer relative to the one above (layerwise_groups)
-VAL_ACCEPT_TARGET = 0.98  # the threshold keeps this share of validation commands
+VAL_ACCEPT_TARGET = 0.99  # the threshold keeps this share of validation commands
 # Per-parameter loss weights: (needed precision of 0.05 / the normalised tolerance)^2, roughly; unused ones 0.1.
 PARAM_PRECISION = {"row": 1.0, "col": 1.0, "distance": 6.0, "angle": 25.0}
 UNUSED_WEIGHT = 0.1
