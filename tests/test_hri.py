@@ -461,3 +461,20 @@ def test_a_refused_incomplete_command_never_moves_the_robot(monkeypatch):
         runner = MissionRunner(CommandInterpreter(scripted(action, tags, **classes), E.load_tokenizer(), 0.5), None, None)
         result = runner.run(text, map_seed=1_500_000)
         assert result.status == "refused" and result.ticks == 0 and "please say it again" in result.reason, result
+
+
+def test_a_word_is_in_a_slot_only_when_all_its_pieces_are():
+    """"anticlockwise" is four word pieces; the first tagged as part of the angle and the rest not is no angle word:
+    the span reads "one hundred and eighty", never "one hundred and eighty anti"."""
+    from embodied_lib.hri.encoder import token_words
+    from embodied_lib.hri.slots import read_slots
+
+    tok = E.load_tokenizer()
+    text = "turn one hundred and eighty anticlockwise"
+    offsets, word_ids = token_words(tok, [text])[0]
+    pieces = tok.convert_ids_to_tokens(tok(text)["input_ids"])
+    assert pieces[6:8] == ["anti", "##cl"]
+    tags = [0, 0] + [C.TAGS.index("B-angle")] + [C.TAGS.index("I-angle")] * 4 + [0] * (len(pieces) - 7)
+    assert read_slots(text, offsets, tags)["angle"][0]["problem"]          # token by token: "... anti"
+    reading = read_slots(text, offsets, tags, word_ids)["angle"]
+    assert reading == [{"words": "one hundred and eighty", "value": 180.0, "problem": None}]

@@ -239,5 +239,11 @@ def tokenize(tokenizer, texts, warn: bool = True):
 def token_offsets(tokenizer, texts) -> list[list[tuple[int, int]]]:
     """Per text, each token's (start, end) character offsets in the text as given ((0, 0) for [CLS] and [SEP]),
     truncated as ``tokenize`` truncates: how a tagged token becomes the words it came from."""
+    return [offsets for offsets, _ in token_words(tokenizer, texts)]
+
+
+def token_words(tokenizer, texts) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+    """Per text, ``(offsets, word ids)``: each token's character offsets and the index of the word it is a piece
+    of (None for [CLS] and [SEP]), as the tokenizer's pre-tokenizer split the text."""
     batch = tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS, return_offsets_mapping=True)
-    return [[tuple(o) for o in offsets] for offsets in batch["offset_mapping"]]
+    return [([tuple(o) for o in offsets], batch.word_ids(i)) for i, offsets in enumerate(batch["offset_mapping"])]

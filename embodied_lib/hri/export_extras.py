@@ -8,7 +8,7 @@ import torch
 
 from embodied_lib.config import TEXT_GOLDEN_SEED
 from embodied_lib.hri.commands import make_corpus, refuse_text, text_problem
-from embodied_lib.hri.encoder import load_tokenizer, token_offsets, tokenize
+from embodied_lib.hri.encoder import load_tokenizer, token_words, tokenize
 from embodied_lib.hri.slots import decide_outputs
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -41,7 +41,7 @@ def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:
                                                                                     torch.from_numpy(mask)))}
             problem = text_problem(text)
             verdict = (refuse_text(problem) if problem else
-                       decide_outputs(text, token_offsets(tokenizer, [text])[0], outputs, threshold)[1])
+                       decide_outputs(text, *token_words(tokenizer, [text])[0], outputs, threshold)[1])
             f.write(json.dumps({"text": text, "label": label, "tokens": int(mask.sum()),
                                 "action": int(outputs["action_probs"].argmax()),
                                 **{n: v.tolist() for n, v in outputs.items()},

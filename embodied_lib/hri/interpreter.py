@@ -23,7 +23,7 @@ from pathlib import Path
 from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
 from embodied_lib.export.artifacts import ArtifactError, read_verified
 from embodied_lib.hri.commands import ACTIONS, refuse_text, text_problem
-from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, token_offsets, tokenize
+from embodied_lib.hri.encoder import MAX_TOKENS, encoder_config, load_tokenizer, token_words, tokenize
 from embodied_lib.hri.export_extras import TOKENIZER_FILE
 from embodied_lib.hri.model import PIPELINE_OUTPUTS, command_pipeline_spec
 from embodied_lib.hri.slots import decide_outputs
@@ -83,7 +83,8 @@ class CommandInterpreter(Policy):
             details["warnings"].append(f"command has {n_tokens} tokens; only the first {MAX_TOKENS - 2} were read")
         ids, mask = tokenize(self.tokenizer, [text], warn=False)
         outputs = dict(zip(PIPELINE_OUTPUTS, (o[0] for o in self.run(ids, mask))))
-        readings, verdict = decide_outputs(text, token_offsets(self.tokenizer, [text])[0], outputs, self.threshold)
+        offsets, word_ids = token_words(self.tokenizer, [text])[0]
+        readings, verdict = decide_outputs(text, offsets, word_ids, outputs, self.threshold)
         details.update(best_guess=verdict["action"], params=verdict["params"], slots=readings, refused=verdict["refused"],
                        probabilities={a: round(float(p), 4) for a, p in zip(ACTIONS, outputs["action_probs"])})
         outputs["params"] = verdict["vector"]   # the schema's [10] encoding of what was read

@@ -49,10 +49,30 @@ def token_tags(offsets, spans: dict) -> list[int]:
     return tags
 
 
-def slot_spans(text: str, offsets, tag_ids) -> dict[str, list[str]]:
-    """The words of each slot: per token its tag; a span starts at B- (or at an I- not continuing its slot) and
-    goes on over I- tags of its slot; its text runs from the first token's start offset to the last one's end,
-    taking in a '-' right before it when that is a minus sign (not a hyphen inside a word)."""
+def word_tags(tag_ids, word_ids) -> list[int]:
+    """Tags by whole words: a word (its word pieces, ``word_ids``) keeps its tags only when every piece is tagged
+    with the same slot; otherwise all its pieces are O. "eighty anticlockwise" with "anti" tagged and "##clockwise"
+    not reads "eighty", never "eighty anti"."""
+    tags = [int(t) for t in tag_ids]
+    pieces: dict[int, list[int]] = {}
+    for i, w in enumerate(word_ids):
+        if w is not None and i < len(tags):
+            pieces.setdefault(w, []).append(i)
+    for indices in pieces.values():
+        slots = {TAGS[tags[i]].split("-", 1)[-1] if tags[i] else None for i in indices}
+        if len(slots) > 1:
+            for i in indices:
+                tags[i] = 0
+    return tags
+
+
+def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str]]:
+    """The words of each slot: per token its tag (by whole words, ``word_tags``, when ``word_ids`` are given); a
+    span starts at B- (or at an I- not continuing its slot) and goes on over I- tags of its slot; its text runs
+    from the first token's start offset to the last one's end, taking in a '-' right before it when that is a
+    minus sign (not a hyphen inside a word)."""
+    if word_ids is not None:
+        tag_ids = word_tags(tag_ids, word_ids)
     spans: dict[str, list[list[int]]] = {}
     current = None
     for (start, end), tag in zip(offsets, tag_ids):
@@ -124,10 +144,10 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
     return value, None
 
 
-def read_slots(text: str, offsets, tag_ids, table: dict = SLOT_WORDS) -> dict[str, list[dict]]:
+def read_slots(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> dict[str, list[dict]]:
     """Every slot span of the command with its reading: ``slot -> [{"words", "value", "problem"}]``."""
     return {slot: [dict(zip(("words", "value", "problem"), (w, *read_number(slot, w, table)))) for w in words]
-            for slot, words in slot_spans(text, offsets, tag_ids).items()}
+            for slot, words in slot_spans(text, offsets, tag_ids, word_ids).items()}
 
 
 # -- the decision --------------------------------------------------------------------------------
@@ -203,10 +223,10 @@ def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_pro
     return verdict
 
 
-def decide_outputs(text: str, offsets, outputs: dict, threshold: float) -> tuple[dict, dict]:
+def decide_outputs(text: str, offsets, word_ids, outputs: dict, threshold: float) -> tuple[dict, dict]:
     """``(readings, verdict)`` for one command from the pipeline's outputs by name (``model.PIPELINE_OUTPUTS``,
-    batch dimension removed) and its tokens' offsets: what the interpreter and the golden file both use."""
-    readings = read_slots(text, offsets, np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1))
+    batch dimension removed) and its tokens' offsets and word ids: what the interpreter and the golden file use."""
+    readings = read_slots(text, offsets, np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1), word_ids)
     verdict = decide(outputs["action_probs"], readings, outputs["colour_probs"], outputs["direction_probs"],
                      outputs["turn_probs"], threshold)
     return readings, verdict

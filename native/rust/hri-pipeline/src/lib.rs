@@ -17,11 +17,12 @@ pub struct Pipeline {
     outputs: Vec<String>,
 }
 
-/// One command through the model: every output in the manifest's order, flattened, and each token's character
-/// offsets in the text (what a tagged token says is found by them).
+/// One command through the model: every output in the manifest's order, flattened, each token's character
+/// offsets in the text (what a tagged token says is found by them) and the word each token is a piece of.
 pub struct Outputs {
     pub values: Vec<Vec<f32>>,
     pub offsets: Vec<(usize, usize)>,
+    pub word_ids: Vec<Option<u32>>,
 }
 
 impl Pipeline {
@@ -69,7 +70,7 @@ impl Pipeline {
             let (_, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
             values.push(data.to_vec());
         }
-        Ok(Outputs { values, offsets: encoding.get_offsets().to_vec() })
+        Ok(Outputs { values, offsets: encoding.get_offsets().to_vec(), word_ids: encoding.get_word_ids().to_vec() })
     }
 }
 
@@ -231,14 +232,29 @@ impl Schema {
         Ok((r[0].as_f64().unwrap_or(0.0), r[1].as_f64().unwrap_or(0.0)))
     }
 
-    /// Python's slot_spans: the words of each slot, from the argmax tag of each token and its offsets.
-    fn slot_spans(&self, text: &[char], offsets: &[(usize, usize)], slot_probs: &[f32]) -> Result<Vec<(String, String)>> {
+    /// Python's word_tags and slot_spans: the words of each slot, from the argmax tag of each token (a word keeps
+    /// its tags only when all its pieces are tagged with one slot) and the tokens' offsets.
+    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, String)>> {
+        let (offsets, slot_probs) = (&outputs.offsets, &outputs.values[1]);
         let k = self.tags.len();
+        let mut tags: Vec<usize> = (0..offsets.len())
+            .map(|t| slot_probs.get(t * k..(t + 1) * k).map(argmax).ok_or("fewer slot scores than tokens"))
+            .collect::<std::result::Result<_, _>>()?;
+        let slot_of = |tag: usize| if tag == 0 { None } else { self.tags[tag].split_once('-').map(|(_, s)| s.to_string()) };
+        let mut words: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, w) in outputs.word_ids.iter().enumerate() {
+            if let Some(w) = w { if i < tags.len() { words.entry(*w).or_default().push(i); } }
+        }
+        for pieces in words.values() {
+            let first = slot_of(tags[pieces[0]]);
+            if pieces.iter().any(|&i| slot_of(tags[i]) != first) {
+                for &i in pieces { tags[i] = 0; }
+            }
+        }
         let mut spans: Vec<(String, usize, usize)> = Vec::new();
         let mut open = false;
         for (t, &(start, end)) in offsets.iter().enumerate() {
-            let row = slot_probs.get(t * k..(t + 1) * k).ok_or("fewer slot scores than tokens")?;
-            let tag = &self.tags[argmax(row)];
+            let tag = &self.tags[tags[t]];
             if end <= start || tag == "O" {
                 open = false;
                 continue;
@@ -340,7 +356,7 @@ impl Schema {
             return Err(format!("a text pipeline gives 5 outputs, this one {}", v.len()));
         }
         let chars: Vec<char> = text.chars().collect();
-        let readings: Vec<(String, Reading)> = self.slot_spans(&chars, &outputs.offsets, &v[1])?
+        let readings: Vec<(String, Reading)> = self.slot_spans(&chars, outputs)?
             .into_iter().map(|(slot, words)| { let r = self.read_number(&slot, &words); (slot, r) }).collect();
         let best = argmax(&v[0]);
         let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
