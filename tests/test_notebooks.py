@@ -81,6 +81,8 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
 
     hri = json.loads((root / "runs" / "hri" / "metrics.json").read_text())
     assert hri["test_accuracy"] > 2 * hri["chance_accuracy"]
+    assert hri["exact_command_rate"] >= 0.9, hri["exact_command_rate"]   # a workshop sees a model that works
+    assert hri["exact_command_rate"] > max(hri["param_extractor"]["parameter_exact"][k] for k in ("distance_cm", "angle_deg"))
     for model in ("action_classifier", "param_extractor", "command_pipeline"):
         rows = json.loads((root / "exports" / model / "parity.json").read_text())
         assert rows and all(r["passed"] for r in rows), model

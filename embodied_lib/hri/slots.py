@@ -13,8 +13,6 @@ differently, or a value the action needs and the words do not give is refused wi
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from embodied_lib.hri.commands import (ACTIONS, BY_NAME, COLOUR_CLASSES, COLOURS, DIRECTION_CLASSES, DIRECTION_VECTOR,
@@ -22,7 +20,6 @@ from embodied_lib.hri.commands import (ACTIONS, BY_NAME, COLOUR_CLASSES, COLOURS
                                        neutral_vector, normalise, out_of_range)
 
 ARTICLES = ("a", "an")          # an amount only before a unit ("a metre"): "rotate a bit" says no number
-_ITEM = re.compile(r"-?\d+(?:\.\d+)?|[^\W\d_]+(?:-[^\W\d_]+)*")   # numbers, and words (hyphenated ones whole)
 
 
 # -- tokens <-> spans -----------------------------------------------------------------------------
@@ -99,6 +96,36 @@ def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str
 
 # -- words -> a number ----------------------------------------------------------------------------
 
+def _items(text: str) -> list[str]:
+    """A slot's words after text2num, as the Rust pipeline splits them: numbers ('-'? ASCII digits, '.' digits
+    once) and words (letters, hyphens between letters); every other character separates."""
+    items, i, n = [], 0, len(text)
+
+    def digit(k):
+        return k < n and "0" <= text[k] <= "9"
+
+    while i < n:
+        if digit(i) or (text[i] == "-" and digit(i + 1)):
+            j = i + 1
+            while digit(j):
+                j += 1
+            if j < n and text[j] == "." and digit(j + 1):
+                j += 1
+                while digit(j):
+                    j += 1
+            items.append(text[i:j])
+            i = j
+        elif text[i].isalpha():
+            j = i + 1
+            while j < n and (text[j].isalpha() or (text[j] == "-" and j + 1 < n and text[j + 1].isalpha())):
+                j += 1
+            items.append(text[i:j])
+            i = j
+        else:
+            i += 1
+    return items
+
+
 def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float | None, str | None]:
     """``(value, None)`` or ``(None, why not)`` for the words of one slot, in the slot's unit (cells, cm, degrees).
 
@@ -112,8 +139,8 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
     amounts, numbers, unit, article = [], 0, None, False
     slot_amounts = table["slot_amounts"].get(slot, {})
     units = table["units"].get(slot, {})
-    for item in _ITEM.findall(digits):
-        if item[0].isdigit() or item[0] == "-" and item[1:2].isdigit():
+    for item in _items(digits):
+        if "0" <= item[0] <= "9" or item[0] == "-":
             amounts.append(float(item))
             numbers += 1
         elif item in ARTICLES:
@@ -138,8 +165,13 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
         unit = table["default_unit"].get(slot)
         if unit is None:
             return None, f"no unit in {words!r} (say cm or m)"
-    value = float(np.prod(amounts)) * unit
-    if slot in table["whole"] and value != int(value):
+    value = 1.0
+    for amount in amounts:      # left to right, as the Rust pipeline multiplies
+        value *= amount
+    value *= unit
+    if not np.isfinite(value):
+        return None, f"{words!r} is too large to be a number"
+    if slot in table["whole"] and not value.is_integer():
         return None, f"{words!r} is not a whole number"
     return value, None
 
