@@ -64,7 +64,9 @@ def figures():
         "plot_hri_training": lambda: plots.plot_hri_training({"history": hri_history, "route": "fine-tuned"}),
         "plot_confusion": lambda: plots.plot_confusion([[3, 1], [0, 4]], ["go_to", "pick"]),
         "plot_confidence": lambda: plots.plot_confidence([0.9, 0.95], [0.2, 0.4], 0.5),
-        "plot_parameter_errors": lambda: plots.plot_parameter_errors({"row": [(1, 1), (2, 3)], "col": [(4, 4)], "angle_deg": [(90, 85)]}),
+        "plot_parameter_errors": lambda: plots.plot_parameter_errors({reader: {"row": [(1, 1), (2, 3)], "col": [(4, 4)], "angle_deg": [(90, 85)]}
+                                                              for reader in ("slots", "param_extractor")}
+                                                             | {"unread": {"row": 0, "col": 0, "angle_deg": 1}}),
         "show_frames": lambda: plots.show_frames([frame] * 3, ["a", "b", "c"], columns=2),
         "plot_keypoints": lambda: plots.plot_keypoints(_untrained_manipulation_net(), [np.zeros((400, 400, 3), np.uint8)] * 2),
         "plot_bc_curves": lambda: plots.plot_bc_curves({"history": {"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}}),

@@ -236,5 +236,9 @@ def command_pipeline_spec(encoder: dict, confidence_threshold: float | None = No
                                          "refuse with the reason (low confidence, incomplete, out of range)"),
         spec_args={"encoder": encoder, "confidence_threshold": confidence_threshold, "pooling": pooling},
         tolerance=1e-4, max_batch=256, dim_ranges={SEQUENCE: (2, MAX_TOKENS)},
+        # INT8 measured on parity inputs: max |diff| of a probability 0.12 (ExecuTorch) / 0.49 (ONNX, 7-bit weights)
+        # quick, 0.03 / 0.21 full; decisions agree >= 99.9 %. What INT8 must keep is the
+        # exact-command rate (profiling.accuracy: within 0.5 points), so the values get a loose bound.
+        int8_tolerance=0.6,
         formats=("torch_export", "executorch", "onnx", "executorch_int8", "onnx_int8"), parity_inputs=200,
         quantization="dynamic", write_extras=write_pipeline_extras)
