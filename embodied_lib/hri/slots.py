@@ -264,9 +264,13 @@ def decide_outputs(text: str, offsets, word_ids, outputs: dict, threshold: float
     return readings, verdict
 
 
+# position of each schema parameter in the [10] vector, built once (every decision encodes one)
+_VECTOR_INDEX = {p.name: i for i, p in enumerate(BY_NAME.values())}
+
+
 def _encode(params: dict, vector: np.ndarray) -> None:
     """The schema's normalised [10] vector of the read parameters (what the ParamExtractor also outputs)."""
-    index = {name: i for i, name in enumerate(p.name for p in BY_NAME.values())}
+    index = _VECTOR_INDEX
     for key in ("row", "col"):
         if key in params:
             vector[index[key]] = normalise(key, params[key])
