@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 from embodied_lib.cli import require_folder, require_writable
 from embodied_lib.config import RUNS_DIR
@@ -177,8 +178,48 @@ def screenshot_pages(driver, out_prefix: Path, max_pages: int = 40) -> list[Path
     return shots
 
 
-def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = None) -> dict[str, list[Path]]:
-    """Open every executed notebook in ``executed_dir`` in JupyterLab and screenshot it top to bottom."""
+# What a reader must never see in a rendered notebook: Markdown that did not become a table (a "|" inside a cell
+# ends it), an image that did not load, a widget that did not render (its placeholder text, or the text/plain
+# fallback of a widget object).
+RENDERING_PROBLEMS_JS = r"""
+const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+const problems = [];
+const short = (t) => t.replace(/\s+/g, ' ').trim().slice(0, 120);
+panel.querySelectorAll('.jp-RenderedMarkdown').forEach((el) => {
+  for (const line of (el.innerText || '').split('\n')) {
+    if (/^\s*\|.*\|\s*$/.test(line) || /\|\s*:?-{3,}:?\s*\|/.test(line)) {
+      problems.push('raw Markdown table text: ' + short(line)); break; }
+  }
+});
+panel.querySelectorAll('.jp-OutputArea-output').forEach((el) => {
+  const text = el.innerText || '';
+  if (/Error displaying widget|Loading widget|Widget Javascript not detected|model not found/i.test(text))
+    problems.push('widget placeholder: ' + short(text));
+  else if (/^\s*(VBox|HBox|Box|Image|IntSlider|Play|HTML|Text|Output|Button)\((children|value|layout|description)=/.test(text))
+    problems.push('widget shown as text: ' + short(text));
+  el.querySelectorAll('img').forEach((img) => {
+    if (!img.complete || img.naturalWidth === 0) problems.push('broken image: ' + short(img.alt || img.src || ''));
+  });
+});
+return problems;
+"""
+
+
+class Rendered(NamedTuple):
+    """One executed notebook as JupyterLab showed it."""
+    screenshots: list[Path]
+    problems: list[str]   # what RENDERING_PROBLEMS_JS found; empty when the page reads well
+
+
+def rendering_problems(driver) -> list[str]:
+    """What the open notebook shows that a reader should not see (raw table text, broken images, widget
+    placeholders), after scrolling through it so every output has been drawn."""
+    return list(dict.fromkeys(driver.execute_script(RENDERING_PROBLEMS_JS)))
+
+
+def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = None) -> dict[str, Rendered]:
+    """Open every executed notebook in ``executed_dir`` in JupyterLab, screenshot it top to bottom and check what
+    it shows (``rendering_problems``)."""
     executed_dir, out_dir = Path(executed_dir).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notebooks = sorted(executed_dir.glob("[0-9][0-9]_*.ipynb"))
@@ -192,7 +233,8 @@ def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = N
         try:
             for nb in notebooks:
                 open_notebook(driver, base, token, nb.name)
-                shots[nb.stem] = screenshot_pages(driver, out_dir / nb.stem)
+                pages = screenshot_pages(driver, out_dir / nb.stem)
+                shots[nb.stem] = Rendered(pages, rendering_problems(driver))
                 _shut_down_kernels(base, token)   # one notebook's kernel at a time, not eight
         finally:
             driver.quit()
@@ -291,8 +333,12 @@ def main(argv=None):
         require_folder(parser, args.executed)
     try:
         if args.command == "screenshots":
-            for name, paths in screenshot_notebooks(args.executed, args.out).items():
-                print(f"{name}: {len(paths)} screenshots -> {args.out}")
+            rendered = screenshot_notebooks(args.executed, args.out)
+            for name, page in rendered.items():
+                print(f"{name}: {len(page.screenshots)} screenshots -> {args.out}"
+                      + "".join(f"\n  problem: {p}" for p in page.problems))
+            if any(page.problems for page in rendered.values()):
+                return 1
         else:
             for row in run_and_type_commands(args.notebook, args.texts, args.out):
                 print(json.dumps(row))

@@ -156,12 +156,16 @@ def plot_rollout(policy, seed: int, grid_size: int = 8, obstacle_fraction: float
 
 
 def markdown_table(rows: list[dict], columns=None, floatfmt: str = ".3g") -> str:
-    """A Markdown table of ``rows`` (list of dicts) for IPython.display.Markdown."""
+    """A Markdown table of ``rows`` (list of dicts) for IPython.display.Markdown. A ``|`` inside a cell or a
+    header ("max |diff|") is escaped and a line break becomes ``<br>``: either would otherwise end the table."""
     columns = columns or list(rows[0])
 
+    def cell(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+
     def fmt(v):
-        return format(v, floatfmt) if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        return cell(format(v, floatfmt) if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(cell(str(c)) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -266,11 +270,18 @@ def plot_bc_curves(metrics: dict, caption: str | None = None):
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(h["epoch"], h["train_loss"], marker="o", label="train (augmented)")
     ax.plot(h["epoch"], h["val_loss"], marker="o", label="validation episodes")
-    ax.set(xlabel="epoch", ylabel="action MSE", title="behaviour cloning", yscale="log")
+    rounds = h.get("round", [0] * len(h["epoch"]))
+    for i in range(1, len(rounds)):
+        if rounds[i] != rounds[i - 1]:   # a DAgger round starts: its corrected episodes join the data
+            ax.axvline(h["epoch"][i] - 0.5, color="grey", linestyle=":", linewidth=1)
+            ax.text(h["epoch"][i] - 0.4, 0.95, f"DAgger {rounds[i]}", transform=ax.get_xaxis_transform(),
+                    fontsize=8, color="grey", va="top")
+    ax.set(xlabel="epoch", ylabel="action MSE", title="behaviour cloning" + (", then DAgger" if max(rounds) else ""),
+           yscale="log")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return finish(fig, caption or "Mean squared error between the policy's and the expert's actions; validation "
-                                  "episodes are whole demonstrations never trained on.")
+                                  "episodes are whole episodes never trained on (dotted: a DAgger round begins).")
 
 
 def plot_keypoints(model, frames, titles=None, size: float = 3.5, caption: str | None = None):

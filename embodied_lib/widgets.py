@@ -1,7 +1,8 @@
-"""Interactive parts of the notebooks (ipywidgets): the command box and the rollout viewer.
+"""What the notebooks show of an episode and of the robot's reading of commands.
 
-Both work live in JupyterLab and read well in a saved notebook: their state is saved with it (nbclient stores
-widget state), and each also prints a plain-text line for viewers that cannot show widgets.
+The rollout viewer is plain images (a PNG frame strip and an animated GIF), so a saved notebook shows it without a
+kernel, on GitHub too. The command box is an ipywidget (it needs a kernel to answer); its state is saved with the
+notebook (nbclient stores widget state), and it also prints a plain-text line for viewers that cannot show widgets.
 """
 from __future__ import annotations
 
@@ -22,28 +23,46 @@ def _png(frame: np.ndarray, size: int) -> bytes:
     return buffer.getvalue()
 
 
-def rollout_viewer(frames, titles, size: int = 240, max_frames: int = 60):
-    """A slider (with play) over the frames of one episode, the frame's title above it."""
-    import ipywidgets as widgets
+def _captioned(frame: np.ndarray, caption: str, size: int):
+    from PIL import Image, ImageDraw
 
-    step = max(1, -(-len(frames) // max_frames))        # keep at most max_frames (saved notebooks stay small)
-    keep = list(range(0, len(frames), step))
-    if keep[-1] != len(frames) - 1:
-        keep.append(len(frames) - 1)
-    images = [_png(frames[i], size) for i in keep]
-    image = widgets.Image(value=images[0], format="png", width=size, height=size)
-    title = widgets.HTML(f"<b>{html.escape(titles[keep[0]])}</b>")
-    slider = widgets.IntSlider(value=0, min=0, max=len(keep) - 1, description="frame", continuous_update=True,
-                               layout=widgets.Layout(width=f"{max(size, 320)}px"))
-    play = widgets.Play(value=0, min=0, max=len(keep) - 1, interval=150, description="play")
-    widgets.jslink((play, "value"), (slider, "value"))
+    image = Image.open(io.BytesIO(_png(frame, size))).convert("RGB")
+    band = Image.new("RGB", (image.width, 16), "white")
+    ImageDraw.Draw(band).text((3, 2), caption, fill="black")
+    out = Image.new("RGB", (image.width, image.height + band.height), "white")
+    out.paste(band, (0, 0))
+    out.paste(image, (0, band.height))
+    return out
 
-    def show(change):
-        image.value = images[change["new"]]
-        title.value = f"<b>{html.escape(titles[keep[change['new']]])}</b>"
-    slider.observe(show, names="value")
-    print(f"rollout viewer: {len(keep)} of {len(frames)} frames; last: {titles[-1]}")
-    return widgets.VBox([title, image, widgets.HBox([play, slider])])
+
+def rollout_viewer(frames, titles, size: int = 200, strip_frames: int = 8, max_frames: int = 40):
+    """One episode as images that need no kernel: a strip of ``strip_frames`` evenly spaced frames (PNG, with
+    their step numbers) and the whole episode as an animated GIF (``max_frames`` frames at most), both plain image
+    outputs, so a saved notebook shows them in JupyterLab, nbviewer and on GitHub alike; the last frame's title
+    is printed below."""
+    from IPython.display import Image as ShowImage, display
+
+    def spaced(n):   # n frame indices, evenly spaced, first and last included
+        n = min(n, len(frames))
+        return sorted({round(i * (len(frames) - 1) / max(1, n - 1)) for i in range(n)})
+    strip = [_captioned(frames[i], f"step {i}", size) for i in spaced(strip_frames)]
+    from PIL import Image
+
+    sheet = Image.new("RGB", (sum(f.width for f in strip) + 4 * (len(strip) - 1), strip[0].height), "white")
+    x = 0
+    for f in strip:
+        sheet.paste(f, (x, 0))
+        x += f.width + 4
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", optimize=True)
+    display(ShowImage(data=buffer.getvalue(), format="png"))
+    animation = [_captioned(frames[i], f"step {i}", size) for i in spaced(max_frames)]
+    buffer = io.BytesIO()
+    animation[0].save(buffer, format="GIF", save_all=True, append_images=animation[1:], duration=150, loop=0,
+                      optimize=True)
+    display(ShowImage(data=buffer.getvalue(), format="gif"))
+    print(f"{len(frames)} frames ({len(strip)} in the strip, {len(animation)} in the animation); "
+          f"last: {titles[-1]}")
 
 
 class CommandBox:

@@ -32,6 +32,10 @@ def test_demonstrations_are_sharded_with_a_card(demos):
     assert data["image"].shape == (card["frames"], 400, 400, 3) and data["image"].dtype == np.uint8
     assert data["state"].shape == (card["frames"], 10) and data["action"].shape == (card["frames"], 4)
     assert np.abs(data["action"]).max() <= 1.0
+    pooled = load_demonstrations(out, pooled=True)["image"]   # pooled by the recording workers, as training reads it
+    assert pooled.shape == (card["frames"], 3, 100, 100) and pooled.dtype == np.float16
+    from embodied_lib.manipulation.model import pool_frames
+    np.testing.assert_array_equal(pooled[:5], pool_frames(data["image"][:5]))
     assert json.loads((out / "dataset_card.json").read_text())["frames"] == card["frames"]
 
 
@@ -94,6 +98,40 @@ def test_behaviour_cloning_smoke_loss_falls(demos, tmp_path):
     assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "metrics.json").is_file()
 
 
+def test_dagger_labels_the_states_the_policy_visits_with_the_expert(demos, tmp_path):
+    """A DAgger round: the (here untrained) policy drives new scenes, every visited state gets the expert's label,
+    and training goes on from the last weights over demonstrations and corrections together."""
+    import shutil
+
+    from embodied_lib.manipulation.demonstrations import record_corrections
+    from embodied_lib.manipulation.env import TabletopEnv
+    from embodied_lib.manipulation.expert import scripted_expert_action
+    from embodied_lib.manipulation.train import train_policy
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(demos[0], data_dir)
+    torch.manual_seed(0)
+    untrained = manipulation_spec().build_model().eval()
+    rounds = record_corrections(data_dir, untrained, episodes=1, round_=1, first_episode=3, expert_prob=0.0)
+    assert rounds["success_rate"] == 0.0   # the untrained policy drove every step, and failed
+    shard = load_demonstrations(data_dir, pattern="shard_r1_*.npz")
+    assert set(shard["episode"]) == {3} and len(shard["action"]) == rounds["frames"]
+    env = TabletopEnv()   # the first label is the expert's action in the scene's first state
+    env.reset(seed=3)
+    np.testing.assert_allclose(shard["action"][0], scripted_expert_action(env))
+    env.close()
+    assert not np.allclose(shard["state"][5:, :3], shard["state"][5, :3])   # the policy moved the gripper
+
+    cfg = get_config("manipulation", "quick", epochs=2, batch_size=16, val_fraction=0.34, dagger_rounds=2,
+                     dagger_episodes=1, dagger_epochs=1, workers=1)
+    model, metrics = train_policy(cfg, data_dir, tmp_path / "run", progress=False)
+    assert [r["round"] for r in metrics["dagger"]] == [1, 2]
+    assert metrics["history"]["round"] == [0, 0, 1, 2] and metrics["history"]["epoch"] == [1, 2, 3, 4]
+    demo_frames = len(load_demonstrations(demos[0])["action"])
+    assert metrics["frames"] == demo_frames + sum(r["frames"] for r in metrics["dagger"])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["dagger"] == metrics["dagger"]
+
+
 def test_every_format_matches_eager(manipulation_exports):
     out, spec, model = manipulation_exports
     rows = parity_report(out, eager_runtime(spec, model), n=12)
@@ -143,9 +181,10 @@ def test_cli_writes_the_same_metrics_as_the_notebook(tmp_path):
     from embodied_lib.manipulation.train import main
     from embodied_lib.workbook import metrics_line
 
-    main(["--episodes", "2", "--epochs", "1", "--eval-episodes", "1", "--data", str(tmp_path / "data"),
-          "--out", str(tmp_path / "run")])
+    main(["--episodes", "2", "--epochs", "1", "--dagger-rounds", "1", "--dagger-episodes", "1", "--eval-episodes", "1",
+          "--workers", "1", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["dagger"]] == [1] and metrics["history"]["round"][-1] == 1
     assert set(metrics["closed_loop"]) == {"policy", "expert", "random"}
     assert metrics["closed_loop"]["expert"]["episodes"] == 1 and metrics["frames"] > 0
     assert metrics_line(metrics).startswith("closed-loop success")

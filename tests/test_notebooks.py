@@ -91,6 +91,9 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
     manipulation = json.loads((root / "runs" / "manipulation" / "metrics.json").read_text())
     assert manipulation["history"]["train_loss"][-1] < manipulation["history"]["train_loss"][0]
     assert manipulation["closed_loop"]["expert"]["success_rate"] >= 0.9
+    closed_loop = manipulation["closed_loop"]["policy"]
+    assert closed_loop["episodes"] >= 20 and closed_loop["success_rate"] >= 0.8, closed_loop   # a policy that works
+    assert [r["round"] for r in manipulation["dagger"]] == [1]
     rows = json.loads((root / "exports" / "manipulation" / "parity.json").read_text())
     assert len(rows) == len(FORMATS) and all(r["passed"] for r in rows)
 

@@ -132,3 +132,32 @@ def test_latency_matrix_and_conclusion_read_the_rows():
     assert table[1]["navigation"] == "0.0100 / 0.0300" and table[1]["manipulation"] == "-"
     lines = latency_conclusion(by_model).splitlines()
     assert lines[0] == "navigation: fastest is C++ executorch at 0.0100 ms p50, 10.0x faster than Python eager (0.1000 ms)"
+
+
+def test_markdown_table_escapes_a_bar_inside_a_cell():
+    table = plots.markdown_table([{"model": "navigation", "max |diff|": "a|b", "note": "two\nlines"}])
+    header, rule, row = table.split("\n")
+    assert header == r"| model | max \|diff\| | note |" and rule == "|---|---|---|"
+    assert row == r"| navigation | a\|b | two<br>lines |"
+    unescaped = [re.split(r"(?<!\\)\|", line) for line in (header, row)]
+    assert len(unescaped[0]) == len(unescaped[1]) == 5   # three cells between the outer bars, in both rows
+
+
+def test_rollout_viewer_shows_images_a_saved_notebook_keeps(monkeypatch, capsys):
+    """A PNG frame strip and an animated GIF: plain image outputs, no widget that needs a kernel."""
+    import io
+
+    import IPython.display
+    from PIL import Image
+
+    from embodied_lib import widgets
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    frames = [np.full((400, 400, 3), 10 * i, np.uint8) for i in range(25)]
+    widgets.rollout_viewer(frames, [f"step {i}" for i in range(25)])
+    assert [type(s).__name__ for s in shown] == ["Image", "Image"]
+    strip, animation = (Image.open(io.BytesIO(s.data)) for s in shown)
+    assert strip.format == "PNG" and strip.width > 7 * 200 and strip.height > 200
+    assert animation.format == "GIF" and animation.n_frames == 25
+    assert "last: step 24" in capsys.readouterr().out

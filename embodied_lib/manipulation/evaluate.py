@@ -72,6 +72,7 @@ def record_episode(policy, seed: int, env: TabletopEnv | None = None) -> tuple[l
 def _rollout_task(task: dict) -> dict:
     """One worker's share of one policy's episodes (the network is rebuilt from its weights)."""
     env = TabletopEnv(max_steps=MAX_STEPS)
+    env.observe_image = task["kind"] == "policy"   # the expert and the random policy never look: no frames to render
     if task["kind"] == "policy":
         spec = manipulation_spec()
         model = spec.build_model()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
@@ -102,6 +103,12 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Camera frames uint8 [N, H, W, 3] -> the model's float32 [N, 3, H, W] in [0, 1] (torch does this
     ~10x faster than NumPy)."""
     return torch.as_tensor(frames).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def pool_frames(frames: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """uint8 [N, 400, 400, 3] -> float16 [N, 3, 100, 100]: what ManipulationNet.pool makes of them."""
+    out = [F.avg_pool2d(frames_to_tensor(frames[i:i + chunk]), POOL).half() for i in range(0, len(frames), chunk)]
+    return torch.cat(out).numpy()
 
 
 def frame_to_input(frames: np.ndarray) -> np.ndarray:
