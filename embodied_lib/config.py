@@ -43,9 +43,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         "native": dict(iterations=50),  # timed batch-1 runs per runtime in notebooks 05/06
         # dagger_*: rounds of DAgger after behaviour cloning (embodied_lib.manipulation.train.train_policy): new
         # scenes per round driven by the policy (the expert on dagger_expert_prob of the steps), epochs per round
-        "manipulation": dict(episodes=60, epochs=20, batch_size=32, lr=1e-3, val_fraction=0.2, eval_episodes=20,
-                             dagger_rounds=1, dagger_episodes=30, dagger_epochs=10, dagger_expert_prob=0.5, seed=0,
-                             device="auto", bf16=False, workers=2),
+        "manipulation": dict(episodes=60, epochs=10, batch_size=32, lr=1e-3, val_fraction=0.2, eval_episodes=20,
+                             dagger_rounds=1, dagger_episodes=30, dagger_epochs=6, dagger_expert_prob=0.5,
+                             warm_start="reference", seed=0, device="auto", bf16=False, workers=2),
         # epochs: fine-tuning the encoder with the heads, after head_epochs of heads on the frozen encoder;
         # baseline_epochs: the heads-only baseline (finetune=False). device: auto = CUDA when there is one.
         "hri": dict(n_train=600, n_val=120, n_test=240, n_ood=150, finetune=True, head_epochs=3, epochs=6,
@@ -74,7 +74,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "native": dict(iterations=500),
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              dagger_rounds=0, dagger_episodes=100, dagger_epochs=10, dagger_expert_prob=0.5,
-                             seed=0, device="auto", bf16=False, workers=2),
+                             warm_start=None, seed=0, device="auto", bf16=False, workers=2),
         "hri": dict(n_train=4000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=4,
                     baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,

@@ -41,6 +41,7 @@ def cli(module, *args):
     ("embodied_lib.scale", ["--workers", "0"], "outside [1"),
     ("embodied_lib.scale", ["--workers", "1", "3", "--batch-size", "64"], "must be a multiple"),
     ("embodied_lib.manipulation.train", ["--batch-size", "0"], "outside [1"),
+    ("embodied_lib.manipulation.reference", ["--record", "/tmp"], "--record needs --command and --commit"),
     ("embodied_lib.browser", ["commands", "go", "--out", "/proc/nope"], "cannot write to /proc/nope"),
 ])
 def test_bad_arguments_fail_fast_with_a_message(module, args, message):
@@ -54,7 +55,8 @@ def test_bad_arguments_fail_fast_with_a_message(module, args, message):
                                     "embodied_lib.runtime.latency", "embodied_lib.workbook",
                                     "embodied_lib.export.trust", "embodied_lib.export.golden_corpus",
                                     "embodied_lib.deploy", "embodied_lib.profiling", "embodied_lib.profiling.memory",
-                                    "embodied_lib.browser", "embodied_lib.scale"])
+                                    "embodied_lib.browser", "embodied_lib.scale",
+                                    "embodied_lib.manipulation.reference"])
 def test_every_cli_has_help(module):
     proc = cli(module, "--help")
     assert proc.returncode == 0 and "usage:" in proc.stdout

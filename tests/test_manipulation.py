@@ -13,6 +13,7 @@ from embodied_lib.manipulation.model import ManipulationNet, SpatialSoftmax, fra
 from embodied_lib.native import NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, RUNNERS
 from embodied_lib.registry import load_runtime
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
+from embodied_lib.manipulation.reference import REFERENCE_DIR, ReferenceError, read_record, reference_state
 from embodied_lib.manipulation.train import train_bc
 
 TOLERANCE = 1e-4  # conv kernels (XNNPACK, ONNX Runtime, oneDNN) sum 10^5 products in other orders
@@ -123,13 +124,45 @@ def test_dagger_labels_the_states_the_policy_visits_with_the_expert(demos, tmp_p
     assert not np.allclose(shard["state"][5:, :3], shard["state"][5, :3])   # the policy moved the gripper
 
     cfg = get_config("manipulation", "quick", epochs=2, batch_size=16, val_fraction=0.34, dagger_rounds=2,
-                     dagger_episodes=1, dagger_epochs=1, workers=1)
+                     dagger_episodes=1, dagger_epochs=1, workers=1, warm_start=None)
     model, metrics = train_policy(cfg, data_dir, tmp_path / "run", progress=False)
     assert [r["round"] for r in metrics["dagger"]] == [1, 2]
     assert metrics["history"]["round"] == [0, 0, 1, 2] and metrics["history"]["epoch"] == [1, 2, 3, 4]
     demo_frames = len(load_demonstrations(demos[0])["action"])
     assert metrics["frames"] == demo_frames + sum(r["frames"] for r in metrics["dagger"])
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["dagger"] == metrics["dagger"]
+
+
+def test_reference_weights_match_their_record():
+    """The weights the quick profile warm-starts from: the files are the ones their record names, made by the full
+    profile as it is configured now, and they work (the record's closed loop, as their metrics.json says)."""
+    record = read_record()   # raises on a missing file or a sha256 that differs
+    metrics = json.loads((REFERENCE_DIR / "metrics.json").read_text())
+    assert record["closed_loop"] == metrics["closed_loop"] and record["frames"] == metrics["frames"]
+    assert record["closed_loop"]["policy"]["episodes"] == 50 and record["closed_loop"]["policy"]["success_rate"] >= 0.8
+    assert record["command"].startswith("python -m embodied_lib.manipulation.train --profile full")
+    full = get_config("manipulation", "full")
+    assert full["warm_start"] is None   # the full profile trains from fresh weights; settings added since are no-ops
+    assert metrics["config"] == {k: full[k] for k in metrics["config"]}
+    state = reference_state()
+    assert set(state) == set(manipulation_spec().build_model().state_dict())
+
+
+def test_reference_weights_that_differ_from_their_record_are_refused(tmp_path):
+    import shutil
+
+    copy = tmp_path / "reference"
+    shutil.copytree(REFERENCE_DIR, copy)
+    original = (copy / "model.safetensors").read_bytes()
+    weights = bytearray(original)
+    weights[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ReferenceError, match="model.safetensors is not the file .* records"):
+        reference_state(copy)
+    (copy / "model.safetensors").write_bytes(original)
+    (copy / "metrics.json").unlink()
+    with pytest.raises(ReferenceError, match="metrics.json is missing"):
+        read_record(copy)
 
 
 def test_every_format_matches_eager(manipulation_exports):
@@ -185,6 +218,7 @@ def test_cli_writes_the_same_metrics_as_the_notebook(tmp_path):
           "--workers", "1", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [r["round"] for r in metrics["dagger"]] == [1] and metrics["history"]["round"][-1] == 1
+    assert metrics["warm_start"]["sha256"] == read_record()["sha256"]   # the quick profile: from the reference
     assert set(metrics["closed_loop"]) == {"policy", "expert", "random"}
     assert metrics["closed_loop"]["expert"]["episodes"] == 1 and metrics["frames"] > 0
     assert metrics_line(metrics).startswith("closed-loop success")

@@ -78,7 +78,7 @@ def test_evaluations_do_not_depend_on_the_number_of_workers():
 def test_behaviour_cloning_with_two_processes_follows_one(demonstrations, tmp_path):
     root, _ = demonstrations
     common = ["-m", "embodied_lib.manipulation.train", "--data", root / "workers1", "--reuse-data", "--no-eval",
-              "--dagger-rounds", "0", "--epochs", "3", "--batch-size", "8", "--device", "cpu"]
+              "--dagger-rounds", "0", "--from-scratch", "--epochs", "3", "--batch-size", "8", "--device", "cpu"]
     curves = {}
     for n in (1, 2):
         out = tmp_path / f"processes{n}"
