@@ -12,27 +12,23 @@ import io
 import numpy as np
 
 
-def _png(frame: np.ndarray, size: int) -> bytes:
-    from PIL import Image
-
-    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-    if max(image.size) > size:
-        image = image.resize((size, size * image.size[1] // image.size[0]), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
 def _captioned(frame: np.ndarray, caption: str, size: int):
+    """The frame scaled to ``size`` pixels wide, under a white band with ``caption``."""
     from PIL import Image, ImageDraw
 
-    image = Image.open(io.BytesIO(_png(frame, size))).convert("RGB")
-    band = Image.new("RGB", (image.width, 16), "white")
-    ImageDraw.Draw(band).text((3, 2), caption, fill="black")
-    out = Image.new("RGB", (image.width, image.height + band.height), "white")
-    out.paste(band, (0, 0))
-    out.paste(image, (0, band.height))
+    image = Image.fromarray(np.asarray(frame, dtype=np.uint8)).convert("RGB")
+    if max(image.size) > size:
+        image = image.resize((size, size * image.size[1] // image.size[0]), Image.Resampling.LANCZOS)
+    out = Image.new("RGB", (image.width, image.height + 16), "white")
+    ImageDraw.Draw(out).text((3, 2), caption, fill="black")
+    out.paste(image, (0, 16))
     return out
+
+
+def _encoded(image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, optimize=True, **options)
+    return buffer.getvalue()
 
 
 def rollout_viewer(frames, titles, size: int = 200, strip_frames: int = 8, max_frames: int = 40):
@@ -41,26 +37,21 @@ def rollout_viewer(frames, titles, size: int = 200, strip_frames: int = 8, max_f
     outputs, so a saved notebook shows them in JupyterLab, nbviewer and on GitHub alike; the last frame's title
     is printed below."""
     from IPython.display import Image as ShowImage, display
+    from PIL import Image
 
     def spaced(n):   # n frame indices, evenly spaced, first and last included
         n = min(n, len(frames))
         return sorted({round(i * (len(frames) - 1) / max(1, n - 1)) for i in range(n)})
-    strip = [_captioned(frames[i], f"step {i}", size) for i in spaced(strip_frames)]
-    from PIL import Image
+    shown = {i: _captioned(frames[i], f"step {i}", size) for i in set(spaced(strip_frames)) | set(spaced(max_frames))}
+    strip, animation = [shown[i] for i in spaced(strip_frames)], [shown[i] for i in spaced(max_frames)]
 
-    sheet = Image.new("RGB", (sum(f.width for f in strip) + 4 * (len(strip) - 1), strip[0].height), "white")
-    x = 0
-    for f in strip:
-        sheet.paste(f, (x, 0))
-        x += f.width + 4
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", optimize=True)
-    display(ShowImage(data=buffer.getvalue(), format="png"))
-    animation = [_captioned(frames[i], f"step {i}", size) for i in spaced(max_frames)]
-    buffer = io.BytesIO()
-    animation[0].save(buffer, format="GIF", save_all=True, append_images=animation[1:], duration=150, loop=0,
-                      optimize=True)
-    display(ShowImage(data=buffer.getvalue(), format="gif"))
+    gap = 4
+    sheet = Image.new("RGB", (sum(f.width for f in strip) + gap * (len(strip) - 1), strip[0].height), "white")
+    for k, f in enumerate(strip):
+        sheet.paste(f, (k * (f.width + gap), 0))
+    display(ShowImage(data=_encoded(sheet, "PNG"), format="png"))
+    display(ShowImage(data=_encoded(animation[0], "GIF", save_all=True, append_images=animation[1:], duration=150,
+                                    loop=0), format="gif"))
     print(f"{len(frames)} frames ({len(strip)} in the strip, {len(animation)} in the animation); "
           f"last: {titles[-1]}")
 

@@ -144,7 +144,7 @@ def test_reference_weights_match_their_record():
     full = get_config("manipulation", "full")
     assert full["warm_start"] is None   # the full profile trains from fresh weights; settings added since are no-ops
     assert metrics["config"] == {k: full[k] for k in metrics["config"]}
-    state = reference_state()
+    state, _ = reference_state()
     assert set(state) == set(manipulation_spec().build_model().state_dict())
 
 

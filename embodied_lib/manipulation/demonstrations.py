@@ -21,6 +21,7 @@ from embodied_lib.config import TRAIN_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
 from embodied_lib.manipulation.expert import scripted_expert_action
 from embodied_lib.manipulation.model import pool_frames
+from embodied_lib.manipulation.policy import ManipulationPolicy
 from embodied_lib.parallel import map_tasks
 
 SHARD_EPISODES = 25
@@ -31,7 +32,7 @@ def _record_shard(task: dict) -> dict:
     """One shard: its episodes recorded and written; what the dataset card needs back."""
     env = TabletopEnv()
     first_scene = TRAIN_SEED_BASE + task["seed"] * 100_000
-    learner = _learner(task.get("policy_state"))
+    learner = ManipulationPolicy.from_weights(task["policy_state"]) if task.get("policy_state") else None
     buffers = {"image": [], "state": [], "action": [], "episode": []}
     successes, frames = [], 0
     for ep in task["episodes"]:
@@ -70,20 +71,6 @@ def save_shard(path: Path, **arrays: np.ndarray) -> None:
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-
-
-def _learner(state):
-    """The learned policy that drives a correction episode (None: the expert drives)."""
-    if state is None:
-        return None
-    from embodied_lib.manipulation.model import manipulation_spec
-    from embodied_lib.manipulation.policy import ManipulationPolicy
-    from embodied_lib.runtime.runtimes import eager_runtime
-
-    spec = manipulation_spec()
-    model = spec.build_model()
-    model.load_state_dict(state)
-    return ManipulationPolicy(eager_runtime(spec, model.eval()))
 
 
 def generate_demonstrations(out_dir, episodes: int, seed: int = 0, noise_prob: float = 0.3, noise_std: float = 0.3,

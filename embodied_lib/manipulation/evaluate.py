@@ -14,10 +14,8 @@ import numpy as np
 from embodied_lib.config import EVAL_SEED_BASE
 from embodied_lib.manipulation.env import TabletopEnv
 from embodied_lib.manipulation.expert import ExpertPolicy
-from embodied_lib.manipulation.model import manipulation_spec
 from embodied_lib.manipulation.policy import ManipulationPolicy, RandomPolicy
 from embodied_lib.parallel import chunks, map_tasks
-from embodied_lib.runtime.runtimes import eager_runtime
 
 MAX_STEPS = 80
 
@@ -74,10 +72,7 @@ def _rollout_task(task: dict) -> dict:
     env = TabletopEnv(max_steps=MAX_STEPS)
     env.observe_image = task["kind"] == "policy"   # the expert and the random policy never look: no frames to render
     if task["kind"] == "policy":
-        spec = manipulation_spec()
-        model = spec.build_model()
-        model.load_state_dict(task["state"])
-        policy = ManipulationPolicy(eager_runtime(spec, model.eval()))
+        policy = ManipulationPolicy.from_weights(task["state"])
     elif task["kind"] == "expert":
         policy = ExpertPolicy(env)
     else:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from embodied_lib.manipulation.env import ACTION_FIELDS
-from embodied_lib.manipulation.model import frame_to_input
+from embodied_lib.manipulation.model import frame_to_input, manipulation_spec
 from embodied_lib.policy import Decision, Policy, RuntimePolicy
+from embodied_lib.runtime.runtimes import eager_runtime
 
 
 class ManipulationPolicy(RuntimePolicy):
@@ -15,6 +16,14 @@ class ManipulationPolicy(RuntimePolicy):
         image = frame_to_input(observation["image"][None])[0]
         outputs = self.run_one(image, observation["state"])
         return Decision(outputs["action"].copy(), outputs)
+
+    @classmethod
+    def from_weights(cls, state: dict) -> "ManipulationPolicy":
+        """The network rebuilt from a state dict, eager: how a worker process gets the policy it plays."""
+        spec = manipulation_spec()
+        model = spec.build_model()
+        model.load_state_dict(state)
+        return cls(eager_runtime(spec, model.eval()))
 
 
 class RandomPolicy(Policy):

@@ -53,13 +53,14 @@ def read_record(directory: Path = REFERENCE_DIR) -> dict:
     return record
 
 
-def reference_state(directory: Path = REFERENCE_DIR) -> dict:
-    """The reference weights (checked against their record), as a state dict for ``train_bc(init_state=...)``."""
+def reference_state(directory: Path = REFERENCE_DIR) -> tuple[dict, dict]:
+    """``(state dict, record)``: the reference weights, checked against their record, for
+    ``train_bc(init_state=...)``."""
     from embodied_lib.registry import load_checkpoint
 
-    read_record(directory)
+    record = read_record(directory)
     _, model = load_checkpoint(directory)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return model.state_dict(), record
 
 
 def write_record(run_dir: Path, command: str, commit: str, directory: Path = REFERENCE_DIR) -> dict:

@@ -27,8 +27,8 @@ from embodied_lib.config import DATA_DIR, RUNS_DIR, get_config, seed_everything
 from embodied_lib.manipulation.demonstrations import (DEMONSTRATION_SHARDS, generate_demonstrations,
                                                       load_demonstrations, record_corrections)
 from embodied_lib.manipulation.evaluate import evaluate_closed_loop
-from embodied_lib.manipulation.model import manipulation_spec, pool_frames
-from embodied_lib.manipulation.reference import read_record, reference_state  # noqa: F401 (pool_frames: tests)
+from embodied_lib.manipulation.model import manipulation_spec, pool_frames  # noqa: F401 (pool_frames: tests)
+from embodied_lib.manipulation.reference import reference_state
 from embodied_lib.progress import progress_bar
 from embodied_lib.spec import save_checkpoint
 
@@ -181,9 +181,9 @@ def train_policy(cfg: dict, data_dir: Path, out_dir: Path | None = None, progres
     ctx = ctx or distributed.setup(cfg.get("device", "auto"))
     started = time.perf_counter()
     data = load_pooled(data_dir, DEMONSTRATION_SHARDS)   # not the rounds a run before this one left there
-    warm = None
+    warm, record = None, None
     if cfg["warm_start"] == "reference":   # the quick profile: from the full profile's weights (reference.py)
-        warm = reference_state()
+        warm, record = reference_state()
     elif cfg["warm_start"] is not None:
         raise ValueError(f"warm_start must be None or 'reference', not {cfg['warm_start']!r}")
     model, metrics = train_bc(cfg, data_dir, progress=progress, ctx=ctx, data=data, init_state=warm,
@@ -200,16 +200,15 @@ def train_policy(cfg: dict, data_dir: Path, out_dir: Path | None = None, progres
         first_episode += cfg["dagger_episodes"]
         new = load_pooled(data_dir, f"shard_r{r}_*.npz")
         data = {k: np.concatenate([data[k], new[k]]) for k in data}
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model, metrics = train_bc(cfg, data_dir, progress=progress, ctx=ctx, data=data, init_state=state,
-                                  epochs=cfg["dagger_epochs"], desc=f"DAgger round {r}")
-        offset = history["epoch"][-1]
-        for k in ("epoch", "train_loss", "val_loss"):
-            history[k] += [e + offset for e in metrics["history"][k]] if k == "epoch" else metrics["history"][k]
-        history["round"] += [r] * len(metrics["history"]["epoch"])
+        model, metrics = train_bc(cfg, data_dir, progress=progress, ctx=ctx, data=data,
+                                  init_state=model.state_dict(), epochs=cfg["dagger_epochs"], desc=f"DAgger round {r}")
+        part = metrics["history"]
+        history["epoch"] += [history["epoch"][-1] + e for e in part["epoch"]]   # epochs count on across rounds
+        history["train_loss"] += part["train_loss"]
+        history["val_loss"] += part["val_loss"]
+        history["round"] += [r] * len(part["epoch"])
     metrics.update({"train_seconds": time.perf_counter() - started, "history": history, "dagger": rounds,
-                    "warm_start": None if warm is None else {k: v for k, v in read_record().items()
-                                                             if k in ("command", "commit", "closed_loop", "sha256")}})
+                    "warm_start": record and {k: record[k] for k in ("command", "commit", "closed_loop", "sha256")}})
     if out_dir is not None and ctx.is_main:
         save_checkpoint(manipulation_spec(), model, out_dir)
         (Path(out_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
