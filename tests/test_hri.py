@@ -478,3 +478,20 @@ def test_a_word_is_in_a_slot_only_when_all_its_pieces_are():
     assert read_slots(text, offsets, tags)["angle"][0]["problem"]          # token by token: "... anti"
     reading = read_slots(text, offsets, tags, word_ids)["angle"]
     assert reading == [{"words": "one hundred and eighty", "value": 180.0, "problem": None}]
+
+
+def test_a_number_no_slot_reads_is_refused_and_a_pronoun_one_is_not():
+    """The tagger reads "row 3 or 4" as row 3 and leaves the 4 untagged: the command says a value nobody read, so
+    it is refused as incomplete with that number named. "that one" is a pronoun, not a number; stop is never
+    refused for a stray number."""
+    tok = E.load_tokenizer()
+    go_to = CommandInterpreter(scripted(0, {"3": "B-row", "5": "B-col"}), tok, 0.5)
+    assert go_to.act("go to row 3 column 5").action == {"action": "go_to", "params": {"row": 3, "col": 5}}
+    for text, stray in (("go to row 3 or 4, column 5", "4"), ("go to row 3, no, row four, column 5", "4")):
+        d = go_to.act(text)
+        assert d.refused and d.details["refused"] == "incomplete" and f"it also says {stray}," in d.reason, d.reason
+    pick = CommandInterpreter(scripted(1, {}, colour="red"), tok, 0.5)
+    assert pick.act("pick up the red one").action == {"action": "pick", "params": {"colour": "red"}}
+    assert pick.act("pick up the red cube 2").refused
+    stop = CommandInterpreter(scripted(C.ACTIONS.index("stop"), {}), tok, 0.5)
+    assert stop.act("stop in 5 seconds").action == {"action": "stop", "params": {}}

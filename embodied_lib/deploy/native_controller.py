@@ -300,11 +300,11 @@ def missions(exports_root, episodes, out_dir, n_generated: int, runtime: str = "
     first held-out map and scene, and by Python's MissionRunner on the same ones: what each understood and did."""
     from embodied_lib.deploy.controller import open_guard
     from embodied_lib.deploy.missions import MissionRunner
-    from embodied_lib.hri.commands import make_corpus
+    from embodied_lib.hri.commands import ACTIONS, decode_params, make_corpus
     from embodied_lib.hri.interpreter import CommandInterpreter
 
-    generated = [c.text for c in make_corpus(0, 0, n_generated, max(1, n_generated // 4), seed)["test"]][:n_generated]
-    commands = list(EXAMPLE_MISSIONS) + generated
+    corpus = make_corpus(0, 0, n_generated, max(1, n_generated // 4), seed)["test"][:n_generated]
+    commands = list(EXAMPLE_MISSIONS) + [c.text for c in corpus]
     path = Path(out_dir) / "commands.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(("\t".join(map(str, c)) if isinstance(c, tuple) else c) + "\n" for c in commands))
@@ -328,9 +328,35 @@ def missions(exports_root, episodes, out_dir, n_generated: int, runtime: str = "
                      "same_status": result.status == native["status"], "cpp_reason": native["reason"],
                      "python_reason": result.reason, "cpp_decide_ms": native["decide_ms"]})
     refused_moved = sum(r["cpp_actuations"] for r in rows if r["cpp_status"] == "refused")
+    executable = []   # generated go_to / pick commands this map and table can carry out, with what they said
+    for row, c in zip(rows[len(EXAMPLE_MISSIONS):], corpus):
+        truth = ACTIONS[c.action]
+        said = {"action": truth, "params": decode_params(truth, c.params)}
+        if c.out_of_range or c.incomplete or not (
+                truth == "pick" and said["params"].get("colour") in TABLE_COLOURS or
+                truth == "go_to" and _reachable(runner, (said["params"]["row"], said["params"]["col"]), cpp["map_seed"])):
+            continue
+        row["said"] = said
+        executable.append(row)
+
+    def ended_where_said(side: str) -> dict:
+        right = [r[f"{side}_status"] == "done" and r[f"{side}_command"] == r["said"] for r in executable]
+        return {"n": len(right), "rate": float(np.mean(right)) if right else None}
+
     return {"runtime": runtime, "tokenizer": cpp["tokenizer"], "commands": len(rows), "by_status": cpp["by_status"],
+            "go_to_pick_success": {"cpp": ended_where_said("cpp"), "python": ended_where_said("python")},
             "same_status": float(np.mean([r["same_status"] for r in rows])), "refused_moves": refused_moved,
             "decide_ms": cpp["decide_ms"], "map_seed": cpp["map_seed"], "scene_seed": cpp["scene_seed"], "rows": rows}
+
+
+def _reachable(runner, cell, map_seed: int) -> bool:
+    """Is ``cell`` free, reachable and not the start on this map (a go_to the grid robot can carry out)?"""
+    from embodied_lib.deploy.missions import feasible_map
+
+    try:
+        return feasible_map(runner.grid_size, runner.obstacle_fraction, cell, map_seed, tries=1) == map_seed
+    except ValueError:
+        return False
 
 
 def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = False) -> dict:
@@ -360,6 +386,10 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
     return results
 
 
+def _share(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
 def headline(name: str, result: dict) -> str:
     """One line per experiment for the CLI, from the numbers in ``result``."""
     if name == "world":
@@ -385,6 +415,9 @@ def headline(name: str, result: dict) -> str:
         rss = result["rss_mb"]
         return f"{result['ticks']} ticks, RSS {rss['start']} -> {rss['end']} MB ({rss['growth_after_warm_up']:+.1f} after warm-up)"
     if name == "missions":
-        return (f"{result['commands']} commands {result['by_status']}, same status as Python {result['same_status']:.1%}, "
+        s = result["go_to_pick_success"]
+        return (f"{result['commands']} commands {result['by_status']}, same status as Python {result['same_status']:.1%}; "
+                f"executable go_to / pick ended where the command said: C++ {_share(s['cpp']['rate'])}, Python "
+                f"{_share(s['python']['rate'])} of {s['cpp']['n']}; "
                 f"refused commands moved {result['refused_moves']} times")
     return ""

@@ -189,6 +189,9 @@ SLOT_WORDS = {
               "angle": {"degree": 1, "degrees": 1, "deg": 1, "turn": 360, "turns": 360}},
     "default_unit": {"row": 1, "col": 1, "angle": 1, "distance": None},   # None: the unit must be said
     "whole": ["row", "col"],                                              # a cell is a whole number
+    # A number said outside every slot ("row 3 or 4" with only 3 tagged) is a value nobody read: the command is
+    # refused. Read by text2num at this threshold, so a lone "one" ("that one", "the red one") stays a word.
+    "untagged_threshold": 2,
 }
 
 

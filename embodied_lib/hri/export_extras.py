@@ -18,7 +18,9 @@ EDGE_CASES = ("", "   ", "?!...", "🤖 pick up the 🟥 cube", "Pick up the RED
               "stop " * 80, "pick up the \u202ebuc der\u202c cube", "rotate 99999999999999999999999999 degrees",
               "move forward -500 meters", "turn 1e9 degrees", "go to row 3", "rotate a bit", "move forward",
               "move forward 20 cm or 30 cm", "turn left -90 degrees", "move back half a metre", "make a quarter turn",
-              "go to row one hundred and fifty column two", "turn around", "move forward 0.25 m", "go to (3, 5)")
+              "go to row one hundred and fifty column two", "turn around", "move forward 0.25 m", "go to (3, 5)",
+              "go to row 3 or 4, column 5", "go to row 3, no, row 5, column 2", "pick up that one", "stop in 5 seconds",
+              "go to the second row, column 3", "turn left ninety degrees or maybe forty-five")
 
 
 def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:

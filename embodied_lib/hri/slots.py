@@ -68,6 +68,11 @@ def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str
     span starts at B- (or at an I- not continuing its slot) and goes on over I- tags of its slot; its text runs
     from the first token's start offset to the last one's end, taking in a '-' right before it when that is a
     minus sign (not a hyphen inside a word)."""
+    return {slot: [text[a:b] for a, b in ranges] for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items()}
+
+
+def _span_ranges(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[tuple[int, int]]]:
+    """``slot_spans`` as character ranges of ``text``."""
     if word_ids is not None:
         tag_ids = word_tags(tag_ids, word_ids)
     spans: dict[str, list[list[int]]] = {}
@@ -85,13 +90,25 @@ def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str
             spans.setdefault(slot, []).append(current[1])
     out = {}
     for slot, ranges in spans.items():
-        words = []
+        out[slot] = []
         for start, end in ranges:
             if start > 0 and text[start - 1] == "-" and (start < 2 or not text[start - 2].isalnum()):
                 start -= 1
-            words.append(text[start:end])
-        out[slot] = words
+            out[slot].append((start, end))
     return out
+
+
+def untagged_numbers(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> list[str]:
+    """Numbers the command says outside every slot span (text2num at the table's ``untagged_threshold``, on the
+    text with the spans blanked out), as the Rust pipeline finds them: a value the words give that nobody read."""
+    from text_to_num import alpha2digit
+
+    chars = list(text)
+    for ranges in _span_ranges(text, offsets, tag_ids, word_ids).values():
+        for start, end in ranges:
+            chars[start:end] = " " * (end - start)
+    rest = alpha2digit("".join(chars).lower(), "en", threshold=table["untagged_threshold"])
+    return [item for item in _items(rest) if "0" <= item[0] <= "9" or item[0] == "-"]
 
 
 # -- words -> a number ----------------------------------------------------------------------------
@@ -201,12 +218,15 @@ def _one_value(slot: str, readings: dict) -> tuple[float | None, str | None]:
     return values[0], None
 
 
-def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_probs, threshold: float) -> dict:
+def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_probs, threshold: float,
+           untagged: list[str] = ()) -> dict:
     """What the robot does with one command, the same in Python, Rust and the C ABI the controller calls:
     ``{"action", "params", "vector", "confidence", "refused": None | "low confidence" | "incomplete" |
     "out of range", "reason"}``. The threshold judges the action type; then every value the action needs
-    (``commands.NEEDS``) must be said exactly once, readably; then each is checked against its valid range.
-    ``vector`` is the schema's [10] encoding of what was read (neutral where nothing was)."""
+    (``commands.NEEDS``) must be said exactly once, readably, and no number may be said outside the slots
+    (``untagged``: "row 3 or 4" read as row 3 is a guess; stop is never refused for it); then each value is
+    checked against its valid range. ``vector`` is the schema's [10] encoding of what was read (neutral where
+    nothing was)."""
     best = int(np.argmax(action_probs))
     action, confidence = ACTIONS[best], float(action_probs[best])
     colour = COLOUR_CLASSES[int(np.argmax(colour_probs))]
@@ -242,6 +262,8 @@ def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_pro
             elif turn == "none" and magnitude != MAX_ANGLE_DEG:   # half a turn is the same either way
                 missing.append("the command says no turn direction (left or right)")
             params["angle_deg"] = (-1.0 if turn == "right" else 1.0) * magnitude
+    if untagged and action != "stop":
+        missing.append(f"it also says {', '.join(untagged)}, which is not read as any value")
     _encode(params, vector)
     verdict = {"action": action, "params": params, "vector": vector, "confidence": confidence, "refused": None,
                "reason": None}
@@ -258,9 +280,10 @@ def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_pro
 def decide_outputs(text: str, offsets, word_ids, outputs: dict, threshold: float) -> tuple[dict, dict]:
     """``(readings, verdict)`` for one command from the pipeline's outputs by name (``model.PIPELINE_OUTPUTS``,
     batch dimension removed) and its tokens' offsets and word ids: what the interpreter and the golden file use."""
-    readings = read_slots(text, offsets, np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1), word_ids)
+    tags = np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1)
+    readings = read_slots(text, offsets, tags, word_ids)
     verdict = decide(outputs["action_probs"], readings, outputs["colour_probs"], outputs["direction_probs"],
-                     outputs["turn_probs"], threshold)
+                     outputs["turn_probs"], threshold, untagged_numbers(text, offsets, tags, word_ids))
     return readings, verdict
 
 
@@ -285,4 +308,4 @@ def _encode(params: dict, vector: np.ndarray) -> None:
         vector[index["angle"]] = normalise("angle", params["angle_deg"])
 
 
-__all__ = ["token_tags", "slot_spans", "read_number", "read_slots", "decide", "decide_outputs", "SLOT_PARAMETER"]
+__all__ = ["token_tags", "slot_spans", "untagged_numbers", "read_number", "read_slots", "decide", "decide_outputs", "SLOT_PARAMETER"]

@@ -234,7 +234,7 @@ impl Schema {
 
     /// Python's word_tags and slot_spans: the words of each slot, from the argmax tag of each token (a word keeps
     /// its tags only when all its pieces are tagged with one slot) and the tokens' offsets.
-    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, String)>> {
+    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, usize, usize)>> {
         let (offsets, slot_probs) = (&outputs.offsets, &outputs.values[1]);
         let k = self.tags.len();
         let mut tags: Vec<usize> = (0..offsets.len())
@@ -270,8 +270,21 @@ impl Schema {
             if start > 0 && text[start - 1] == '-' && (start < 2 || !text[start - 2].is_alphanumeric()) {
                 start -= 1;
             }
-            (slot, text[start..end.min(text.len())].iter().collect())
+            (slot, start.min(text.len()), end.min(text.len()))
         }).collect())
+    }
+
+    /// Python's untagged_numbers: the numbers said outside every slot span (text2num at the table's
+    /// untagged_threshold, on the text with the spans blanked out).
+    fn untagged_numbers(&self, text: &[char], spans: &[(String, usize, usize)]) -> Vec<String> {
+        let mut rest = text.to_vec();
+        for (_, start, end) in spans {
+            for c in &mut rest[*start..(*end).max(*start)] { *c = ' '; }
+        }
+        let threshold = self.words["untagged_threshold"].as_f64().unwrap_or(0.0);
+        let lower = rest.iter().collect::<String>().to_lowercase();
+        let digits = text2num::replace_numbers_in_text(&lower, &text2num::Language::english(), threshold);
+        items(&digits).into_iter().filter(|i| i.starts_with(|c: char| c.is_ascii_digit() || c == '-')).collect()
     }
 
     /// Python's read_number: text2num (threshold 0), then the schema's word table.
@@ -356,8 +369,11 @@ impl Schema {
             return Err(format!("a text pipeline gives 5 outputs, this one {}", v.len()));
         }
         let chars: Vec<char> = text.chars().collect();
-        let readings: Vec<(String, Reading)> = self.slot_spans(&chars, outputs)?
-            .into_iter().map(|(slot, words)| { let r = self.read_number(&slot, &words); (slot, r) }).collect();
+        let spans = self.slot_spans(&chars, outputs)?;
+        let readings: Vec<(String, Reading)> = spans.iter().map(|(slot, start, end)| {
+            let words: String = chars[*start..(*end).max(*start)].iter().collect();
+            (slot.clone(), self.read_number(slot, &words))
+        }).collect();
         let best = argmax(&v[0]);
         let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
         let colour = self.colour_classes.get(argmax(&v[2])).ok_or("more colour scores than classes")?;
@@ -411,6 +427,7 @@ impl Schema {
                 params.insert("angle_deg".into(), json!(sign * m));
             }
         }
+        missing |= action != "stop" && !self.untagged_numbers(&chars, &spans).is_empty();
         let refused = if (v[0][best] as f64) < self.threshold { json!("low confidence") }
                       else if missing { json!("incomplete") }
                       else if beyond { json!("out of range") } else { Value::Null };
