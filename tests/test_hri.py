@@ -495,3 +495,27 @@ def test_a_number_no_slot_reads_is_refused_and_a_pronoun_one_is_not():
     assert pick.act("pick up the red cube 2").refused
     stop = CommandInterpreter(scripted(C.ACTIONS.index("stop"), {}), tok, 0.5)
     assert stop.act("stop in 5 seconds").action == {"action": "stop", "params": {}}
+
+
+def test_a_number_is_read_whole_from_its_words():
+    """The tagger marks part of a number: the slot reads the whole number its words say, never a piece of it; a
+    number two slots share is read as neither; a word tagged by mistake before the number, or alone, says no
+    number and is left out; a word after the number is still read ("90 radians" is not 90 degrees)."""
+    tok = E.load_tokenizer()
+
+    def act(action, tags, text, **classes):
+        return CommandInterpreter(scripted(action, tags, **classes), tok, 0.5).act(text)
+
+    d = act(0, {"one": "B-row", "five": "B-col"}, "go to row one hundred, column five")
+    assert d.details["refused"] == "out of range" and d.details["params"] == {"row": 100, "col": 5}, d.reason
+    d = act(0, {"one": "B-row", "hundred": "B-angle", "five": "B-col"}, "go to row one hundred, column five")
+    assert d.details["refused"] == "incomplete" and "'one hundred' is tagged as both the row and the angle" in d.reason
+    d = act(0, {"ninety": "B-row", "nine": "B-col", "2": "B-col"}, "go to row ninety-nine column 2")
+    assert d.details["refused"] == "incomplete" and "'ninety-nine' is tagged as both the row and the column" in d.reason
+    move = C.ACTIONS.index("move")
+    for tags in ({"creep": "B-distance", "twenty": "I-distance", "cm": "I-distance"},
+                 {"creep": "B-distance", "twenty": "B-distance", "cm": "I-distance"}):
+        d = act(move, tags, "creep twenty cm forward", direction="forward")
+        assert d.action == {"action": "move", "params": {"direction": "forward", "distance_cm": 20.0}}, d.reason
+    d = act(C.ACTIONS.index("rotate"), {"90": "B-angle", "ra": "I-angle", "##dian": "I-angle", "##s": "I-angle"}, "turn left 90 radians", turn="left")
+    assert d.details["refused"] == "incomplete" and "'radians'" in d.reason

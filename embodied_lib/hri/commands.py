@@ -204,12 +204,18 @@ def schema_json() -> dict:
                         "normalised": "(clip(raw, encoded_range) - encoded_range[0]) / (encoded_range[1] - encoded_range[0])"}
                        for i, p in enumerate(PARAMETERS)],
         "slots": {"names": list(SLOTS), "tags": list(TAGS), "decoded_as": SLOT_PARAMETER,
-                  "spans": "per token the argmax tag; a span starts at a B- tag or an I- tag after another slot's and "
-                           "goes on over I- tags of its slot; its text is the command from the first token's start "
-                           "offset to the last one's end, with a '-' right before it (a minus sign)",
+                  "spans": "per token the argmax tag (a word keeps its tags only when all its pieces have one slot); a "
+                           "span starts at a B- tag or an I- tag after another slot's and goes on over I- tags of its "
+                           "slot; its text is the command from the first token's start offset to the last one's end, "
+                           "widened to every whole number it touches (digits, and text2num find_numbers at threshold 0 "
+                           "over the command's words: ASCII words with inner hyphens, digit numbers, space runs, any "
+                           "other character alone), with a '-' right before it (a minus sign); a number two slots' "
+                           "spans touch is read as neither",
                   "words": SLOT_WORDS,
                   "reading": "text2num replace_numbers_in_text / alpha2digit (English, threshold 0) of the lower-cased "
-                             "span, then words: numbers and amounts multiply, one unit at most, ignored words skipped"},
+                             "span, then words from the first number, article, amount, unit or ignored word (a span "
+                             "with none is no reading): numbers and amounts multiply, one unit at most, ignored words "
+                             "skipped, any other word not read"},
         "classes": {"colour": list(COLOUR_CLASSES), "direction": list(DIRECTION_CLASSES), "turn": list(TURN_CLASSES),
                     "direction_vector": {k: list(v) for k, v in DIRECTION_VECTOR.items()}},
         "needs": {a: list(n) for a, n in NEEDS.items()},
@@ -247,11 +253,11 @@ VERBS = {
                    ("get", "clutch", "scoop up"),
                    ("collect", "fetch", "retrieve", "obtain", "grip", "take hold of")),
     "place": Split3(("place", "put", "set", "drop", "lay", "put down", "set down", "rest", "stack", "plant", "stand",
-                     "move"),
+                     "move", "pop", "put back"),
                     ("leave", "park", "lower"),
                     ("deposit", "position", "release", "settle", "arrange", "situate")),
     "move": Split3(("move", "go", "drive", "shift", "roll", "slide", "travel", "head", "go on", "scoot", "glide",
-                    "push on"),
+                    "push on", "walk", "move along"),
                    ("crawl", "ride", "proceed"),
                    ("step", "move yourself", "coast", "creep", "make your way", "wander")),
     "rotate": Split3(("rotate", "turn", "spin", "twist", "turn yourself", "rotate yourself", "swing", "yaw",
@@ -384,7 +390,8 @@ TEMPLATES = {
 DIRECTED_MOVE_TEMPLATES = Split3(("{verb} {by}{distance}", "{verb} {distance} please", "{verb} for {distance}",
                                   "now {verb} {distance}"),
                                  ("{verb} {distance}",), ("{verb} {distance} slowly", "{verb} a distance of {distance}"))
-TURN_AROUND = Split3(("turn around", "do a u-turn", "spin around", "make a u-turn"), ("turn yourself around",),
+TURN_AROUND = Split3(("turn around", "do a u-turn", "spin around", "make a u-turn", "rotate around", "twist around",
+                      "veer around", "turn yourself round"), ("turn yourself around",),
                      ("turn round", "spin round", "swing around"))
 TURN_AROUND_SLOT = ("around", "u-turn", "round")    # the word of a turn-around phrase that says how far
 
@@ -395,10 +402,11 @@ INCOMPLETE_TEMPLATES = {
     "pick": Split3(("{verb} the {object}", "{verb} it", "{verb} that {object}", "{verb} something"),
                    ("{verb} the {object} please",), ("{verb} one of the {object}s", "{verb} that one")),
     "place": Split3(("{verb} the {object} at {cell}", "{verb} the {colour} {object}", "{verb} it on {cell}",
-                     "{verb} the {colour} {object} at row {r}"),
+                     "{verb} the {colour} {object} at row {r}", "{verb} it over there", "{verb} the {colour} {object} over there"),
                     ("{verb} the {colour} {object} down",), ("{verb} it there", "{verb} the {object} in {cell}")),
     "move": Split3(("{verb} {direction}", "{verb} {distance}", "{verb} a bit {direction}", "{verb} {direction} {distance} or {distance2}",
-                    "{verb} {direction} some more", "{verb} {direction} for some time", "{verb} {by}{distance} please"),
+                    "{verb} {direction} some more", "{verb} {direction} for some time", "{verb} {by}{distance} please",
+                    "{verb} {direction} for a bit"),
                    ("{verb} {direction} a little",), ("{verb} {direction} for a while", "{verb} forward a few", "{verb} {distance} or so")),
     "rotate": Split3(("{verb} {turn}", "{verb} {angle}", "{verb} a bit", "{verb} {turn} {angle} or {angle2}", "{verb} {turn} slightly",
                       "{verb} {by}{angle} please", "now {verb} {angle}"),

@@ -20,7 +20,9 @@ EDGE_CASES = ("", "   ", "?!...", "🤖 pick up the 🟥 cube", "Pick up the RED
               "move forward 20 cm or 30 cm", "turn left -90 degrees", "move back half a metre", "make a quarter turn",
               "go to row one hundred and fifty column two", "turn around", "move forward 0.25 m", "go to (3, 5)",
               "go to row 3 or 4, column 5", "go to row 3, no, row 5, column 2", "pick up that one", "stop in 5 seconds",
-              "go to the second row, column 3", "turn left ninety degrees or maybe forty-five")
+              "go to the second row, column 3", "turn left ninety degrees or maybe forty-five",
+              "go to row one hundred, column five", "go to row ninety-nine column 2", "creep twenty cm forward",
+              "turn left 90 radians", "turn left over half a turn")
 
 
 def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:

@@ -14,12 +14,14 @@ differently, or a value the action needs and the words do not give is refused wi
 from __future__ import annotations
 
 import numpy as np
+from text_to_num import Token, alpha2digit, find_numbers
 
 from embodied_lib.hri.commands import (ACTIONS, BY_NAME, COLOUR_CLASSES, COLOURS, DIRECTION_CLASSES, DIRECTION_VECTOR,
                                        MAX_ANGLE_DEG, NEEDS, SLOT_PARAMETER, SLOT_WORDS, SLOTS, TAGS, TURN_CLASSES,
                                        neutral_vector, normalise, out_of_range)
 
 ARTICLES = ("a", "an")          # an amount only before a unit ("a metre"): "rotate a bit" says no number
+_SAID_AS = {"row": "row", "col": "column", "distance": "distance", "angle": "angle"}
 
 
 # -- tokens <-> spans -----------------------------------------------------------------------------
@@ -66,13 +68,63 @@ def word_tags(tag_ids, word_ids) -> list[int]:
 def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str]]:
     """The words of each slot: per token its tag (by whole words, ``word_tags``, when ``word_ids`` are given); a
     span starts at B- (or at an I- not continuing its slot) and goes on over I- tags of its slot; its text runs
-    from the first token's start offset to the last one's end, taking in a '-' right before it when that is a
-    minus sign (not a hyphen inside a word)."""
-    return {slot: [text[a:b] for a, b in ranges] for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items()}
+    from the first token's start offset to the last one's end, widened to every number it touches
+    (``number_ranges``: "row one hundred" with only "one" tagged reads one hundred, never one), taking in a '-'
+    right before it when that is a minus sign (not a hyphen inside a word)."""
+    return {slot: [text[a:b] for a, b, _ in ranges] for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items()}
 
 
-def _span_ranges(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[tuple[int, int]]]:
-    """``slot_spans`` as character ranges of ``text``."""
+class _Word(Token):
+    """One word of the command as text2num's ``find_numbers`` reads it (ASCII lower case, as in Rust)."""
+
+    def __init__(self, word: str):
+        self.word = word.lower() if word.isascii() else word
+
+    def text(self) -> str:
+        return self.word
+
+
+def _words(text: str) -> list[tuple[int, int]]:
+    """The command as text2num tokens, as character ranges: ASCII words (hyphens inside), digit numbers with a
+    decimal part, runs of spaces, and every other character alone (the Rust pipeline splits the same way)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        j = i + 1
+        if text[i].isascii() and text[i].isalpha():
+            while j < n and text[j].isascii() and (text[j].isalpha() or (text[j] == "-" and j + 1 < n and text[j + 1].isascii()
+                                                                          and text[j + 1].isalpha())):
+                j += 1
+        elif "0" <= text[i] <= "9":
+            while j < n and "0" <= text[j] <= "9":
+                j += 1
+            if j + 1 < n and text[j] == "." and "0" <= text[j + 1] <= "9":
+                j += 2
+                while j < n and "0" <= text[j] <= "9":
+                    j += 1
+        elif text[i] in _SPACES:
+            while j < n and text[j] in _SPACES:
+                j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+_SPACES = " \t\n\r"
+
+
+def number_ranges(text: str) -> list[tuple[int, int]]:
+    """Character ranges of the numbers the command says, each one whole: digits ("3", "0.25") and numbers in words
+    as text2num's ``find_numbers`` finds them at threshold 0 ("one hundred and fifty", "ninety-nine", "second")."""
+    words = _words(text)
+    ranges = [(a, b) for a, b in words if "0" <= text[a] <= "9"]
+    ranges += [(words[o.start][0], words[o.end - 1][1])
+               for o in find_numbers([_Word(text[a:b]) for a, b in words], "en", 0.0)]
+    return sorted(ranges)
+
+
+def _span_ranges(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[tuple[int, int, str | None]]]:
+    """``slot_spans`` as character ranges of ``text``, each with a problem: a number touched by two slots' spans
+    ("ninety" tagged row and "nine" column in "ninety-nine") is not read as either."""
     if word_ids is not None:
         tag_ids = word_tags(tag_ids, word_ids)
     spans: dict[str, list[list[int]]] = {}
@@ -88,24 +140,35 @@ def _span_ranges(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[t
         else:
             current = (slot, [start, end])
             spans.setdefault(slot, []).append(current[1])
+    numbers = number_ranges(text) if spans else []
+    touched: dict[tuple[int, int], set] = {}
+    for slot, ranges in spans.items():
+        for span in ranges:
+            start, end = span
+            for a, b in numbers:
+                if a < end and b > start:
+                    span[0], span[1] = min(span[0], a), max(span[1], b)
+                    touched.setdefault((a, b), set()).add(slot)
+    split = [(a, b, sorted(slots, key=SLOTS.index)) for (a, b), slots in touched.items() if len(slots) > 1]
     out = {}
     for slot, ranges in spans.items():
         out[slot] = []
         for start, end in ranges:
+            problem = next((f"{text[a:b]!r} is tagged as both the {' and the '.join(_SAID_AS[s] for s in slots)}"
+                            for a, b, slots in split if a < end and b > start), None)
             if start > 0 and text[start - 1] == "-" and (start < 2 or not text[start - 2].isalnum()):
                 start -= 1
-            out[slot].append((start, end))
+            if (start, end, problem) not in out[slot]:   # two pieces of one number are one reading
+                out[slot].append((start, end, problem))
     return out
 
 
 def untagged_numbers(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> list[str]:
     """Numbers the command says outside every slot span (text2num at the table's ``untagged_threshold``, on the
     text with the spans blanked out), as the Rust pipeline finds them: a value the words give that nobody read."""
-    from text_to_num import alpha2digit
-
     chars = list(text)
     for ranges in _span_ranges(text, offsets, tag_ids, word_ids).values():
-        for start, end in ranges:
+        for start, end, _ in ranges:
             chars[start:end] = " " * (end - start)
     rest = alpha2digit("".join(chars).lower(), "en", threshold=table["untagged_threshold"])
     return [item for item in _items(rest) if "0" <= item[0] <= "9" or item[0] == "-"]
@@ -143,21 +206,35 @@ def _items(text: str) -> list[str]:
     return items
 
 
+def _is_number(item: str) -> bool:
+    return "0" <= item[0] <= "9" or item[0] == "-"
+
+
+def _quantity_items(slot: str, words: str, table: dict) -> list[str]:
+    """The slot's words after text2num (threshold 0) from the first one that says how much: a number, an article,
+    an amount, a unit of the slot or an ignored word. Words before it are the tagger's border, not the number's
+    ("creep twenty cm", "over half a turn"); words after it are all read ("90 radians" must not be 90 degrees)."""
+    items = _items(alpha2digit(words.lower(), "en", threshold=0))
+    for k, item in enumerate(items):
+        if (_is_number(item) or item in ARTICLES or item in table["slot_amounts"].get(slot, {}) or item in table["amounts"]
+                or item in table["units"].get(slot, {}) or item in table["ignored"]):
+            return items[k:]
+    return []
+
+
 def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float | None, str | None]:
     """``(value, None)`` or ``(None, why not)`` for the words of one slot, in the slot's unit (cells, cm, degrees).
 
     text2num turns number words into digits ("one hundred and fifty five" -> 155, "forty-five" -> 45, "zero point
-    five" -> 0.5); then every word must be a number, an amount of the table, one unit of the slot, or ignored.
+    five" -> 0.5); words before the first that is one of the below are left out (the span's border); then every
+    word must be a number, an amount of the table, one unit of the slot, or ignored.
     The value is the product of the amounts and the unit. At most one number; an article counts only before a
     unit; a slot with no default unit needs one said."""
-    from text_to_num import alpha2digit
-
-    digits = alpha2digit(words.lower(), "en", threshold=0)
     amounts, numbers, unit, article = [], 0, None, False
     slot_amounts = table["slot_amounts"].get(slot, {})
     units = table["units"].get(slot, {})
-    for item in _items(digits):
-        if "0" <= item[0] <= "9" or item[0] == "-":
+    for item in _quantity_items(slot, words, table):
+        if _is_number(item):
             amounts.append(float(item))
             numbers += 1
         elif item in ARTICLES:
@@ -195,13 +272,18 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
 
 def read_slots(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> dict[str, list[dict]]:
     """Every slot span of the command with its reading: ``slot -> [{"words", "value", "problem"}]``."""
-    return {slot: [dict(zip(("words", "value", "problem"), (w, *read_number(slot, w, table)))) for w in words]
-            for slot, words in slot_spans(text, offsets, tag_ids, word_ids).items()}
+    out = {}
+    for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items():
+        out[slot] = []
+        for start, end, problem in ranges:
+            if not problem and not _quantity_items(slot, text[start:end], table):
+                continue    # a word tagged by mistake that says no number at all ("creep" in "creep 20 cm")
+            value, why = (None, problem) if problem else read_number(slot, text[start:end], table)
+            out[slot].append({"words": text[start:end], "value": value, "problem": why})
+    return out
 
 
 # -- the decision --------------------------------------------------------------------------------
-
-_SAID_AS = {"row": "row", "col": "column", "distance": "distance", "angle": "angle"}
 
 
 def _one_value(slot: str, readings: dict) -> tuple[float | None, str | None]:

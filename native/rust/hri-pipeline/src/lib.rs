@@ -196,6 +196,53 @@ fn items(s: &str) -> Vec<String> {
     out
 }
 
+/// Python's slots._words: the command as text2num tokens, as character ranges: ASCII words (hyphens inside),
+/// digit numbers with a decimal part, runs of spaces, and every other character alone.
+fn words(c: &[char]) -> Vec<(usize, usize)> {
+    let letter = |i: usize| i < c.len() && c[i].is_ascii_alphabetic();
+    let digit = |i: usize| i < c.len() && c[i].is_ascii_digit();
+    let space = |i: usize| i < c.len() && matches!(c[i], ' ' | '\t' | '\n' | '\r');
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < c.len() {
+        let mut j = i + 1;
+        if letter(i) {
+            while letter(j) || (j < c.len() && c[j] == '-' && letter(j + 1)) { j += 1; }
+        } else if digit(i) {
+            while digit(j) { j += 1; }
+            if j < c.len() && c[j] == '.' && digit(j + 1) {
+                j += 2;
+                while digit(j) { j += 1; }
+            }
+        } else if space(i) {
+            while space(j) { j += 1; }
+        }
+        out.push((i, j));
+        i = j;
+    }
+    out
+}
+
+/// One word as text2num's find_numbers reads it (ASCII lower case, as Python's slots._Word).
+struct Word(String);
+
+impl text2num::Token for &Word {
+    fn text(&self) -> std::borrow::Cow<'_, str> { self.0.as_str().into() }
+    fn text_lowercase(&self) -> std::borrow::Cow<'_, str> { self.0.as_str().into() }
+}
+
+/// Python's slots.number_ranges: the character ranges of the numbers the command says, each one whole (digits,
+/// and numbers in words as text2num's find_numbers finds them at threshold 0).
+fn number_ranges(c: &[char]) -> Vec<(usize, usize)> {
+    let tokens = words(c);
+    let mut ranges: Vec<(usize, usize)> = tokens.iter().copied().filter(|&(a, _)| c[a].is_ascii_digit()).collect();
+    let list: Vec<Word> = tokens.iter().map(|&(a, b)| Word(c[a..b].iter().collect::<String>().to_ascii_lowercase())).collect();
+    for o in text2num::find_numbers(list.iter(), &text2num::Language::english(), 0.0) {
+        ranges.push((tokens[o.start].0, tokens[o.end - 1].1));
+    }
+    ranges.sort_unstable();
+    ranges
+}
+
 /// What one slot span reads as: a value, or why it cannot be read.
 struct Reading {
     value: Option<f64>,
@@ -234,7 +281,7 @@ impl Schema {
 
     /// Python's word_tags and slot_spans: the words of each slot, from the argmax tag of each token (a word keeps
     /// its tags only when all its pieces are tagged with one slot) and the tokens' offsets.
-    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, usize, usize)>> {
+    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, usize, usize, bool)>> {
         let (offsets, slot_probs) = (&outputs.offsets, &outputs.values[1]);
         let k = self.tags.len();
         let mut tags: Vec<usize> = (0..offsets.len())
@@ -266,19 +313,42 @@ impl Schema {
             }
             open = true;
         }
-        Ok(spans.into_iter().map(|(slot, mut start, end)| {
+        // Python's _span_ranges: each span widened to every number it touches; a number two slots touch is a problem
+        let numbers = if spans.is_empty() { Vec::new() } else { number_ranges(text) };
+        let mut touched: Vec<((usize, usize), Vec<String>)> = Vec::new();
+        for span in &mut spans {
+            let (start, end) = (span.1, span.2);
+            for &(a, b) in &numbers {
+                if a < end && b > start {
+                    span.1 = span.1.min(a);
+                    span.2 = span.2.max(b);
+                    match touched.iter_mut().find(|(r, _)| *r == (a, b)) {
+                        Some((_, slots)) => if !slots.contains(&span.0) { slots.push(span.0.clone()) },
+                        None => touched.push(((a, b), vec![span.0.clone()])),
+                    }
+                }
+            }
+        }
+        let split: Vec<(usize, usize)> = touched.into_iter().filter(|(_, s)| s.len() > 1).map(|(r, _)| r).collect();
+        let mut out: Vec<(String, usize, usize, bool)> = Vec::new();
+        for (slot, mut start, end) in spans {
+            let problem = split.iter().any(|&(a, b)| a < end && b > start);
             if start > 0 && text[start - 1] == '-' && (start < 2 || !text[start - 2].is_alphanumeric()) {
                 start -= 1;
             }
-            (slot, start.min(text.len()), end.min(text.len()))
-        }).collect())
+            let span = (slot, start.min(text.len()), end.min(text.len()), problem);
+            if !out.contains(&span) {
+                out.push(span);
+            }
+        }
+        Ok(out)
     }
 
     /// Python's untagged_numbers: the numbers said outside every slot span (text2num at the table's
     /// untagged_threshold, on the text with the spans blanked out).
-    fn untagged_numbers(&self, text: &[char], spans: &[(String, usize, usize)]) -> Vec<String> {
+    fn untagged_numbers(&self, text: &[char], spans: &[(String, usize, usize, bool)]) -> Vec<String> {
         let mut rest = text.to_vec();
-        for (_, start, end) in spans {
+        for (_, start, end, _) in spans {
             for c in &mut rest[*start..(*end).max(*start)] { *c = ' '; }
         }
         let threshold = self.words["untagged_threshold"].as_f64().unwrap_or(0.0);
@@ -287,13 +357,27 @@ impl Schema {
         items(&digits).into_iter().filter(|i| i.starts_with(|c: char| c.is_ascii_digit() || c == '-')).collect()
     }
 
+    /// Python's _quantity_items: the slot's words after text2num (threshold 0) from the first one that says how
+    /// much (a number, an article, an amount, a unit of the slot, an ignored word); empty when none does.
+    fn quantity_items(&self, slot: &str, words: &str) -> Vec<String> {
+        let table = &self.words;
+        let digits = text2num::replace_numbers_in_text(&words.to_lowercase(), &text2num::Language::english(), 0.0);
+        let all = items(&digits);
+        let first = all.iter().position(|item| {
+            item.starts_with(|c: char| c.is_ascii_digit() || c == '-') || item == "a" || item == "an"
+                || table["slot_amounts"][slot][item].is_number() || table["amounts"][item].is_number()
+                || table["units"][slot][item].is_number()
+                || table["ignored"].as_array().is_some_and(|a| a.iter().any(|w| w.as_str() == Some(item)))
+        });
+        first.map_or_else(Vec::new, |k| all[k..].to_vec())
+    }
+
     /// Python's read_number: text2num (threshold 0), then the schema's word table.
     fn read_number(&self, slot: &str, words: &str) -> Reading {
         let bad = Reading { value: None, problem: true };
         let table = &self.words;
-        let digits = text2num::replace_numbers_in_text(&words.to_lowercase(), &text2num::Language::english(), 0.0);
         let (mut amounts, mut numbers, mut unit, mut article) = (Vec::new(), 0, None::<f64>, false);
-        for item in items(&digits) {
+        for item in self.quantity_items(slot, words) {
             let first = item.chars().next().unwrap_or(' ');
             if first.is_ascii_digit() || (first == '-' && item.len() > 1) {
                 match item.parse::<f64>() {
@@ -370,9 +454,13 @@ impl Schema {
         }
         let chars: Vec<char> = text.chars().collect();
         let spans = self.slot_spans(&chars, outputs)?;
-        let readings: Vec<(String, Reading)> = spans.iter().map(|(slot, start, end)| {
+        let readings: Vec<(String, Reading)> = spans.iter().filter_map(|(slot, start, end, split)| {
             let words: String = chars[*start..(*end).max(*start)].iter().collect();
-            (slot.clone(), self.read_number(slot, &words))
+            if *split {
+                return Some((slot.clone(), Reading { value: None, problem: true }));
+            }
+            // a word tagged by mistake that says no number at all is no reading
+            (!self.quantity_items(slot, &words).is_empty()).then(|| (slot.clone(), self.read_number(slot, &words)))
         }).collect();
         let best = argmax(&v[0]);
         let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
