@@ -381,7 +381,8 @@ TEMPLATES = {
          "please {verb} {by}{angle} {turn}", "{verb} {turn} over {angle}", "you need to {verb} {turn} {angle}")),
     "stop": Split3(
         ("{verb}", "{verb} now", "{verb} right there", "{verb} immediately", "{verb} please", "{verb}!",
-         "robot {verb}", "i said {verb}", "{verb} at once", "{verb}, right now", "just {verb}", "{verb} this instant"),
+         "robot {verb}", "i said {verb}", "{verb} at once", "{verb}, right now", "just {verb}", "{verb} this instant",
+         "{verb} right away", "{verb} instantly", "{verb} without delay"),
         ("could you {verb}", "{verb} for a moment", "okay {verb}"),
         ("you need to {verb} at once", "{verb}, that is enough", "{verb} straight away", "i want you to {verb}",
          "{verb} this minute", "{verb} before you hit something")),
