@@ -82,7 +82,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "profiling": dict(models=None, iterations=500, batch1_models=None),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
-                           fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=60, cpu=0,
+                           fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=300, cpu=0,
                            priority=50),
     },
 }
