@@ -519,3 +519,18 @@ def test_a_number_is_read_whole_from_its_words():
         assert d.action == {"action": "move", "params": {"direction": "forward", "distance_cm": 20.0}}, d.reason
     d = act(C.ACTIONS.index("rotate"), {"90": "B-angle", "ra": "I-angle", "##dian": "I-angle", "##s": "I-angle"}, "turn left 90 radians", turn="left")
     assert d.details["refused"] == "incomplete" and "'radians'" in d.reason
+
+
+def test_an_action_with_one_number_reads_every_tagged_word_as_it():
+    """Move reads only a distance, rotate only an angle: a number the tagger gave another slot is that one ("ninety
+    seven" half distance, half angle in a rotate is 97 degrees; a second number tagged angle in a move is a second
+    distance, so the move is asked again, never carried out with the first)."""
+    tok = E.load_tokenizer()
+    rotate = CommandInterpreter(scripted(C.ACTIONS.index("rotate"), {"ninety": "B-distance", "seven": "B-angle",
+                                                                       "degrees": "I-angle"}, turn="right"), tok, 0.5)
+    d = rotate.act("twirl ninety seven degrees to your right")
+    assert d.action == {"action": "rotate", "params": {"angle_deg": -97.0}}, d.reason
+    move = CommandInterpreter(scripted(C.ACTIONS.index("move"), {"20": "B-distance", "cm": "I-distance", "30": "B-angle"},
+                                       direction="forward"), tok, 0.5)
+    d = move.act("move forward 20 cm, no, 30 cm")
+    assert d.details["refused"] == "incomplete" and "two different values for the distance" in d.reason, d.reason

@@ -22,7 +22,8 @@ EDGE_CASES = ("", "   ", "?!...", "🤖 pick up the 🟥 cube", "Pick up the RED
               "go to row 3 or 4, column 5", "go to row 3, no, row 5, column 2", "pick up that one", "stop in 5 seconds",
               "go to the second row, column 3", "turn left ninety degrees or maybe forty-five",
               "go to row one hundred, column five", "go to row ninety-nine column 2", "creep twenty cm forward",
-              "turn left 90 radians", "turn left over half a turn")
+              "turn left 90 radians", "turn left over half a turn", "please twirl just ninety seven degrees to your right",
+              "move forward 20 cm, no, 30 cm")
 
 
 def write_pipeline_extras(spec, pipeline, out_dir) -> list[Path]:

@@ -359,10 +359,21 @@ def decide(action_probs, readings: dict, colour_probs, direction_probs, turn_pro
     return verdict
 
 
+def action_slot_tags(tag_ids, action: str) -> list[int]:
+    """An action with one number to read (move: the distance, rotate: the angle) has every tagged word in that slot:
+    the tagger says where the number is, the action says what it is ("ninety seven" tagged half distance, half angle
+    in a rotate is the angle). Actions with two (row, column) or none keep their tags."""
+    numeric = [slot for slot in NEEDS[action] if slot in SLOTS]
+    if len(numeric) != 1:
+        return [int(t) for t in tag_ids]
+    return [TAGS.index(TAGS[int(t)][:2] + numeric[0]) if t else 0 for t in tag_ids]
+
+
 def decide_outputs(text: str, offsets, word_ids, outputs: dict, threshold: float) -> tuple[dict, dict]:
     """``(readings, verdict)`` for one command from the pipeline's outputs by name (``model.PIPELINE_OUTPUTS``,
     batch dimension removed) and its tokens' offsets and word ids: what the interpreter and the golden file use."""
-    tags = np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1)
+    tags = action_slot_tags(np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1),
+                            ACTIONS[int(np.argmax(outputs["action_probs"]))])
     readings = read_slots(text, offsets, tags, word_ids)
     verdict = decide(outputs["action_probs"], readings, outputs["colour_probs"], outputs["direction_probs"],
                      outputs["turn_probs"], threshold, untagged_numbers(text, offsets, tags, word_ids))
@@ -390,4 +401,4 @@ def _encode(params: dict, vector: np.ndarray) -> None:
         vector[index["angle"]] = normalise("angle", params["angle_deg"])
 
 
-__all__ = ["token_tags", "slot_spans", "untagged_numbers", "read_number", "read_slots", "decide", "decide_outputs", "SLOT_PARAMETER"]
+__all__ = ["token_tags", "slot_spans", "action_slot_tags", "untagged_numbers", "read_number", "read_slots", "decide", "decide_outputs", "SLOT_PARAMETER"]

@@ -281,12 +281,22 @@ impl Schema {
 
     /// Python's word_tags and slot_spans: the words of each slot, from the argmax tag of each token (a word keeps
     /// its tags only when all its pieces are tagged with one slot) and the tokens' offsets.
-    fn slot_spans(&self, text: &[char], outputs: &Outputs) -> Result<Vec<(String, usize, usize, bool)>> {
+    fn slot_spans(&self, text: &[char], outputs: &Outputs, action: &str) -> Result<Vec<(String, usize, usize, bool)>> {
         let (offsets, slot_probs) = (&outputs.offsets, &outputs.values[1]);
         let k = self.tags.len();
         let mut tags: Vec<usize> = (0..offsets.len())
             .map(|t| slot_probs.get(t * k..(t + 1) * k).map(argmax).ok_or("fewer slot scores than tokens"))
             .collect::<std::result::Result<_, _>>()?;
+        // Python's action_slot_tags: an action with one number to read has every tagged word in that slot
+        let numeric: Vec<&str> = ["row", "col", "distance", "angle"].into_iter().filter(|s| self.needs(action, s)).collect();
+        if let [slot] = numeric[..] {
+            for tag in &mut tags {
+                if *tag != 0 {
+                    let name = format!("{}{}", &self.tags[*tag][..2], slot);
+                    *tag = self.tags.iter().position(|t| *t == name).ok_or_else(|| format!("no tag {name}"))?;
+                }
+            }
+        }
         let slot_of = |tag: usize| if tag == 0 { None } else { self.tags[tag].split_once('-').map(|(_, s)| s.to_string()) };
         let mut words: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
         for (i, w) in outputs.word_ids.iter().enumerate() {
@@ -453,7 +463,9 @@ impl Schema {
             return Err(format!("a text pipeline gives 5 outputs, this one {}", v.len()));
         }
         let chars: Vec<char> = text.chars().collect();
-        let spans = self.slot_spans(&chars, outputs)?;
+        let best = argmax(&v[0]);
+        let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
+        let spans = self.slot_spans(&chars, outputs, action)?;
         let readings: Vec<(String, Reading)> = spans.iter().filter_map(|(slot, start, end, split)| {
             let words: String = chars[*start..(*end).max(*start)].iter().collect();
             if *split {
@@ -462,8 +474,6 @@ impl Schema {
             // a word tagged by mistake that says no number at all is no reading
             (!self.quantity_items(slot, &words).is_empty()).then(|| (slot.clone(), self.read_number(slot, &words)))
         }).collect();
-        let best = argmax(&v[0]);
-        let action = self.actions.get(best).ok_or("more probabilities than actions")?.as_str();
         let colour = self.colour_classes.get(argmax(&v[2])).ok_or("more colour scores than classes")?;
         let direction = self.direction_classes.get(argmax(&v[3])).ok_or("more direction scores than classes")?;
         let turn = self.turn_classes.get(argmax(&v[4])).ok_or("more turn scores than classes")?;
