@@ -74,6 +74,9 @@ def slot_spans(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[str
     return {slot: [text[a:b] for a, b, _ in ranges] for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items()}
 
 
+_SPACES = " \t\n\r"
+
+
 class _Word(Token):
     """One word of the command as text2num's ``find_numbers`` reads it (ASCII lower case, as in Rust)."""
 
@@ -107,9 +110,6 @@ def _words(text: str) -> list[tuple[int, int]]:
         out.append((i, j))
         i = j
     return out
-
-
-_SPACES = " \t\n\r"
 
 
 def number_ranges(text: str) -> list[tuple[int, int]]:
@@ -166,12 +166,16 @@ def _span_ranges(text: str, offsets, tag_ids, word_ids=None) -> dict[str, list[t
 def untagged_numbers(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> list[str]:
     """Numbers the command says outside every slot span (text2num at the table's ``untagged_threshold``, on the
     text with the spans blanked out), as the Rust pipeline finds them: a value the words give that nobody read."""
+    return _untagged(text, _span_ranges(text, offsets, tag_ids, word_ids), table)
+
+
+def _untagged(text: str, spans: dict, table: dict) -> list[str]:
     chars = list(text)
-    for ranges in _span_ranges(text, offsets, tag_ids, word_ids).values():
+    for ranges in spans.values():
         for start, end, _ in ranges:
             chars[start:end] = " " * (end - start)
     rest = alpha2digit("".join(chars).lower(), "en", threshold=table["untagged_threshold"])
-    return [item for item in _items(rest) if "0" <= item[0] <= "9" or item[0] == "-"]
+    return [item for item in _items(rest) if _is_number(item)]
 
 
 # -- words -> a number ----------------------------------------------------------------------------
@@ -230,10 +234,15 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
     word must be a number, an amount of the table, one unit of the slot, or ignored.
     The value is the product of the amounts and the unit. At most one number; an article counts only before a
     unit; a slot with no default unit needs one said."""
+    return _read_items(slot, words, _quantity_items(slot, words, table), table)
+
+
+def _read_items(slot: str, words: str, items: list[str], table: dict) -> tuple[float | None, str | None]:
+    """``read_number`` over the slot's ``_quantity_items`` (``words`` only names them in a problem)."""
     amounts, numbers, unit, article = [], 0, None, False
     slot_amounts = table["slot_amounts"].get(slot, {})
     units = table["units"].get(slot, {})
-    for item in _quantity_items(slot, words, table):
+    for item in items:
         if _is_number(item):
             amounts.append(float(item))
             numbers += 1
@@ -272,14 +281,22 @@ def read_number(slot: str, words: str, table: dict = SLOT_WORDS) -> tuple[float 
 
 def read_slots(text: str, offsets, tag_ids, word_ids=None, table: dict = SLOT_WORDS) -> dict[str, list[dict]]:
     """Every slot span of the command with its reading: ``slot -> [{"words", "value", "problem"}]``."""
+    return _readings(text, _span_ranges(text, offsets, tag_ids, word_ids), table)
+
+
+def _readings(text: str, spans: dict, table: dict) -> dict[str, list[dict]]:
     out = {}
-    for slot, ranges in _span_ranges(text, offsets, tag_ids, word_ids).items():
+    for slot, ranges in spans.items():
         out[slot] = []
         for start, end, problem in ranges:
-            if not problem and not _quantity_items(slot, text[start:end], table):
-                continue    # a word tagged by mistake that says no number at all ("creep" in "creep 20 cm")
-            value, why = (None, problem) if problem else read_number(slot, text[start:end], table)
-            out[slot].append({"words": text[start:end], "value": value, "problem": why})
+            words = text[start:end]
+            if problem:
+                out[slot].append({"words": words, "value": None, "problem": problem})
+                continue
+            items = _quantity_items(slot, words, table)
+            if items:   # none: a word tagged by mistake that says no number at all ("creep" in "creep 20 cm")
+                value, why = _read_items(slot, words, items, table)
+                out[slot].append({"words": words, "value": value, "problem": why})
     return out
 
 
@@ -374,9 +391,10 @@ def decide_outputs(text: str, offsets, word_ids, outputs: dict, threshold: float
     batch dimension removed) and its tokens' offsets and word ids: what the interpreter and the golden file use."""
     tags = action_slot_tags(np.asarray(outputs["slot_probs"])[:len(offsets)].argmax(-1),
                             ACTIONS[int(np.argmax(outputs["action_probs"]))])
-    readings = read_slots(text, offsets, tags, word_ids)
+    spans = _span_ranges(text, offsets, tags, word_ids)   # once: readings and stray numbers both need them
+    readings = _readings(text, spans, SLOT_WORDS)
     verdict = decide(outputs["action_probs"], readings, outputs["colour_probs"], outputs["direction_probs"],
-                     outputs["turn_probs"], threshold, untagged_numbers(text, offsets, tags, word_ids))
+                     outputs["turn_probs"], threshold, _untagged(text, spans, SLOT_WORDS))
     return readings, verdict
 
 

@@ -382,12 +382,12 @@ impl Schema {
         first.map_or_else(Vec::new, |k| all[k..].to_vec())
     }
 
-    /// Python's read_number: text2num (threshold 0), then the schema's word table.
-    fn read_number(&self, slot: &str, words: &str) -> Reading {
+    /// Python's read_number over the slot's quantity_items: the schema's word table.
+    fn read_number(&self, slot: &str, items: Vec<String>) -> Reading {
         let bad = Reading { value: None, problem: true };
         let table = &self.words;
         let (mut amounts, mut numbers, mut unit, mut article) = (Vec::new(), 0, None::<f64>, false);
-        for item in self.quantity_items(slot, words) {
+        for item in items {
             let first = item.chars().next().unwrap_or(' ');
             if first.is_ascii_digit() || (first == '-' && item.len() > 1) {
                 match item.parse::<f64>() {
@@ -472,7 +472,8 @@ impl Schema {
                 return Some((slot.clone(), Reading { value: None, problem: true }));
             }
             // a word tagged by mistake that says no number at all is no reading
-            (!self.quantity_items(slot, &words).is_empty()).then(|| (slot.clone(), self.read_number(slot, &words)))
+            let items = self.quantity_items(slot, &words);
+            (!items.is_empty()).then(|| (slot.clone(), self.read_number(slot, items)))
         }).collect();
         let colour = self.colour_classes.get(argmax(&v[2])).ok_or("more colour scores than classes")?;
         let direction = self.direction_classes.get(argmax(&v[3])).ok_or("more direction scores than classes")?;
