@@ -75,7 +75,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,
                              dagger_rounds=0, dagger_episodes=100, dagger_epochs=10, dagger_expert_prob=0.5,
                              warm_start=None, seed=0, device="auto", bf16=False, workers=2),
-        "hri": dict(n_train=4000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=4,
+        # 6,000 commands x 3 epochs rather than 4,000 x 4: about the same steps, half again as many phrasings drawn;
+        # with 4,000 every full run left an error or two in some parameter of unseen phrasings (angle 98.7 %)
+        "hri": dict(n_train=6000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=3,
                     baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),

@@ -321,7 +321,11 @@ DEG_UNITS = Split3(("degrees", "deg"), ("degrees",), ("degree", "degrees"))
 QUARTER_TURNS = {"a quarter turn": 90, "a half turn": 180, "half a turn": 180, "a quarter of a turn": 90}
 FILLERS = Split3(
     train=(("please ", ""), ("", " please"), ("robot, ", ""), ("", " now"), ("can you ", ""), ("", ", thanks"),
-           ("hey, ", ""), ("", " quickly"), ("now ", ""), ("okay, ", ""), ("", " for me"), ("next, ", "")),
+           ("hey, ", ""), ("", " quickly"), ("now ", ""), ("okay, ", ""), ("", " for me"), ("next, ", ""),
+           # trailing clauses that say why or how, not what: one full run refused 'stop before you hit something'
+           ("", " before you bump into the wall"), ("", ", watch out"), ("", " so you don't fall over"),
+           ("careful, ", ""), ("", " as soon as you can"), ("", " when you are ready"), ("", ", the path is clear"),
+           ("", " or you will crash")),
     val=(("hey robot, ", ""), ("", " right away"), ("alright, ", "")),
     test=(("would you ", ""), ("", ", thank you"), ("ok robot, ", ""), ("kindly ", ""), ("", " if you can"),
           ("listen, ", "")),
