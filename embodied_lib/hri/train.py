@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from embodied_lib import distributed
 from embodied_lib.cli import int_in, require_writable
@@ -50,7 +51,7 @@ from embodied_lib.hri.model import (ActionClassifier, CategoryHeads, CommandPipe
                                     action_classifier_spec, command_pipeline_spec, param_extractor_spec, tagger_width)
 from embodied_lib.hri.slots import token_tags
 from embodied_lib.progress import progress_bar
-from embodied_lib.spec import save_checkpoint
+from embodied_lib.spec import load_state_dict_strict, save_checkpoint
 
 OUTLIER_WEIGHT = 0.5
 PARAM_WEIGHT = 4.0
@@ -330,6 +331,23 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         (out_dir / "hri").mkdir(parents=True, exist_ok=True)
         (out_dir / "hri" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return pipeline, metrics
+def load_trained(runs_dir, cfg: dict):
+    """``(pipeline, metrics)`` of an earlier ``train_hri(cfg, runs_dir)``, or None when ``runs_dir`` holds none
+    trained with exactly these settings: reopening notebook 03 need not train again (``REUSE``)."""
+    runs_dir = Path(runs_dir)
+    metrics_path = runs_dir / "hri" / "metrics.json"
+    if not metrics_path.is_file() or not (runs_dir / "command_pipeline" / "model.safetensors").is_file():
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("config") != json.loads(json.dumps(cfg)):
+        return None
+    directory = runs_dir / "command_pipeline"
+    spec = command_pipeline_spec(**json.loads((directory / "config.json").read_text())["spec_args"])
+    pipeline = spec.build_model()
+    load_state_dict_strict(pipeline, load_file(directory / "model.safetensors"), source=directory)
+    return pipeline.eval(), metrics
+
+
 def _tokens(tokenizer, texts, device="cpu", max_tokens: int = MAX_TOKENS):
     ids, mask = tokenize(tokenizer, texts, warn=False)
     ids, mask = ids[:, :max_tokens], mask[:, :max_tokens]
@@ -507,6 +525,7 @@ def main(argv=None):
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
     parser.add_argument("--train-commands", type=int_in(8, 1_000_000), help="override the profile's training commands")
     parser.add_argument("--epochs", type=int_in(1, 1000), help="override the profile's fine-tuning epochs")
+    parser.add_argument("--seed", type=int_in(0, 2**31 - 1), help="override the profile's seed (corpus, weights, batches)")
     parser.add_argument("--frozen", action="store_true", help="train the heads only, on the frozen encoder (baseline)")
     parser.add_argument("--encoder-dir", help="a pretrained DistilBERT directory (default: $EMBODIED_DISTILBERT_DIR, "
                                               "else the packaged MiniLM widened to 768)")
@@ -514,7 +533,7 @@ def main(argv=None):
     require_writable(parser, args.out)
     overrides = {k: v for k, v in {"device": args.device, "finetune": False if args.frozen else None,
                                    "bf16": args.bf16 or None, "n_train": args.train_commands,
-                                   "epochs": args.epochs}.items() if v is not None}
+                                   "epochs": args.epochs, "seed": args.seed}.items() if v is not None}
     cfg = get_config("hri", args.profile, **overrides)
     try:
         ctx = distributed.setup(cfg["device"])   # a clear error before any work for a GPU that is not there
