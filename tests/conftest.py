@@ -65,8 +65,11 @@ def executed_workbook(tmp_path_factory):
     """Every notebook run once, in order, with the quick profile, as `make run` does, into temporary runs/,
     exports/ and data/ folders; shared by the notebook checks and the browser test. Returns the root folder
     (``runs``, ``exports``, ``data``, ``executed`` inside) and the environment that points the library there."""
+    import json
     import os
+    import time
 
+    from embodied_lib.config import RUNS_DIR
     from embodied_lib.workbook import notebooks, run_notebook
 
     root = tmp_path_factory.mktemp("workbook")
@@ -75,8 +78,14 @@ def executed_workbook(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in WORKBOOK_ENV}
     os.environ.update(env)
     try:
+        seconds = {}
         for path in notebooks():
+            started = time.perf_counter()
             run_notebook(path, "quick", "embodied-workbook", root / "executed")
+            seconds[path.name] = round(time.perf_counter() - started, 1)
+        # where the quick workbook's time goes, kept after the session (make test's own timing record)
+        RUNS_DIR.mkdir(parents=True, exist_ok=True)
+        (RUNS_DIR / "test_notebook_seconds.json").write_text(json.dumps(seconds, indent=2))
     finally:
         for k, v in saved.items():
             if v is None:

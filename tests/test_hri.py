@@ -15,7 +15,7 @@ from embodied_lib.hri import encoder as E
 from embodied_lib.hri import model as H
 from embodied_lib.registry import load_runtime
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
-from embodied_lib.hri.train import choose_threshold, train_hri
+from embodied_lib.hri.train import choose_threshold, load_trained
 
 
 # -- schema and corpus -----------------------------------------------------------------------
@@ -267,16 +267,20 @@ def test_threshold_keeps_the_requested_share():
 # -- training smoke, interpreter, bad input ----------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("hri_runs")
-    cfg = get_config("hri", "quick", n_train=600, n_val=60, n_test=240, n_ood=60, device="cpu")
-    pipeline, metrics = train_hri(cfg, out, progress=False)
-    return out, pipeline, metrics
+def trained(executed_workbook):
+    """The quick profile's model as notebook 03 trained it in the workbook run (train_hri with the quick settings;
+    training it a second time here took ~3-9 minutes of make test). Tiny-budget runs of the training CLI, in one and
+    two processes, are in test_scale."""
+    root, _ = executed_workbook
+    runs = root / "runs"
+    loaded = load_trained(runs, get_config("hri", "quick"))
+    assert loaded is not None, "notebook 03 left no quick-profile HRI checkpoint in the workbook's runs/"
+    return runs, *loaded
 
 
 def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
     out, _, m = trained
-    assert m["route"] == "fine-tuned encoder" and m["device"] == "cpu"
+    assert m["route"] == "fine-tuned encoder" and m["processes"] == 1
     assert m["test_accuracy"] > 3 * m["chance_accuracy"]
     assert 0 < m["confidence_threshold"] < 1
     assert np.array(m["confusion_matrix"]).sum() == m["test_commands"] > 0
@@ -284,6 +288,9 @@ def test_training_smoke_beats_chance_and_writes_checkpoints(trained):
     for name in ("action_classifier", "param_extractor", "command_pipeline"):
         assert (out / name / "model.safetensors").is_file()
     assert json.loads((out / "hri" / "metrics.json").read_text())["encoder_route"].startswith("all-MiniLM")
+    # notebook 03's REUSE loads a saved model only when it was trained with the same settings
+    assert load_trained(out, get_config("hri", "quick", seed=1)) is None
+    assert load_trained(out / "nowhere", get_config("hri", "quick")) is None
 
 
 def test_slots_read_numbers_better_than_the_param_extractor(trained):
