@@ -98,7 +98,8 @@ def test_hri_training_with_two_processes_follows_one(tmp_path):
     for n in (1, 2):
         out = tmp_path / f"processes{n}"
         proc = run("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", n, "-m", "embodied_lib.hri.train",
-                   "--device", "cpu", "--train-commands", 64, "--epochs", 1, "--out", out, timeout=900)
+                   "--device", "cpu", "--train-commands", 64, "--epochs", 1, "--eval-commands", 24, "--out", out,
+                   timeout=900)
         assert proc.returncode == 0, proc.stderr[-2000:]
         metrics = json.loads((out / "hri" / "metrics.json").read_text())
         assert metrics["processes"] == n and metrics["corpus"]["train"] == 64

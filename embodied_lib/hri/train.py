@@ -525,6 +525,8 @@ def main(argv=None):
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
     parser.add_argument("--train-commands", type=int_in(8, 1_000_000), help="override the profile's training commands")
     parser.add_argument("--epochs", type=int_in(1, 1000), help="override the profile's fine-tuning epochs")
+    parser.add_argument("--eval-commands", type=int_in(8, 1_000_000),
+                        help="override the profile's validation and test commands and the out-of-domain texts of each split")
     parser.add_argument("--seed", type=int_in(0, 2**31 - 1), help="override the profile's seed (corpus, weights, batches)")
     parser.add_argument("--frozen", action="store_true", help="train the heads only, on the frozen encoder (baseline)")
     parser.add_argument("--encoder-dir", help="a pretrained DistilBERT directory (default: $EMBODIED_DISTILBERT_DIR, "
@@ -533,7 +535,8 @@ def main(argv=None):
     require_writable(parser, args.out)
     overrides = {k: v for k, v in {"device": args.device, "finetune": False if args.frozen else None,
                                    "bf16": args.bf16 or None, "n_train": args.train_commands,
-                                   "epochs": args.epochs, "seed": args.seed}.items() if v is not None}
+                                   "epochs": args.epochs, "seed": args.seed, "n_val": args.eval_commands,
+                                   "n_test": args.eval_commands, "n_ood": args.eval_commands}.items() if v is not None}
     cfg = get_config("hri", args.profile, **overrides)
     try:
         ctx = distributed.setup(cfg["device"])   # a clear error before any work for a GPU that is not there
