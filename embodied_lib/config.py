@@ -35,7 +35,7 @@ TEXT_GOLDEN_SEED = 5                # corpus seed of text_golden.jsonl (embodied
 PROFILES: dict[str, dict[str, dict]] = {
     "quick": {
         "navigation": dict(
-            grid_size=8, obstacle_fraction=0.15, total_steps=12_000, learning_starts=1_000,
+            grid_size=8, obstacle_fraction=0.15, total_steps=20_000, learning_starts=1_000,
             buffer_size=20_000, batch_size=64, lr=1e-3, gamma=0.95, train_every=2,
             target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.4,
             eval_maps=500, seed=0, device="auto", workers=1,

@@ -68,7 +68,7 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
 
     metrics = json.loads((root / "runs" / "navigation" / "metrics.json").read_text())
     assert metrics["evaluation"]["episodes"] == 500
-    assert metrics["evaluation"]["success_rate"] >= metrics["random_policy"]["success_rate"] + 0.3
+    assert metrics["evaluation"]["success_rate"] >= 0.9, metrics["evaluation"]   # 20,000 steps: ~95 % (seeds 0-2)
 
     out = root / "exports" / "navigation"
     manifest = json.loads((out / "manifest.json").read_text())
