@@ -9,10 +9,7 @@ The one module that knows every model package (it sits above them, nothing below
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from safetensors.torch import load_file
 
 from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
 from embodied_lib.hri.encoder import load_tokenizer
@@ -23,7 +20,7 @@ from embodied_lib.manipulation.policy import ManipulationPolicy
 from embodied_lib.navigation.model import navigation_spec
 from embodied_lib.navigation.policy import NavigationPolicy
 from embodied_lib.runtime.runtimes import Runtime, load_artifact
-from embodied_lib.spec import ModelSpec, load_state_dict_strict
+from embodied_lib.spec import ModelSpec, read_checkpoint
 
 SPEC_FACTORIES = {"navigation": navigation_spec, "manipulation": manipulation_spec,
                   "action_classifier": action_classifier_spec, "param_extractor": param_extractor_spec,
@@ -38,17 +35,7 @@ def get_spec(name: str, **kwargs) -> ModelSpec:
 
 def load_checkpoint(directory):
     """``(spec, model)`` rebuilt from ``config.json`` with weights from ``model.safetensors`` (no pickle)."""
-    directory = Path(directory)
-    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file {path} is missing; train the model first "
-                                    f"(notebooks 01-03 or `make run`)")
-    config = json.loads(config_path.read_text())
-    spec = get_spec(config["model"], **config["spec_args"])
-    model = spec.build_model()
-    load_state_dict_strict(model, load_file(weights_path), source=weights_path)
-    return spec, model.eval()
+    return read_checkpoint(directory, lambda config: get_spec(config["model"], **config["spec_args"]))
 
 
 def load_runtime(export_dir, fmt: str, trusted: bool = False, public_key=None) -> Runtime:

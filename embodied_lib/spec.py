@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 BATCH = "batch"  # the name of the dynamic leading dimension in every shape
 ALL_FORMATS = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8")
@@ -244,6 +244,21 @@ def save_checkpoint(spec: ModelSpec, model: torch.nn.Module, directory, extra: d
     save_file(state, directory / "model.safetensors")
     (directory / "config.json").write_text(json.dumps({**spec.to_json(), **(extra or {})}, indent=2))
     return directory
+
+
+def read_checkpoint(directory, spec_of) -> tuple:
+    """``(spec, model)`` from ``directory``: ``spec_of(config)`` rebuilds the spec from ``config.json``, the weights
+    come from ``model.safetensors`` (no pickle), checked entry by entry (load_state_dict_strict)."""
+    directory = Path(directory)
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file {path} is missing; train the model first "
+                                    f"(notebooks 01-03 or `make run`)")
+    spec = spec_of(json.loads(config_path.read_text()))
+    model = spec.build_model()
+    load_state_dict_strict(model, load_file(weights_path), source=weights_path)
+    return spec, model.eval()
 
 
 class WeightsError(ValueError):

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from embodied_lib import distributed
 from embodied_lib.cli import int_in, require_writable
@@ -51,7 +50,7 @@ from embodied_lib.hri.model import (ActionClassifier, CategoryHeads, CommandPipe
                                     action_classifier_spec, command_pipeline_spec, param_extractor_spec, tagger_width)
 from embodied_lib.hri.slots import token_tags
 from embodied_lib.progress import progress_bar
-from embodied_lib.spec import load_state_dict_strict, save_checkpoint
+from embodied_lib.spec import read_checkpoint, save_checkpoint
 
 OUTLIER_WEIGHT = 0.5
 PARAM_WEIGHT = 4.0
@@ -331,6 +330,8 @@ def train_hri(cfg: dict, out_dir: Path | None = None, progress: bool = True, enc
         (out_dir / "hri").mkdir(parents=True, exist_ok=True)
         (out_dir / "hri" / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return pipeline, metrics
+
+
 def load_trained(runs_dir, cfg: dict):
     """``(pipeline, metrics)`` of an earlier ``train_hri(cfg, runs_dir)``, or None when ``runs_dir`` holds none
     trained with exactly these settings: reopening notebook 03 need not train again (``REUSE``)."""
@@ -341,11 +342,9 @@ def load_trained(runs_dir, cfg: dict):
     metrics = json.loads(metrics_path.read_text())
     if metrics.get("config") != json.loads(json.dumps(cfg)):
         return None
-    directory = runs_dir / "command_pipeline"
-    spec = command_pipeline_spec(**json.loads((directory / "config.json").read_text())["spec_args"])
-    pipeline = spec.build_model()
-    load_state_dict_strict(pipeline, load_file(directory / "model.safetensors"), source=directory)
-    return pipeline.eval(), metrics
+    _, pipeline = read_checkpoint(runs_dir / "command_pipeline",
+                                  lambda config: command_pipeline_spec(**config["spec_args"]))
+    return pipeline, metrics
 
 
 def _tokens(tokenizer, texts, device="cpu", max_tokens: int = MAX_TOKENS):
