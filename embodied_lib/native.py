@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,13 +143,30 @@ def shared_libraries(binary: Path, env: dict | None = None) -> dict:
     return libraries
 
 
+@contextmanager
+def _build_lock(language: str):
+    """One build per language at a time on this machine: make test runs two pytest workers, and a notebook's build
+    cell and a test's fixture may both reach CMake's build folder (Cargo locks its own, but waiting here is clearer)."""
+    import fcntl
+
+    lock = REPO_ROOT / "native" / f".build-{language.lower().replace('+', 'p')}.lock"
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build_cpp(quiet: bool = False) -> None:
-    for cmd in cpp_commands():
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)
+    with _build_lock("C++"):
+        for cmd in cpp_commands():
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if quiet else None)
 
 
 def build_rust(quiet: bool = False) -> None:
-    subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
+    with _build_lock("Rust"):
+        subprocess.run(rust_command() + (["--quiet"] if quiet else []), check=True, env=rust_env())
 
 
 def build_logged(language: str, log_dir) -> str:
@@ -160,7 +178,7 @@ def build_logged(language: str, log_dir) -> str:
     log = Path(log_dir) / f"build-{language.lower().replace('+', 'p')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(log, "w") as f:
+    with _build_lock(language), open(log, "w") as f:
         for cmd in commands:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
@@ -263,10 +281,15 @@ def main(argv=None):
     parity.add_argument("--language", choices=["C++", "Rust"], help="one language's runners only")
     args = parser.parse_args(argv)
     if args.command == "build":
-        if args.only in (None, "cpp"):
-            build_cpp()
-        if args.only in (None, "rust"):
-            build_rust()
+        builds = {"cpp": build_cpp, "rust": build_rust}
+        if args.only:
+            builds[args.only]()
+        else:   # at once: one after the other, a core sat idle while either linked or ran a build script
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(2) as pool:
+                for done in [pool.submit(build) for build in builds.values()]:
+                    done.result()
     else:
         for row in native_parity(args.export_dir, args.iterations, args.language):
             print(json.dumps({k: v for k, v in row.items() if k != "decisions"}))
