@@ -61,8 +61,9 @@ native: setup
 run: native
 	$(PY) -m embodied_lib.workbook --profile $(PROFILE) --kernel $(KERNEL)
 
+# two workers: the quick workbook (about 13 minutes) runs beside the other tests (tests/conftest.py groups them)
 test: native
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 bench: native
 	@test -f exports/navigation/manifest.json || { echo "error: no exports yet; run 'make run' first" >&2; exit 1; }

@@ -1,8 +1,46 @@
+import os
+
 import pytest
 import torch
 
 from embodied_lib.export import export_all
 from embodied_lib.navigation.model import navigation_spec
+
+
+# make test runs two pytest-xdist workers: the tests that read the executed quick workbook on one (which spends most
+# of the session running it), every other test on the other, so each session fixture (the workbook, the exports,
+# the builds) is made once. Grouped by file, because the controller that schedules sees only test ids (and
+# xdist 3.8's --dist loadgroup marks do not reach them under pytest 9: it sets a node attribute pytest 9 no longer reads).
+WORKBOOK_TEST_FILES = {"test_notebooks.py", "test_browser.py", "test_hri_trained.py"}
+
+
+def pytest_configure(config):
+    """Each of the n workers gets its share of the cores: torch's OpenMP threads spin while they wait, and two
+    workers with two threads each on two cores made the workbook's training notebooks 4.5x slower (measured: 02 and
+    03 took 438 and 470 s instead of 91 and 103). Set before the notebooks' kernels and the CLIs' subprocesses
+    start; they inherit it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
+        torch.set_num_threads(int(threads))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkbookAndRest(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "workbook" if nodeid.split("::")[0].rsplit("/", 1)[-1] in WORKBOOK_TEST_FILES else "rest"
+
+    return WorkbookAndRest(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that reads the workbook outside those files would run the whole workbook a second time."""
+    strays = [i.nodeid for i in items if "executed_workbook" in i.fixturenames and i.path.name not in WORKBOOK_TEST_FILES]
+    if strays:
+        raise pytest.UsageError(f"tests using executed_workbook outside WORKBOOK_TEST_FILES (tests/conftest.py): {strays}")
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +131,5 @@ def executed_workbook(tmp_path_factory):
             else:
                 os.environ[k] = v
     return root, env
+
+
