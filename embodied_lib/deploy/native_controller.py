@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from embodied_lib.navigation import env as grid
 CONTROLLER = CPP_BUILD / "embodied_controller"
 ALLOC_COUNTER = CPP_BUILD / "libembodied_alloc_counter.so"
 COMMANDS = ("evaluate", "run", "check-world", "missions")
+EXPERIMENTS = ("world", "evaluate", "realtime", "rate", "faults", "soak", "missions")   # run_all's, in its order
 
 
 def write_episodes(exports_root, out_dir, maps: int, scenes: int, offset: int = 0) -> Path:
@@ -379,11 +382,50 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
                              progress=progress),
         "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),
     }
+    assert tuple(runs) == EXPERIMENTS
     results = {}
     for name, run in runs.items():
+        started = time.perf_counter()
         results[name] = run()
+        results[name]["wall_seconds"] = round(time.perf_counter() - started, 1)
         save_result(name, results[name], out_dir)
     return results
+
+
+class BackgroundExperiments:
+    """``run_all`` in a child process (``python -m embodied_lib.deploy native``), pinned to the controller's core,
+    while the caller goes on: notebook 07 starts it before the Python loop's experiments. Most of both sides are
+    real-time loops that sleep through 90 % of each 50 ms tick; one after the other they were 45 of the full
+    profile's minutes. What each side measures it measures with the other running (``make bench`` runs them one
+    at a time). ``wait()`` returns the results, or raises with the last lines of the child's log."""
+
+    def __init__(self, exports_root, out_dir, profile: str | None = None, cpu: int | None = 0):
+        if not CONTROLLER.is_file():
+            raise FileNotFoundError(f"{CONTROLLER} is not built; run `make native`")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in EXPERIMENTS:   # an earlier run's results must not pass for this run's
+            (self.out_dir / f"{name}.json").unlink(missing_ok=True)
+        self.episodes = self.out_dir / "episodes"
+        self.log = self.out_dir / "experiments.log"
+        command = [sys.executable, "-m", "embodied_lib.deploy", "native", "--quiet", "--exports", str(exports_root),
+                   "--out", str(self.out_dir)] + (["--profile", profile] if profile else [])
+        self.started = time.perf_counter()
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        if cpu is not None and cpu in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(self.process.pid, {cpu})   # it is still importing: the threads it starts inherit this
+        self.cpu = cpu
+        self.seconds = None
+
+    def wait(self, timeout: float | None = None) -> dict:
+        code = self.process.wait(timeout)
+        if self.seconds is None:
+            self.seconds = round(time.perf_counter() - self.started, 1)
+        if code != 0:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"the C++ controller's experiments exited {code}; last lines of {self.log}:\n{tail}")
+        return {name: json.loads((self.out_dir / f"{name}.json").read_text()) for name in EXPERIMENTS}
 
 
 def _share(rate: float | None) -> str:
