@@ -143,13 +143,17 @@ def shared_libraries(binary: Path, env: dict | None = None) -> dict:
     return libraries
 
 
+def _slug(language: str) -> str:
+    return language.lower().replace("+", "p")   # C++ -> cpp, Rust -> rust: file names
+
+
 @contextmanager
 def _build_lock(language: str):
     """One build per language at a time on this machine: make test runs two pytest workers, and a notebook's build
     cell and a test's fixture may both reach CMake's build folder (Cargo locks its own, but waiting here is clearer)."""
     import fcntl
 
-    lock = REPO_ROOT / "native" / f".build-{language.lower().replace('+', 'p')}.lock"
+    lock = REPO_ROOT / "native" / f".build-{_slug(language)}.lock"
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -175,7 +179,7 @@ def build_logged(language: str, log_dir) -> str:
     import time
 
     commands, env = {"C++": (cpp_commands(), None), "Rust": ([rust_command()], rust_env())}[language]
-    log = Path(log_dir) / f"build-{language.lower().replace('+', 'p')}.log"
+    log = Path(log_dir) / f"build-{_slug(language)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with _build_lock(language), open(log, "w") as f:
@@ -281,15 +285,10 @@ def main(argv=None):
     parity.add_argument("--language", choices=["C++", "Rust"], help="one language's runners only")
     args = parser.parse_args(argv)
     if args.command == "build":
-        builds = {"cpp": build_cpp, "rust": build_rust}
-        if args.only:
-            builds[args.only]()
-        else:   # at once: one after the other, a core sat idle while either linked or ran a build script
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(2) as pool:
-                for done in [pool.submit(build) for build in builds.values()]:
-                    done.result()
+        if args.only in (None, "cpp"):
+            build_cpp()
+        if args.only in (None, "rust"):
+            build_rust()
     else:
         for row in native_parity(args.export_dir, args.iterations, args.language):
             print(json.dumps({k: v for k, v in row.items() if k != "decisions"}))
