@@ -38,7 +38,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             grid_size=8, obstacle_fraction=0.15, total_steps=20_000, learning_starts=1_000,
             buffer_size=20_000, batch_size=64, lr=1e-3, gamma=0.95, train_every=2,
             target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.4,
-            eval_maps=500, seed=0, device="auto", workers=1,
+            eval_maps=500, validation_maps=500, seed=0, device="auto", workers=1,
         ),
         "native": dict(iterations=50),  # timed batch-1 runs per runtime in notebooks 05/06
         # dagger_*: rounds of DAgger after behaviour cloning (embodied_lib.manipulation.train.train_policy): new
@@ -69,7 +69,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             grid_size=8, obstacle_fraction=0.15, total_steps=150_000, learning_starts=2_000,
             buffer_size=100_000, batch_size=128, lr=1e-3, gamma=0.95, train_every=2,
             target_update_every=1_000, eps_start=1.0, eps_end=0.02, eps_fraction=0.2,
-            eval_maps=500, seed=0, device="auto", workers=1,
+            eval_maps=500, validation_maps=500, seed=0, device="auto", workers=1,
         ),
         "native": dict(iterations=500),
         "manipulation": dict(episodes=500, epochs=30, batch_size=64, lr=1e-3, val_fraction=0.1, eval_episodes=50,

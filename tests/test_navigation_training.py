@@ -10,7 +10,7 @@ from embodied_lib.registry import load_checkpoint
 from embodied_lib.navigation.evaluate import evaluate_random
 from embodied_lib.navigation.train import ReplayBuffer, linear_epsilon, train_dqn
 
-TINY = dict(total_steps=1_500, learning_starts=200, eval_maps=30, buffer_size=2_000)
+TINY = dict(total_steps=1_500, learning_starts=200, eval_maps=30, validation_maps=30, buffer_size=2_000)
 
 
 def test_training_smoke_writes_checkpoint_and_metrics(tmp_path):
@@ -41,7 +41,7 @@ def test_same_seed_same_metrics():
 
 def test_training_restores_the_thread_count():
     before = torch.get_num_threads()
-    train_dqn(get_config("navigation", "quick", total_steps=50, learning_starts=10, eval_maps=2), progress=False)
+    train_dqn(get_config("navigation", "quick", total_steps=50, learning_starts=10, eval_maps=2, validation_maps=2), progress=False)
     assert torch.get_num_threads() == before
 
 

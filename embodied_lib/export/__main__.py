@@ -11,7 +11,7 @@ from pathlib import Path
 from embodied_lib.cli import int_in, require_folder, require_writable
 from embodied_lib.config import EXPORTS_DIR, RUNS_DIR
 from embodied_lib.export import FORMATS
-from embodied_lib.export.workflow import export_and_check, trained_checkpoints
+from embodied_lib.export.workflow import export_and_check_all, trained_checkpoints
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,8 +31,9 @@ def main(argv=None):
     for name in names:
         if name not in found:
             parser.error(f"no checkpoint for {name!r} under {args.runs} (found: {sorted(found)})")
+    results = export_and_check_all({name: found[name] for name in names}, args.out, args.formats, args.parity_inputs)
+    for name, result in results.items():
         print(f"{name}:")
-        result = export_and_check(found[name], args.out / name, args.formats, args.parity_inputs)
         for row in result["parity"]:
             agree = ", ".join(f"{k} {v:.3f}" for k, v in row["decision_agreement"].items()) or "values only"
             print(f"  parity {row['format']:13s} max|diff| {row['max_abs_diff']:.2e}  "

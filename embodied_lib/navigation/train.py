@@ -30,7 +30,6 @@ from embodied_lib.progress import progress_bar
 from embodied_lib.runtime.runtimes import eager_runtime
 from embodied_lib.spec import save_checkpoint
 
-VALIDATION_MAPS = 50
 VALIDATION_POINTS = 10          # how many times validation runs during training
 GRAD_CLIP_NORM = 10.0
 
@@ -98,7 +97,7 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
 
     history = {"step": [], "loss": [], "episode_step": [], "episode_return": [], "episode_success": [],
                "validation_step": [], "validation_success": [], "validation_path_ratio": []}
-    best = {"success_rate": -1.0, "state": None, "step": 0}
+    best = {"score": (-1.0, 0.0), "state": None, "step": 0}
     validate_every = max(1, cfg["total_steps"] // VALIDATION_POINTS)
     episode, episode_return = 0, 0.0
     obs, _ = env.reset(seed=TRAIN_SEED_BASE + episode)
@@ -148,13 +147,16 @@ def _train(cfg: dict, out_dir: Path | None, progress: bool):
         if step % validate_every == 0 or step == cfg["total_steps"]:
             q_net.eval()
             validation_net.load_state_dict(q_net.state_dict())
-            val = evaluate_policy(greedy, n, frac, VALIDATION_MAPS, VALIDATION_SEED_BASE)
+            # validation_maps: 500 in both profiles. With 50, validation read 100 % from a third of full training on,
+            # so the choice among those checkpoints was blind (the full run picked one at 96.8 % held-out)
+            val = evaluate_policy(greedy, n, frac, cfg["validation_maps"], VALIDATION_SEED_BASE)
             history["validation_step"].append(step)
             history["validation_success"].append(val["success_rate"])
             history["validation_path_ratio"].append(val["path_ratio"])
-            if val["success_rate"] >= best["success_rate"]:
-                best = {"success_rate": val["success_rate"], "step": step,
-                        "state": copy.deepcopy(q_net.state_dict())}
+            # the highest success wins; at equal success the shorter paths; at a full tie the later checkpoint
+            score = (val["success_rate"], -val["path_ratio"])
+            if score >= best["score"]:
+                best = {"score": score, "step": step, "state": copy.deepcopy(q_net.state_dict())}
             recent = history["episode_success"][-100:]
             bar.set_postfix(val_success=f"{val['success_rate']:.2f}",
                             train_success=f"{np.mean(recent) if recent else 0:.2f}")
