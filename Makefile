@@ -61,9 +61,8 @@ native: setup
 run: native
 	$(PY) -m embodied_lib.workbook --profile $(PROFILE) --kernel $(KERNEL)
 
-# two workers: the quick workbook (about 16 minutes) runs beside the other tests (tests/conftest.py groups them); the
-# other tests' worker builds the native programs first, while the workbook's first notebooks run (they need none)
-test: setup
+# two workers: the quick workbook (about 16 minutes) runs beside the other tests (tests/conftest.py groups them)
+test: native
 	$(PY) -m pytest -n 2
 
 bench: native

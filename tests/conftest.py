@@ -36,24 +36,6 @@ def pytest_xdist_make_scheduler(config, log):
     return WorkbookAndRest(config, log)
 
 
-@pytest.fixture(scope="session")
-def native_built():
-    from embodied_lib.native import build_cpp, build_rust
-
-    build_cpp(quiet=True)
-    build_rust(quiet=True)
-
-
-@pytest.fixture(autouse=True)
-def _native_built_before_the_other_tests(request):
-    """make test builds the C++ and Rust programs here, on the worker of the other tests, rather than before
-    pytest starts: the workbook's first notebooks (which need no native program) run meanwhile, and notebook 05's
-    build cell finds them built (each language's build holds a file lock). Measured: about 4 minutes off the
-    critical path of a fresh clone's make test."""
-    if request.node.path.name not in WORKBOOK_TEST_FILES:
-        request.getfixturevalue("native_built")
-
-
 def pytest_collection_modifyitems(items):
     """A test that reads the workbook outside those files would run the whole workbook a second time."""
     strays = [i.nodeid for i in items if "executed_workbook" in i.fixturenames and i.path.name not in WORKBOOK_TEST_FILES]

@@ -1,6 +1,7 @@
 """Bigger runs on small budgets: the device setting, data collection and evaluation over worker processes, and
 behaviour cloning under torchrun with two gloo processes against one."""
 import json
+import os
 import subprocess
 import sys
 
@@ -23,6 +24,19 @@ DDP_LOSS_RTOL = 0.02
 def run(*args, timeout=600):
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT,
                           timeout=timeout)
+
+
+def test_processes_follow_the_cores_allotted(monkeypatch):
+    from embodied_lib.config import cores_allotted
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")   # what make test gives each worker
+    assert cores_allotted() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert cores_allotted() == (os.cpu_count() or 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cores_allotted() == (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4096")
+    assert cores_allotted() == (os.cpu_count() or 1)
 
 
 def test_device_auto_falls_back_to_the_cpu_and_cuda_without_a_gpu_is_a_clear_error():

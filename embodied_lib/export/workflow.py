@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from embodied_lib.config import RUNS_DIR
+from embodied_lib.config import RUNS_DIR, cores_allotted
 from embodied_lib.export import export_all
 from embodied_lib.registry import load_checkpoint
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
@@ -41,14 +40,15 @@ def _export_logged(checkpoint_dir, out_dir, formats, parity_inputs) -> dict:
 def export_and_check_all(checkpoints: dict, exports_dir, formats=None, parity_inputs: int | None = None,
                          processes: int | None = None, log=print) -> dict:
     """``export_and_check`` for each ``{model: checkpoint folder}`` into ``exports_dir/<model>``, one model per
-    process on each core, the biggest checkpoint first. Exporting is mostly single-threaded Python (tracing,
-    lowering: the text pipeline's INT8 program alone is ~100 s of it), so two models at once take about the time
-    of the text pipeline alone. Each model's log is printed when it is done; a failure raises as before."""
+    process on each core allotted (``config.cores_allotted``), the biggest checkpoint first. Exporting is mostly
+    single-threaded Python (tracing, lowering: the text pipeline's INT8 program alone is ~100 s of it), so two
+    models at once take about the time of the text pipeline alone. Each model's log is printed when it is done; a
+    failure raises as before."""
     from embodied_lib.export.trust import ensure_local_keypair
 
     ensure_local_keypair()   # made once here, not by two processes at once
     exports_dir = Path(exports_dir)
-    processes = processes or min(len(checkpoints), os.cpu_count() or 1)
+    processes = processes or min(len(checkpoints), cores_allotted())
     if processes <= 1:
         return {name: export_and_check(ckpt, exports_dir / name, formats, parity_inputs, log=log)
                 for name, ckpt in checkpoints.items()}

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
+from embodied_lib.config import cores_allotted
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env, shared_libraries
@@ -29,7 +29,6 @@ PYTHON_RUNTIMES = {"eager (safetensors)": "safetensors", "torch.export": "torch_
                    "AOTInductor": "aoti"}
 BATCH1 = " (batch-1 program)"
 PTE_FORMATS = {"executorch": ".pte", "executorch_int8": ".int8.pte"}
-MEMORY_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 def sizes(manifest: dict) -> dict:
@@ -126,7 +125,7 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
             jobs.append((label, fmt, batch1_dir, b1_bytes[fmt], None))
     # each child's peak is its own process's (VmHWM), so children side by side measure the same numbers; most of a
     # child's ~8 s is importing torch, so one per core halves this part of the notebook
-    with ThreadPoolExecutor(max_workers=MEMORY_PROCESSES) as pool:
+    with ThreadPoolExecutor(max_workers=min(2, cores_allotted())) as pool:
         measured = list(pool.map(lambda job: memory.measure(job[2], job[1], job[4]), jobs))
     rows = [{"runtime": f"Python {label}", "language": "Python", "format": fmt, "file_mb": round(file_bytes / 2**20, 3),
              **numbers} for (label, fmt, _, file_bytes, _), numbers in zip(jobs, measured)]
