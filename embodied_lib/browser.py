@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -217,9 +218,12 @@ def rendering_problems(driver) -> list[str]:
     return list(dict.fromkeys(driver.execute_script(RENDERING_PROBLEMS_JS)))
 
 
-def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = None) -> dict[str, Rendered]:
+def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = None,
+                        browsers: int = 2) -> dict[str, Rendered]:
     """Open every executed notebook in ``executed_dir`` in JupyterLab, screenshot it top to bottom and check what
-    it shows (``rendering_problems``)."""
+    it shows (``rendering_problems``). ``browsers`` headless Chromiums share one JupyterLab, each taking every
+    ``browsers``-th notebook: most of a page's time is waiting (its kernel starting, outputs drawing, the pause
+    before each screenshot), so two take about half the time of one."""
     executed_dir, out_dir = Path(executed_dir).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notebooks = sorted(executed_dir.glob("[0-9][0-9]_*.ipynb"))
@@ -229,16 +233,22 @@ def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = N
         trust(nb)
     shots = {}
     with jupyterlab(executed_dir, env) as (base, token):
-        driver = chrome()
-        try:
-            for nb in notebooks:
-                open_notebook(driver, base, token, nb.name)
-                pages = screenshot_pages(driver, out_dir / nb.stem)
-                shots[nb.stem] = Rendered(pages, rendering_problems(driver))
-                _shut_down_kernels(base, token)   # one notebook's kernel at a time, not eight
-        finally:
-            driver.quit()
-    return shots
+        def shoot(share):
+            driver = chrome()
+            try:
+                for nb in share:
+                    open_notebook(driver, base, token, nb.name)
+                    pages = screenshot_pages(driver, out_dir / nb.stem)
+                    shots[nb.stem] = Rendered(pages, rendering_problems(driver))
+                    _shut_down_kernel(base, token, nb.name)   # one kernel per browser at a time, not eight
+            finally:
+                driver.quit()
+
+        shares = [notebooks[i::browsers] for i in range(max(1, browsers)) if notebooks[i::browsers]]
+        with ThreadPoolExecutor(len(shares)) as pool:
+            for done in [pool.submit(shoot, share) for share in shares]:
+                done.result()   # a failure in either browser raises here
+    return dict(sorted(shots.items()))
 
 
 def run_and_type_commands(notebook: Path, commands: list[str], out_dir: Path, env: dict | None = None,
@@ -277,13 +287,16 @@ def run_and_type_commands(notebook: Path, commands: list[str], out_dir: Path, en
             driver.quit()
 
 
-def _shut_down_kernels(base: str, token: str) -> None:
+def _shut_down_kernel(base: str, token: str, notebook_name: str) -> None:
+    """Stop the kernel JupyterLab started for ``notebook_name`` (and only that one: another browser may be
+    looking at another notebook)."""
     headers = {"Authorization": f"token {token}"}
     with urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", headers=headers), timeout=10) as r:
         sessions = json.loads(r.read())
     for s in sessions:
-        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{s['id']}", method="DELETE",
-                                                      headers=headers), timeout=30).close()
+        if Path(s.get("path") or s.get("notebook", {}).get("path", "")).name == notebook_name:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{s['id']}", method="DELETE",
+                                                          headers=headers), timeout=30).close()
 
 
 def _click_menu(driver, menu: str, command: str):
