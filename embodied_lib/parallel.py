@@ -15,7 +15,8 @@ from embodied_lib.progress import progress_bar
 def map_tasks(fn, tasks: list, workers: int = 1, sizes: list[int] | None = None, desc: str = "",
               unit: str = "it", progress: bool = True) -> list:
     """``[fn(t) for t in tasks]`` over ``workers`` processes (inline for one), with one progress bar that
-    advances by ``sizes[i]`` (e.g. episodes) when task i ends. ``fn`` must be a module-level function."""
+    advances by ``sizes[i]`` (e.g. episodes) when task i ends. The biggest tasks start first, so a big one never
+    runs alone at the end. ``fn`` must be a module-level function."""
     sizes = sizes or [1] * len(tasks)
     bar = progress_bar(total=sum(sizes), desc=desc, unit=unit, disable=not progress)
     results = [None] * len(tasks)
@@ -27,7 +28,8 @@ def map_tasks(fn, tasks: list, workers: int = 1, sizes: list[int] | None = None,
             return results
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_one_thread_per_worker) as pool:
-            futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
+            biggest_first = sorted(range(len(tasks)), key=lambda i: -sizes[i])
+            futures = {pool.submit(fn, tasks[i]): i for i in biggest_first}
             for future in as_completed(futures):
                 i = futures[future]
                 results[i] = future.result()

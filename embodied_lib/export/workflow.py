@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from embodied_lib.config import RUNS_DIR, cores_allotted
 from embodied_lib.export import export_all
+from embodied_lib.parallel import map_tasks
 from embodied_lib.registry import load_checkpoint
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
@@ -30,36 +29,38 @@ def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int |
     return {"manifest": manifest, "parity": rows}
 
 
-def _export_logged(checkpoint_dir, out_dir, formats, parity_inputs) -> dict:
-    import torch
-    torch.set_num_threads(1)   # one process per core
+def _export_task(task: dict) -> dict:
     lines = []
-    return {**export_and_check(checkpoint_dir, out_dir, formats, parity_inputs, log=lines.append), "log": lines}
+    result = export_and_check(task["checkpoint"], task["out"], task["formats"], task["parity_inputs"], log=lines.append)
+    return {**result, "log": lines}
+
+
+def checkpoint_bytes(checkpoint_dir) -> int:
+    """The size of a checkpoint's weights: how long exporting it takes, roughly (``map_tasks`` starts the biggest
+    first)."""
+    return (Path(checkpoint_dir) / "model.safetensors").stat().st_size
 
 
 def export_and_check_all(checkpoints: dict, exports_dir, formats=None, parity_inputs: int | None = None,
-                         processes: int | None = None, log=print) -> dict:
+                         log=print) -> dict:
     """``export_and_check`` for each ``{model: checkpoint folder}`` into ``exports_dir/<model>``, one model per
-    process on each core allotted (``config.cores_allotted``), the biggest checkpoint first. Exporting is mostly
-    single-threaded Python (tracing, lowering: the text pipeline's INT8 program alone is ~100 s of it), so two
-    models at once take about the time of the text pipeline alone. Each model's log is printed when it is done; a
-    failure raises as before."""
+    process on each core allotted (``config.cores_allotted``). Exporting is mostly single-threaded Python (tracing,
+    lowering: the text pipeline's INT8 program alone is ~100 s of it), so two models at once take about the time
+    of the text pipeline alone. With one core the log streams as it goes; with several, each model's log is
+    printed at the end."""
     from embodied_lib.export.trust import ensure_local_keypair
 
     ensure_local_keypair()   # made once here, not by two processes at once
-    exports_dir = Path(exports_dir)
-    processes = processes or min(len(checkpoints), cores_allotted())
-    if processes <= 1:
+    exports_dir, workers = Path(exports_dir), cores_allotted()
+    if workers <= 1:
         return {name: export_and_check(ckpt, exports_dir / name, formats, parity_inputs, log=log)
                 for name, ckpt in checkpoints.items()}
-    biggest_first = sorted(checkpoints, key=lambda n: -(Path(checkpoints[n]) / "model.safetensors").stat().st_size)
-    results = {}
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_export_logged, str(checkpoints[name]), str(exports_dir / name), formats,
-                                     parity_inputs) for name in biggest_first}
-        for name in checkpoints:
-            results[name] = futures[name].result()
-            log(f"{name} -> {exports_dir / name}")
-            for line in results[name].pop("log"):
-                log(line)
+    tasks = [{"checkpoint": str(ckpt), "out": str(exports_dir / name), "formats": formats,
+              "parity_inputs": parity_inputs} for name, ckpt in checkpoints.items()]
+    results = dict(zip(checkpoints, map_tasks(_export_task, tasks, workers,
+                                              [checkpoint_bytes(c) for c in checkpoints.values()], progress=False)))
+    for name, result in results.items():
+        log(f"{name} -> {exports_dir / name}")
+        for line in result.pop("log"):
+            log(line)
     return results

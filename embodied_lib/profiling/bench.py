@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -17,7 +16,9 @@ import torch
 from embodied_lib.config import cores_allotted
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.workflow import checkpoint_bytes
 from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env, shared_libraries
+from embodied_lib.parallel import map_tasks
 from embodied_lib.profiling import accuracy, memory, torchscript
 from embodied_lib.registry import load_checkpoint
 from embodied_lib.runtime.latency import golden_batch1, python_latency, time_calls
@@ -89,23 +90,19 @@ def batch1_programs(spec, model, out_dir: Path) -> Path:
     return folder
 
 
-def _batch1_task(runs_dir: str, name: str, out_dir: str) -> str:
-    torch.set_num_threads(1)   # one process per core
-    return str(batch1_programs(*load_checkpoint(Path(runs_dir) / name), Path(out_dir)))
+def _batch1_task(task: dict) -> str:
+    return str(batch1_programs(*load_checkpoint(Path(task["checkpoint"])), Path(task["out_dir"])))
 
 
 def batch1_programs_all(runs_dir: Path, names: list[str], out_dir: Path) -> dict[str, Path]:
     """``batch1_programs`` of each trained model in ``names``, one model per process on each core allotted, the
-    biggest checkpoint first: lowering is single-threaded Python, and the text pipeline's INT8 program alone is
-    ~100 s of it. Done before any timing, so no measurement shares the machine with it."""
-    names = [n for n in names if (runs_dir / n / "model.safetensors").is_file()]
-    processes = min(len(names), cores_allotted())
-    if processes <= 1:
-        return {n: batch1_programs(*load_checkpoint(runs_dir / n), out_dir) for n in names}
-    names = sorted(names, key=lambda n: -(runs_dir / n / "model.safetensors").stat().st_size)
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {n: pool.submit(_batch1_task, str(runs_dir), n, str(out_dir)) for n in names}
-        return {n: Path(f.result()) for n, f in futures.items()}
+    biggest first: lowering is single-threaded Python, and the text pipeline's INT8 program alone is ~100 s of
+    it. Done before any timing, so no measurement shares the machine with it."""
+    checkpoints = [runs_dir / n for n in names if (runs_dir / n / "model.safetensors").is_file()]
+    tasks = [{"checkpoint": str(c), "out_dir": str(out_dir)} for c in checkpoints]
+    folders = map_tasks(_batch1_task, tasks, cores_allotted(), [checkpoint_bytes(c) for c in checkpoints],
+                        progress=False)
+    return {c.name: Path(f) for c, f in zip(checkpoints, folders)}
 
 
 def _native_rows(rows, iterations: int, suffix: str = "") -> list[dict]:
@@ -239,8 +236,9 @@ def run(exports_dir, runs_dir, out_dir, profile: str | None = None, iterations: 
     started = time.time()
     results = {}
     names = exported_models(exports_dir, models)
-    log("batch-1 programs: " + ", ".join(n for n in names if batch1_models is None or n in batch1_models))
-    batch1_dirs = batch1_programs_all(runs_dir, [n for n in names if batch1_models is None or n in batch1_models], out_dir)
+    batch1_names = [n for n in names if batch1_models is None or n in batch1_models]
+    log("batch-1 programs: " + ", ".join(batch1_names))
+    batch1_dirs = batch1_programs_all(runs_dir, batch1_names, out_dir)
     for name in names:
         results[name] = profile_model(exports_dir / name, runs_dir, out_dir, profile, iterations, batch1_dirs.get(name),
                                       log)
