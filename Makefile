@@ -50,7 +50,13 @@ system-deps:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	@# PyPI's torch pulls ~3 GB of nvidia-* wheels; one interrupted download must not fail a CI run, so pip resumes
+	@# each download many times and the whole install is retried (finished wheels come from pip's cache)
+	@for attempt in 1 2 3; do \
+	  $(PY) -m pip install -q --retries 10 --resume-retries 40 --timeout 60 -e . && break; \
+	  test $$attempt = 3 && { echo "error: pip install failed three times (network?); run make again to resume" >&2; exit 1; }; \
+	  echo "pip install failed (attempt $$attempt of 3); retrying in 20 s" >&2; sleep 20; \
+	done
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Embodied workbook (.venv)" >/dev/null
 	touch $@
 
