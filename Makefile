@@ -25,7 +25,7 @@ setup: system-deps $(STAMP)
 # System packages: g++ (AOTInductor compiles C++; the C++ runners), Mesa EGL + its headers (MuJoCo's CPU rendering,
 # in Python and in the C++ controller),
 # nlohmann/json (the C++ runners read manifest.json), OpenSSL libcrypto (sha256, Ed25519), apt-get + dpkg-deb (ONNX Runtime headers),
-# cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works), chromium + chromium-driver (the browser test:
+# cargo >= 1.92 (Rust runners; Debian's is too old, rustup's works), libclang (bindgen, for the executorch crate), chromium + chromium-driver (the browser test:
 # JupyterLab in headless Chromium through Selenium, nothing downloaded at run time).
 system-deps:
 	@command -v g++ >/dev/null && command -v $(PYTHON) >/dev/null || { \
@@ -43,6 +43,9 @@ system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
 	  else echo "error: the browser test opens JupyterLab in Debian's chromium; install it (Debian: sudo apt-get install chromium chromium-driver)" >&2; exit 1; fi; }
+	@ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libclang-dev; \
+	  else echo "error: the executorch crate generates its bindings with bindgen, which needs libclang; install it (Debian: sudo apt-get install libclang-dev)" >&2; exit 1; fi; }
 	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust >= 1.92 (rustup) for the Rust runners" >&2; exit 1; }
 	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
 	  echo "error: apt-get and dpkg-deb are needed to fetch ONNX Runtime's C++ headers (Debian/Ubuntu)" >&2; exit 1; }

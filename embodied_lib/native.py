@@ -62,12 +62,20 @@ RUNNERS = (
     Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
     Runner("executorch_int8", "C++", CPP_BUILD / "executorch_runner", "executorch_int8",
            note="the same ExecuTorch runner on the INT8 .pte"),
+    Runner("executorch_undelegated", "C++", CPP_BUILD / "executorch_runner", "executorch_undelegated",
+           note="the same ExecuTorch runner on the .pte with no delegate (what XNNPACK's SIMD kernels buy)"),
     Runner("onnxruntime_int8", "C++", CPP_BUILD / "onnxruntime_runner", "onnx_int8",
            note="the same ONNX Runtime runner on the INT8 .onnx"),
     Runner("tch", "Rust", RUST_BIN / "tch_runner", "safetensors", "architecture",
            note="twin: network rebuilt with tch-rs from the manifest's layer graph, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
     Runner("ort_int8", "Rust", RUST_BIN / "ort_runner", "onnx_int8", note="the same ort runner on the INT8 .onnx"),
+    Runner("executorch_rs", "Rust", RUST_BIN / "executorch_runner", "executorch",
+           note="executorch crate (Program API), the wheel's XNNPACK backend and optimized kernels"),
+    Runner("executorch_rs_int8", "Rust", RUST_BIN / "executorch_runner", "executorch_int8",
+           note="the same executorch crate runner on the INT8 .pte"),
+    Runner("executorch_rs_undelegated", "Rust", RUST_BIN / "executorch_runner", "executorch_undelegated",
+           note="the same executorch crate runner on the .pte with no delegate"),
     Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", "command_pipeline",
            note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),
 )
@@ -114,7 +122,8 @@ def cpp_commands(jobs: int = 2) -> list[list[str]]:
 
 
 def rust_env() -> dict:
-    """tch links the torch inside this virtualenv; ort loads the onnxruntime wheel's library."""
+    """tch links the torch inside this virtualenv; ort loads the onnxruntime wheel's library; executorch-runner links
+    the executorch wheel's."""
     torch_lib = site_packages() / "torch" / "lib"
     env = dict(os.environ)
     env.update({
@@ -124,6 +133,12 @@ def rust_env() -> dict:
         "LIBTORCH_BYPASS_VERSION_CHECK": "1",
         "RUSTFLAGS": f"-C link-args=-Wl,-rpath,{torch_lib}",
         "ORT_DYLIB_PATH": str(onnxruntime_library()),
+        # The executorch crate: no linking of its own (it expects CMake static libraries; the wheel has shared
+        # ones, which executorch-runner/build.rs links), and its C++ bridge compiled with the defines the wheel's
+        # libraries were built with (executorch-config.cmake's INTERFACE_COMPILE_DEFINITIONS).
+        "EXECUTORCH_RS_LINK": "0",
+        "EXECUTORCH_LIB_DIR": str(site_packages() / "executorch" / "lib"),
+        "CXXFLAGS": " ".join(filter(None, [env.get("CXXFLAGS", ""), "-DET_EVENT_TRACER_ENABLED -DET_USE_THREADPOOL"])),
     })
     return env
 

@@ -8,6 +8,7 @@ import torch
 from embodied_lib.export import FORMATS, parity_rule
 from embodied_lib.export.artifacts import sha256_of
 from embodied_lib.export.golden import read_golden
+from embodied_lib.export.manifest import FORMAT_NAMES
 from embodied_lib.registry import load_runtime
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
@@ -73,3 +74,7 @@ def test_pth_is_a_plain_dict_that_loads_with_weights_only(navigation_exports):
     state = torch.load(navigation_exports / "navigation.pth", weights_only=True)
     assert type(state) is dict  # an OrderedDict is what C++ pickle_load rejects
     assert sorted(state) == sorted(f"fc{i}.{p}" for i in range(1, 5) for p in ("weight", "bias"))
+
+
+def test_the_manifest_schema_names_every_registry_format():
+    assert FORMAT_NAMES == tuple(FORMATS)   # a format the schema does not know would make its manifests unreadable

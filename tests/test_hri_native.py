@@ -26,8 +26,8 @@ def built():
 def test_heads_run_in_every_tensor_runner(built, hri_exports, head):
     root, _ = hri_exports
     rows = native_parity(root / head, iterations=5)
-    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort",
-                                           "executorch_int8", "onnxruntime_int8", "ort_int8"}
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort", "executorch_rs",
+                                           "executorch_int8", "onnxruntime_int8", "ort_int8", "executorch_rs_int8"}
     golden = read_golden(root / head / "golden.bin")
     first_output = next(k for k in golden if k.startswith("output."))
     for row in rows:

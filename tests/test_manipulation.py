@@ -8,7 +8,7 @@ import torch
 from embodied_lib.config import get_config
 from embodied_lib.manipulation.demonstrations import generate_demonstrations, load_demonstrations
 from embodied_lib.export import FORMATS
-from embodied_lib.spec import InputError
+from embodied_lib.spec import ALL_FORMATS, InputError
 from embodied_lib.manipulation.model import ManipulationNet, SpatialSoftmax, frame_to_input, frames_to_tensor, manipulation_spec
 from embodied_lib.native import NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, RUNNERS
 from embodied_lib.registry import load_runtime
@@ -168,7 +168,7 @@ def test_reference_weights_that_differ_from_their_record_are_refused(tmp_path):
 def test_every_format_matches_eager(manipulation_exports):
     out, spec, model = manipulation_exports
     rows = parity_report(out, eager_runtime(spec, model), n=12)
-    assert [r["format"] for r in rows] == list(FORMATS)
+    assert [r["format"] for r in rows] == list(ALL_FORMATS)
     assert all(r["passed"] for r in rows), rows
     assert all(r["max_abs_diff"] <= TOLERANCE for r in rows if not FORMATS[r["format"]].lossy), rows
     # continuous actions: judged by value and the gripper's open/close decision, never by an argmax
@@ -194,8 +194,9 @@ def test_two_input_model_in_native_runners(manipulation_exports):
     out, _, _ = manipulation_exports
     rows = native_parity(out, iterations=2)
     # libtorch and tch: the twins, rebuilt from the manifest's layer graph with the Python weights
-    int8 = {"executorch_int8", "onnxruntime_int8", "ort_int8"}
-    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"} | int8
+    int8 = {"executorch_int8", "onnxruntime_int8", "ort_int8", "executorch_rs_int8"}
+    assert {r["runner"] for r in rows} == {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort",
+                                           "executorch_rs"} | int8
     exact = [r for r in rows if r["runner"] not in int8]
     assert all(r["max_abs_diff"] <= TOLERANCE and r["vectors"] == 8 and r["passed"] for r in exact), rows
     assert all(r["decision"] == "gripper_closed" and r["decision_agreement"] == 1.0 for r in exact), rows

@@ -18,8 +18,9 @@ from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, continuous
 TOLERANCE = 1e-5
 NAV_RUNNERS = [r for r in RUNNERS if r.golden == "golden.bin"]  # the text pipeline is tested in test_hri_native
 IDS = [r.name for r in NAV_RUNNERS]
-FLOAT_RUNNERS = {"executorch", "libtorch", "aoti", "onnxruntime", "tch", "ort"}
-INT8_RUNNERS = {"executorch_int8", "onnxruntime_int8", "ort_int8"}   # judged by the INT8 rule in the manifest
+FLOAT_RUNNERS = {"executorch", "executorch_undelegated", "libtorch", "aoti", "onnxruntime", "tch", "ort",
+                 "executorch_rs", "executorch_rs_undelegated"}
+INT8_RUNNERS = {"executorch_int8", "onnxruntime_int8", "ort_int8", "executorch_rs_int8"}   # the manifest's INT8 rule
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Hostile files and arguments against the six tensor runners (C++ and Rust): an error line and exit 1
+"""Hostile files and arguments against every tensor runner (C++ and Rust): an error line and exit 1
 (2 for usage), never a signal, a hang, a read past a buffer or a silently wrong parity."""
 import json
 import os

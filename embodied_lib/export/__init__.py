@@ -46,6 +46,9 @@ FORMATS = {f.name: f for f in (
            quantize.save_executorch_int8, quantize.load_executorch_int8, lossy=True),
     Format("onnx_int8", ".int8.onnx", "ONNX Runtime, INT8 (QDQ static or dynamic)", quantize.save_onnx_int8,
            onnx_model.load, lossy=True),
+    # not in a model's own formats (spec.ALL_FORMATS): the profiling bench writes it beside the XNNPACK program
+    Format("executorch_undelegated", ".undelegated.pte", "ExecuTorch runtime, no delegate (optimized and portable "
+           "kernels)", executorch_pte.save_undelegated, executorch_pte.load),
 )}
 
 

@@ -1,7 +1,10 @@
-"""ExecuTorch programs (.pte) lowered to the XNNPACK backend.
+"""ExecuTorch programs (.pte) lowered to the XNNPACK backend, and the same program with no delegate.
 
 A .pte is what the ExecuTorch runtime executes (a .pt2 is a torch.export or
-AOTInductor file, not something ExecuTorch can run).
+AOTInductor file, not something ExecuTorch can run). The program with no delegate runs
+ExecuTorch's own kernels: the wheel's optimized library (linear, addmm, layer_norm, ...) and
+portable reference kernels for the rest (convolution among them). Beside the XNNPACK file it
+measures what the delegate's SIMD kernels buy (notebook 08).
 """
 from __future__ import annotations
 
@@ -23,6 +26,15 @@ def _shape_env(program):
 
 def save(spec, model, program, path):
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    _lower(program, path, [XnnpackPartitioner()])
+
+
+def save_undelegated(spec, model, program, path):
+    _lower(program, path, [])
+
+
+def _lower(program, path, partitioners):
     from executorch.exir import to_edge_transform_and_lower
 
     # Lowering re-traces each convolution with fake tensors; for a stride-1 conv torch asks "would
@@ -31,7 +43,7 @@ def save(spec, model, program, path):
     # The answer only picks a memory format; XNNPACK resizes at run time. Restore the exported range.
     env = _shape_env(program)
     ranges = dict(env.var_to_range) if env is not None else {}
-    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    edge = to_edge_transform_and_lower(program, partitioner=partitioners)
     if env is not None:
         env.var_to_range.update(ranges)
     lowered = edge.to_executorch()

@@ -16,7 +16,8 @@ from embodied_lib.export.artifacts import ArtifactError, REEXPORT_HINT
 MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 VERSIONED_PACKAGES = ("torch", "executorch", "onnx", "onnxscript", "onnxruntime", "safetensors")
-FORMAT_NAMES = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8")
+FORMAT_NAMES = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8",
+                "executorch_undelegated")
 
 # A file name inside the export folder: no separators, no "..", no leading dot, printable ASCII.
 _FILE = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$", "not": {"pattern": r"\.\."}}

@@ -30,7 +30,12 @@ PYTHON_RUNTIMES = {"eager (safetensors)": "safetensors", "torch.export": "torch_
                    "ExecuTorch INT8": "executorch_int8", "ONNX Runtime": "onnx", "ONNX Runtime INT8": "onnx_int8",
                    "AOTInductor": "aoti"}
 BATCH1 = " (batch-1 program)"
-PTE_FORMATS = {"executorch": ".pte", "executorch_int8": ".int8.pte"}
+# batch-1 programs: XNNPACK fp32 and INT8, and the fp32 program with no delegate (ExecuTorch's own kernels), the
+# label each gets in the memory table
+PTE_FORMATS = {"executorch": ".pte", "executorch_int8": ".int8.pte",
+               "executorch_undelegated": ".undelegated.pte"}
+PTE_LABELS = {"executorch": "ExecuTorch", "executorch_int8": "ExecuTorch INT8",
+              "executorch_undelegated": "ExecuTorch no delegate"}
 
 
 def sizes(manifest: dict) -> dict:
@@ -82,7 +87,7 @@ def binaries() -> list[dict]:
 
 
 def batch1_programs(spec, model, out_dir: Path) -> Path:
-    """ExecuTorch programs (fp32 and INT8) of the trained model exported for batch 1 only. The shipped files
+    """ExecuTorch programs (fp32, INT8, no delegate) of the trained model exported for batch 1 only. The shipped files
     accept a batch up to max_batch, and ExecuTorch plans activation memory for the largest: a robot that
     runs batch 1 should export batch 1."""
     folder = out_dir / "batch1" / spec.name
@@ -137,7 +142,7 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
     if batch1_dir:
         b1_bytes = sizes(read_manifest(batch1_dir))["bytes"]
         for fmt in PTE_FORMATS:
-            label = ("ExecuTorch INT8" if fmt.endswith("int8") else "ExecuTorch") + BATCH1
+            label = PTE_LABELS[fmt] + BATCH1
             jobs.append((label, fmt, batch1_dir, b1_bytes[fmt], None))
     # each child's peak is its own process's (VmHWM), so children side by side measure the same numbers; most of a
     # child's ~8 s is importing torch, so one per core halves this part of the notebook
@@ -222,6 +227,31 @@ def verdicts(models: dict) -> list[dict]:
                         "eager_p50_ms": eager["p50_ms"], "executorch_int8_p50_ms": native["p50_ms"],
                         "ratio": round(ratio, 3), "target": 0.4 if name == "manipulation" else None,
                         "verdict": "holds" if ratio <= 0.4 else "does not hold here"})
+    # 4. "SIMD: leverage vectorized operations": XNNPACK's kernels vs ExecuTorch's own on the same batch-1 program
+    for name, m in models.items():
+        for language in ("C++", "Rust"):
+            runner = "executorch" if language == "C++" else "executorch_rs"
+            simd = _row(m["latency"], f"{language} {runner}{BATCH1}")
+            plain = _row(m["latency"], f"{language} {runner}_undelegated{BATCH1}")
+            if simd and plain:
+                speedup = plain["p50_ms"] / simd["p50_ms"]
+                out.append({"claim": "SIMD: leverage vectorized operations (XNNPACK vs no delegate, batch 1)",
+                            "model": name, "runner": f"{language} {runner}", "xnnpack_p50_ms": simd["p50_ms"],
+                            "undelegated_p50_ms": plain["p50_ms"], "speedup_x": round(speedup, 2),
+                            "verdict": ("holds" if speedup >= 1.5 else "holds, by less than 1.5x" if speedup > 1.05
+                                        else "does not hold here (no faster)")})
+    # 5. the Rust ExecuTorch runner (executorch crate) against the C++ one, on the same files in the same run
+    for name, m in models.items():
+        for fmt in ("", "_int8"):
+            for suffix in (BATCH1, ""):
+                cpp = _row(m["latency"], f"C++ executorch{fmt}{suffix}")
+                rust = _row(m["latency"], f"Rust executorch_rs{fmt}{suffix}")
+                if cpp and rust:
+                    ratio = rust["p50_ms"] / cpp["p50_ms"]
+                    out.append({"claim": "Rust + ExecuTorch (executorch crate) runs as fast as C++ (within 1.3x)",
+                                "model": name, "file": f"executorch{fmt}{suffix}", "cpp_p50_ms": cpp["p50_ms"],
+                                "rust_p50_ms": rust["p50_ms"], "ratio": round(ratio, 3),
+                                "verdict": "holds" if ratio <= 1.3 else "does not hold here"})
     out.append({"claim": "GPU matters for latency", "model": None,
                 "verdict": "not measurable here (no GPU on this machine); see TOOLCHAIN.md for H200 numbers"})
     return out
