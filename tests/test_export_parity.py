@@ -78,3 +78,22 @@ def test_pth_is_a_plain_dict_that_loads_with_weights_only(navigation_exports):
 
 def test_the_manifest_schema_names_every_registry_format():
     assert FORMAT_NAMES == tuple(FORMATS)   # a format the schema does not know would make its manifests unreadable
+
+
+def test_a_profile_can_leave_formats_out_of_one_model(navigation_model, tmp_path):
+    """The quick profile's export settings (config "export"): the named model loses those formats, the others keep
+    all of theirs, and parity covers exactly what was written."""
+    from embodied_lib.config import get_config
+    from embodied_lib.export.workflow import export_and_check_all
+    from embodied_lib.spec import save_checkpoint
+
+    spec, model = navigation_model
+    save_checkpoint(spec, model, tmp_path / "runs" / "navigation")
+    assert get_config("export", "full")["skip_formats"] == {}
+    results = export_and_check_all({"navigation": tmp_path / "runs" / "navigation"}, tmp_path / "exports",
+                                   formats=["onnx", "executorch", "executorch_int8"], parity_inputs=20,
+                                   skip_formats={"navigation": ("executorch_int8",), "command_pipeline": ("onnx",)},
+                                   log=lambda *_: None)
+    written = [a["format"] for a in results["navigation"]["manifest"]["artifacts"]]
+    assert written == ["onnx", "executorch"] and [r["format"] for r in results["navigation"]["parity"]] == written
+    assert not (tmp_path / "exports" / "navigation" / "navigation.int8.pte").exists()

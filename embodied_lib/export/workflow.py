@@ -20,9 +20,12 @@ def trained_checkpoints(runs_dir=RUNS_DIR) -> dict[str, Path]:
     return {json.loads((d / "config.json").read_text())["model"]: d for d in found}
 
 
-def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int | None = None, log=print) -> dict:
-    """Export one checkpoint, run parity against eager, write parity.json; return both."""
+def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int | None = None, skip=(),
+                     log=print) -> dict:
+    """Export one checkpoint (``formats``, default the model's own, less ``skip``), run parity against eager, write
+    parity.json; return both."""
     spec, model = load_checkpoint(checkpoint_dir)
+    formats = [f for f in (formats or spec.formats) if f not in skip]
     manifest = export_all(spec, model, out_dir, formats=formats, log=log)
     rows = parity_report(out_dir, eager_runtime(spec, model), n=parity_inputs or spec.parity_inputs)
     (Path(out_dir) / PARITY_FILE).write_text(json.dumps(rows, indent=2) + "\n")
@@ -31,7 +34,8 @@ def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int |
 
 def _export_task(task: dict) -> dict:
     lines = []
-    result = export_and_check(task["checkpoint"], task["out"], task["formats"], task["parity_inputs"], log=lines.append)
+    result = export_and_check(task["checkpoint"], task["out"], task["formats"], task["parity_inputs"], task["skip"],
+                              log=lines.append)
     return {**result, "log": lines}
 
 
@@ -42,8 +46,9 @@ def checkpoint_bytes(checkpoint_dir) -> int:
 
 
 def export_and_check_all(checkpoints: dict, exports_dir, formats=None, parity_inputs: int | None = None,
-                         log=print) -> dict:
-    """``export_and_check`` for each ``{model: checkpoint folder}`` into ``exports_dir/<model>``, one model per
+                         skip_formats: dict | None = None, log=print) -> dict:
+    """``export_and_check`` for each ``{model: checkpoint folder}`` into ``exports_dir/<model>`` (``skip_formats``:
+    ``{model: formats it leaves out}``, the profile's ``export`` settings), one model per
     process on each core allotted (``config.cores_allotted``). Exporting is mostly single-threaded Python (tracing,
     lowering: the text pipeline's INT8 program alone is ~100 s of it), so two models at once take about the time
     of the text pipeline alone. With one core the log streams as it goes; with several, each model's log is
@@ -52,11 +57,12 @@ def export_and_check_all(checkpoints: dict, exports_dir, formats=None, parity_in
 
     ensure_local_keypair()   # made once here, not by two processes at once
     exports_dir, workers = Path(exports_dir), cores_allotted()
+    skip = {name: tuple((skip_formats or {}).get(name, ())) for name in checkpoints}
     if workers <= 1:
-        return {name: export_and_check(ckpt, exports_dir / name, formats, parity_inputs, log=log)
+        return {name: export_and_check(ckpt, exports_dir / name, formats, parity_inputs, skip[name], log=log)
                 for name, ckpt in checkpoints.items()}
     tasks = [{"checkpoint": str(ckpt), "out": str(exports_dir / name), "formats": formats,
-              "parity_inputs": parity_inputs} for name, ckpt in checkpoints.items()]
+              "parity_inputs": parity_inputs, "skip": skip[name]} for name, ckpt in checkpoints.items()]
     results = dict(zip(checkpoints, map_tasks(_export_task, tasks, workers,
                                               [checkpoint_bytes(c) for c in checkpoints.values()], progress=False)))
     for name, result in results.items():
