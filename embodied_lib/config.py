@@ -61,7 +61,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # notebook 08: which exported models are profiled (quick: one, ~2.5 min; each runtime's memory is its own
         # process), timed batch-1 runs per runtime, and which models also get ExecuTorch programs exported for
         # batch 1 only (their memory plan; None: every profiled model)
-        "profiling": dict(models=("navigation",), iterations=20, batch1_models=("navigation",)),
+        "profiling": dict(models=("navigation",), iterations=200, batch1_models=("navigation",)),
         # the C++ controller (notebook 07): held-out episodes it plays, real-time ticks, the rate search (compute
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
         # the timed runs (used only when running as root)

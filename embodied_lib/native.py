@@ -270,14 +270,17 @@ def exported_models(exports_dir, models=None) -> list[str]:
     return list(models or found)
 
 
-def native_parity(export_dir, iterations: int = 200, language: str | None = None) -> list[dict]:
-    """Every runner (of ``language``, if given) that supports the model, against ``export_dir``'s golden files."""
+def native_parity(export_dir, iterations: int = 200, language: str | None = None,
+                  iterations_by_format: dict | None = None) -> list[dict]:
+    """Every runner (of ``language``, if given) that supports the model, against ``export_dir``'s golden files;
+    ``iterations`` timed runs each, or ``iterations_by_format[format]`` for a runner of that format."""
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     rows = []
     for runner in runners_for(manifest, language):
         model = export_dir / artifact_entry(manifest, runner.artifact)["file"]
-        result = run_runner(runner, model, export_dir / runner.golden, iterations, export_dir / "manifest.json")
+        n = (iterations_by_format or {}).get(runner.artifact, iterations)
+        result = run_runner(runner, model, export_dir / runner.golden, n, export_dir / "manifest.json")
         decision = result["decision"]
         rows.append({"runner": runner.name, "language": runner.language, "file": model.name,
                      "vectors": result["vectors"], "max_abs_diff": result["max_abs_diff"],
@@ -285,7 +288,7 @@ def native_parity(export_dir, iterations: int = 200, language: str | None = None
                      "decision_agreement": (decision["agreement"] / decision["compared"]
                                             if decision["rule"] and decision["compared"] else None),
                      "passed": result["passed"], "decisions": decision["values"], "peak_rss_mb": result["peak_rss_mb"],
-                     **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}})
+                     **{f"{k}_ms": result["latency_ms"][k] for k in ("p50", "p99", "mean")}, "iterations": n})
     return rows
 
 

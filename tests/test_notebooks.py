@@ -117,6 +117,12 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
     assert summary["torchscript_branch_demo"]["trace_is_silently_wrong"] and summary["torchscript_branch_demo"]["export_refuses"]
     assert {c["claim"] for c in summary["claims"]} >= {"INT8 gives a 4x memory reduction",
                                                        "ExecuTorch uses 10-50 % less memory than TorchScript"}
+    simd = [c for c in summary["claims"] if c["claim"].startswith("SIMD") and c["model"] == "navigation"]
+    assert {c["runner"] for c in simd} == {"C++ executorch", "Rust executorch_rs"}, summary["claims"]
+    assert all(c["xnnpack_p50_ms"] > 0 and c["undelegated_p50_ms"] > 0 for c in simd), simd
+    rust = [c for c in summary["claims"] if c["claim"].startswith("Rust + ExecuTorch") and c["model"] == "navigation"]
+    assert {c["file"] for c in rust} == {f"executorch{fmt}{shipped}" for fmt in ("", "_int8")
+                                        for shipped in ("", " (batch-1 program)")}, rust
     for model in ("navigation",):   # the quick profile's; the full one profiles every model (make bench)
         result = json.loads((profiling / f"{model}.json").read_text())
         assert 0 < result["sizes"]["int8_over_fp32"]["executorch_int8"] < 0.35, model

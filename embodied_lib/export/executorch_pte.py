@@ -2,8 +2,8 @@
 
 A .pte is what the ExecuTorch runtime executes (a .pt2 is a torch.export or
 AOTInductor file, not something ExecuTorch can run). The program with no delegate runs
-ExecuTorch's own kernels: the wheel's optimized library (linear, addmm, layer_norm, ...) and
-portable reference kernels for the rest (convolution among them). Beside the XNNPACK file it
+ExecuTorch's own CPU kernels (the wheel's kernel library: optimized kernels where it has them,
+portable reference kernels elsewhere, convolution among them). Beside the XNNPACK file it
 measures what the delegate's SIMD kernels buy (notebook 08).
 """
 from __future__ import annotations
