@@ -121,13 +121,18 @@ def cpp_commands(jobs: int = 2) -> list[list[str]]:
             [cmake, "--build", str(CPP_BUILD), "-j", str(jobs)]]
 
 
+# the defines the executorch wheel's libraries were built with (executorch-config.cmake)
+EXECUTORCH_DEFINES = ["-DET_EVENT_TRACER_ENABLED", "-DET_USE_THREADPOOL"]
+
+
 def rust_env() -> dict:
     """tch links the torch inside this virtualenv; ort loads the onnxruntime wheel's library; executorch-runner links
     the executorch wheel's."""
     torch_lib = site_packages() / "torch" / "lib"
     env = dict(os.environ)
     env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent),
+                                               *env.get("PATH", "").split(os.pathsep)])),
         "LIBTORCH_USE_PYTORCH": "1",
         # torch reports "2.13.0+cu130"; tch 0.26 is made for 2.13.0, only the local label differs.
         "LIBTORCH_BYPASS_VERSION_CHECK": "1",
@@ -138,7 +143,7 @@ def rust_env() -> dict:
         # libraries were built with (executorch-config.cmake's INTERFACE_COMPILE_DEFINITIONS).
         "EXECUTORCH_RS_LINK": "0",
         "EXECUTORCH_LIB_DIR": str(site_packages() / "executorch" / "lib"),
-        "CXXFLAGS": " ".join(filter(None, [env.get("CXXFLAGS", ""), "-DET_EVENT_TRACER_ENABLED -DET_USE_THREADPOOL"])),
+        "CXXFLAGS": " ".join(dict.fromkeys(env.get("CXXFLAGS", "").split() + EXECUTORCH_DEFINES)),
     })
     return env
 

@@ -1,4 +1,6 @@
+import json
 import os
+import time
 
 import pytest
 import torch
@@ -24,6 +26,28 @@ def pytest_configure(config):
         threads = str(max(1, (os.cpu_count() or 1) // workers))
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
         torch.set_num_threads(int(threads))
+
+
+_SESSION_STARTED = time.time()
+_TESTS_RUN: list[str] = []
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _TESTS_RUN.append(nodeid)
+
+
+def pytest_sessionfinish(session):
+    """Each worker's wall time, kept after the session (runs/test_worker_seconds/<worker>.json): whether the two
+    workers' loads are balanced, i.e. whether a core sits idle while the workbook's worker finishes."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        from embodied_lib.config import RUNS_DIR
+
+        folder = RUNS_DIR / "test_worker_seconds"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = sorted({n.split("::")[0].rsplit("/", 1)[-1] for n in _TESTS_RUN})
+        (folder / f"{worker}.json").write_text(json.dumps({"seconds": round(time.time() - _SESSION_STARTED, 1),
+                                                           "tests": len(_TESTS_RUN), "files": files}) + "\n")
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -9,7 +9,7 @@ from embodied_lib.export import export_all
 from embodied_lib.export.golden import read_golden, write_golden
 from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.native import (RUNNER_KEYS, RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner,
-                                 runners_for)
+                                 runners_for, rust_env)
 from embodied_lib.navigation.model import navigation_spec as navigation_exports_spec
 from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, continuous
 
@@ -145,3 +145,12 @@ def test_a_dynamic_feature_dimension_runs_natively(built, tmp_path):
         result = run_runner(runner, out / "width_free.onnx", out / "golden.bin", 2)
         assert result["passed"] and result["vectors"] == 4 and result["max_abs_diff"] <= 1e-6, runner.name
         assert result["decision"]["rule"] is None  # continuous, no decision: judged by value alone
+
+
+def test_the_rust_environment_is_the_same_when_applied_twice(monkeypatch):
+    """Notebook 06 puts rust_env() into its own environment and then builds: anything that grows when applied again
+    (CXXFLAGS did) changes Cargo's build inputs and rebuilds every C++-compiling crate (measured: +75 s)."""
+    first = rust_env()
+    for key, value in first.items():
+        monkeypatch.setenv(key, value)
+    assert rust_env() == first

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from embodied_lib.cli import int_in, require_writable  # noqa: E402
-from embodied_lib.config import get_config  # noqa: E402
+from embodied_lib.config import cores_allotted, get_config  # noqa: E402
 from embodied_lib.manipulation.demonstrations import SHARD_EPISODES, generate_demonstrations  # noqa: E402
 from embodied_lib.manipulation.evaluate import evaluate_closed_loop  # noqa: E402
 from embodied_lib.manipulation.train import train_policy  # noqa: E402
@@ -47,6 +47,7 @@ def main(argv=None) -> int:
         cfg = get_config("manipulation", args.profile, **overrides)
     except ValueError as exc:
         parser.error(str(exc))
+    cfg["workers"] = min(cfg["workers"], cores_allotted())   # one process per core this run may use (make test: 1)
 
     with tempfile.TemporaryDirectory(prefix="learning-curve-") as tmp:
         data = args.data or Path(tmp) / "all"

@@ -30,13 +30,12 @@ PYTHON_RUNTIMES = {"eager (safetensors)": "safetensors", "torch.export": "torch_
                    "ExecuTorch INT8": "executorch_int8", "ONNX Runtime": "onnx", "ONNX Runtime INT8": "onnx_int8",
                    "AOTInductor": "aoti"}
 BATCH1 = " (batch-1 program)"
-# batch-1 programs: XNNPACK fp32 and INT8, and the fp32 program with no delegate (ExecuTorch's own kernels), the
-# label each gets in the memory table
+# batch-1 programs: XNNPACK fp32 and INT8, and the fp32 program with no delegate (ExecuTorch's own kernels); the
+# labels of the first two in the memory table
 PTE_FORMATS = {"executorch": ".pte", "executorch_int8": ".int8.pte",
                "executorch_undelegated": ".undelegated.pte"}
 UNDELEGATED_ITERATIONS = 50
-PTE_LABELS = {"executorch": "ExecuTorch", "executorch_int8": "ExecuTorch INT8",
-              "executorch_undelegated": "ExecuTorch no delegate"}
+PTE_LABELS = {"executorch": "ExecuTorch", "executorch_int8": "ExecuTorch INT8"}
 
 
 def sizes(manifest: dict) -> dict:
@@ -92,8 +91,15 @@ def batch1_programs(spec, model, out_dir: Path) -> Path:
     accept a batch up to max_batch, and ExecuTorch plans activation memory for the largest: a robot that
     runs batch 1 should export batch 1."""
     folder = out_dir / "batch1" / spec.name
-    export_all(dataclasses.replace(spec, max_batch=1), model, folder, formats=tuple(PTE_FORMATS), log=lambda *_: None)
+    formats = [f for f in PTE_FORMATS if f != "executorch_undelegated" or native_inputs(spec)]
+    export_all(dataclasses.replace(spec, max_batch=1), model, folder, formats=formats, log=lambda *_: None)
     return folder
+
+
+def native_inputs(spec) -> bool:
+    """Whether the native tensor runners take this model (float32 inputs; not the text pipeline's token ids): the
+    program with no delegate is only for them, since the SIMD verdict compares their timings."""
+    return all(t.dtype == "float32" for t in spec.inputs)
 
 
 def _batch1_task(task: dict) -> str:
@@ -145,9 +151,8 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
             jobs.append((label, fmt, export_dir, result["sizes"]["bytes"][fmt], None))
     if batch1_dir:
         b1_bytes = sizes(read_manifest(batch1_dir))["bytes"]
-        for fmt in PTE_FORMATS:
-            label = PTE_LABELS[fmt] + BATCH1
-            jobs.append((label, fmt, batch1_dir, b1_bytes[fmt], None))
+        for fmt, label in PTE_LABELS.items():   # not the program with no delegate: its verdict is about time
+            jobs.append((label + BATCH1, fmt, batch1_dir, b1_bytes[fmt], None))
     # each child's peak is its own process's (VmHWM), so children side by side measure the same numbers; most of a
     # child's ~8 s is importing torch, so one per core halves this part of the notebook
     with ThreadPoolExecutor(max_workers=min(2, cores_allotted())) as pool:
@@ -165,7 +170,7 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
                                 for fmt, suffix in PTE_FORMATS.items() if fmt in formats}
     if batch1_dir:
         result["planned_memory"].update({f"{fmt}{BATCH1}": planned_memory(batch1_dir / f"{name}{suffix}")
-                                         for fmt, suffix in PTE_FORMATS.items()})
+                                         for fmt, suffix in PTE_FORMATS.items() if fmt in b1_bytes})
     if name in accuracy.HEADLINE:
         chosen = [f for f in ("safetensors", "executorch", "executorch_int8", "onnx", "onnx_int8") if f in formats]
         log(f"{name}: task metrics of {chosen}")
