@@ -144,10 +144,13 @@ def _wait(driver, condition, timeout_s: float, what: str, poll_s: float = 1.0):
     raise BrowserCheckFailed(f"timed out after {timeout_s:.0f} s waiting for {what} (page: {driver.title!r})")
 
 
-def open_notebook(driver, base: str, token: str, relative: str, timeout_s: float = 120):
+def open_notebook(driver, base: str, token: str, relative: str, timeout_s: float = 120, workspace: str = "default"):
+    """Open ``relative`` in a JupyterLab workspace of its own browser, reset to that one notebook: browsers sharing
+    the server's default workspace restore each other's open notebooks (a make test run timed out waiting for a
+    kernel under a page titled '03_hri_disti… (2)')."""
     from selenium.webdriver.common.by import By
 
-    driver.get(f"{base}/lab/tree/{relative}?token={token}")
+    driver.get(f"{base}/lab/workspaces/{workspace}/tree/{relative}?reset&token={token}")
     _wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), timeout_s,
           f"{relative} to open")
     _wait(driver, lambda: _kernel_idle(driver), timeout_s, f"{relative}'s kernel to be idle")
@@ -233,11 +236,11 @@ def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = N
         trust(nb)
     shots = {}
     with jupyterlab(executed_dir, env) as (base, token):
-        def shoot(share):
+        def shoot(share, workspace):
             driver = chrome()
             try:
                 for nb in share:
-                    open_notebook(driver, base, token, nb.name)
+                    open_notebook(driver, base, token, nb.name, workspace=workspace)
                     pages = screenshot_pages(driver, out_dir / nb.stem)
                     shots[nb.stem] = Rendered(pages, rendering_problems(driver))
                     _shut_down_kernel(base, token, nb.name)   # one kernel per browser at a time, not eight
@@ -246,7 +249,7 @@ def screenshot_notebooks(executed_dir: Path, out_dir: Path, env: dict | None = N
 
         shares = [notebooks[i::browsers] for i in range(max(1, browsers)) if notebooks[i::browsers]]
         with ThreadPoolExecutor(len(shares)) as pool:
-            for done in [pool.submit(shoot, share) for share in shares]:
+            for done in [pool.submit(shoot, share, f"browser{i}") for i, share in enumerate(shares)]:
                 done.result()   # a failure in either browser raises here
     return dict(sorted(shots.items()))
 
