@@ -250,9 +250,15 @@ def report_summary(report: dict) -> dict:
             "passed": report["passed"], "p50_ms": report["latency_ms"]["p50"]}
 
 
+def tensor_runner_inputs(dtypes) -> bool:
+    """Whether the generic tensor runners take inputs of these dtypes (golden.bin holds float32 only; not the text
+    pipeline's int64 token ids)."""
+    return all(d == "float32" for d in dtypes)
+
+
 def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:
     """The runners that can run this export (of one language, if given)."""
-    all_float = all(i["dtype"] == "float32" for i in manifest["inputs"])
+    all_float = tensor_runner_inputs([i["dtype"] for i in manifest["inputs"]])
     formats = {a["format"] for a in manifest["artifacts"]}
 
     def fits(r: Runner) -> bool:

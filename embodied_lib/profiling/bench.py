@@ -17,7 +17,8 @@ from embodied_lib.config import cores_allotted
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.export.workflow import checkpoint_bytes
-from embodied_lib.native import RUNNERS, exported_models, native_parity, rust_env, shared_libraries
+from embodied_lib.native import (RUNNERS, exported_models, native_parity, rust_env, shared_libraries,
+                                 tensor_runner_inputs)
 from embodied_lib.parallel import map_tasks
 from embodied_lib.profiling import accuracy, memory, torchscript
 from embodied_lib.registry import load_checkpoint
@@ -91,15 +92,11 @@ def batch1_programs(spec, model, out_dir: Path) -> Path:
     accept a batch up to max_batch, and ExecuTorch plans activation memory for the largest: a robot that
     runs batch 1 should export batch 1."""
     folder = out_dir / "batch1" / spec.name
-    formats = [f for f in PTE_FORMATS if f != "executorch_undelegated" or native_inputs(spec)]
+    # the program with no delegate only where the native tensor runners can time it (the SIMD verdict is theirs)
+    native = tensor_runner_inputs([t.dtype for t in spec.inputs])
+    formats = [f for f in PTE_FORMATS if f != "executorch_undelegated" or native]
     export_all(dataclasses.replace(spec, max_batch=1), model, folder, formats=formats, log=lambda *_: None)
     return folder
-
-
-def native_inputs(spec) -> bool:
-    """Whether the native tensor runners take this model (float32 inputs; not the text pipeline's token ids): the
-    program with no delegate is only for them, since the SIMD verdict compares their timings."""
-    return all(t.dtype == "float32" for t in spec.inputs)
 
 
 def _batch1_task(task: dict) -> str:
@@ -186,6 +183,12 @@ def _row(rows, runtime):
     return next((r for r in rows if r["runtime"] == runtime), None)
 
 
+def _pair(rows, first, second):
+    """The rows of two runtimes, or None unless both were measured."""
+    a, b = _row(rows, first), _row(rows, second)
+    return (a, b) if a and b else None
+
+
 def verdicts(models: dict) -> list[dict]:
     """Each claim of the design document, with the numbers measured in this run."""
     out = []
@@ -229,8 +232,8 @@ def verdicts(models: dict) -> list[dict]:
                                          else "not in a running process")})
     # 3. batch-1 latency: native ExecuTorch INT8 vs Python eager fp32 (acceptance: <= 0.4x for manipulation)
     for name, m in models.items():
-        eager, native = _row(m["latency"], "Python eager"), _row(m["latency"], "C++ executorch_int8")
-        if eager and native:
+        if pair := _pair(m["latency"], "Python eager", "C++ executorch_int8"):
+            eager, native = pair
             ratio = native["p50_ms"] / eager["p50_ms"]
             out.append({"claim": "batch-1 latency: native ExecuTorch INT8 vs Python eager fp32", "model": name,
                         "eager_p50_ms": eager["p50_ms"], "executorch_int8_p50_ms": native["p50_ms"],
@@ -240,9 +243,8 @@ def verdicts(models: dict) -> list[dict]:
     for name, m in models.items():
         for language in ("C++", "Rust"):
             runner = "executorch" if language == "C++" else "executorch_rs"
-            simd = _row(m["latency"], f"{language} {runner}{BATCH1}")
-            plain = _row(m["latency"], f"{language} {runner}_undelegated{BATCH1}")
-            if simd and plain:
+            if pair := _pair(m["latency"], f"{language} {runner}{BATCH1}", f"{language} {runner}_undelegated{BATCH1}"):
+                simd, plain = pair
                 speedup = plain["p50_ms"] / simd["p50_ms"]
                 out.append({"claim": "SIMD: leverage vectorized operations (XNNPACK vs no delegate, batch 1)",
                             "model": name, "runner": f"{language} {runner}", "xnnpack_p50_ms": simd["p50_ms"],
@@ -253,9 +255,8 @@ def verdicts(models: dict) -> list[dict]:
     for name, m in models.items():
         for fmt in ("", "_int8"):
             for suffix in (BATCH1, ""):
-                cpp = _row(m["latency"], f"C++ executorch{fmt}{suffix}")
-                rust = _row(m["latency"], f"Rust executorch_rs{fmt}{suffix}")
-                if cpp and rust:
+                if pair := _pair(m["latency"], f"C++ executorch{fmt}{suffix}", f"Rust executorch_rs{fmt}{suffix}"):
+                    cpp, rust = pair
                     ratio = rust["p50_ms"] / cpp["p50_ms"]
                     out.append({"claim": "Rust + ExecuTorch (executorch crate) runs as fast as C++ (within 1.3x)",
                                 "model": name, "file": f"executorch{fmt}{suffix}", "cpp_p50_ms": cpp["p50_ms"],
