@@ -48,21 +48,24 @@ class Runner:
     language: str
     binary: Path
     artifact: str                     # which exported format it loads
-    runs: str = "float32 inputs"      # which models: "float32 inputs", "architecture" (twins) or a model name
+    # which models: "float32 inputs", "float32 or int64 inputs" (the ExecuTorch runners: token ids too), "architecture"
+    # (twins) or a model name
+    runs: str = "float32 inputs"
     note: str = ""
     golden: str = "golden.bin"        # what it checks against, in the export folder
 
 
+PTE_INPUTS = "float32 or int64 inputs"
 RUNNERS = (
-    Runner("executorch", "C++", CPP_BUILD / "executorch_runner", "executorch",
+    Runner("executorch", "C++", CPP_BUILD / "executorch_runner", "executorch", PTE_INPUTS,
            note="ExecuTorch Module API, XNNPACK backend, optimized kernels"),
     Runner("libtorch", "C++", CPP_BUILD / "libtorch_runner", "pth", "architecture",
            note="twin: network rebuilt in LibTorch from the manifest's layer graph, plain-dict .pth via pickle_load"),
     Runner("aoti", "C++", CPP_BUILD / "aoti_runner", "aoti", note="AOTIModelPackageLoader"),
     Runner("onnxruntime", "C++", CPP_BUILD / "onnxruntime_runner", "onnx", note="ONNX Runtime C++ API"),
-    Runner("executorch_int8", "C++", CPP_BUILD / "executorch_runner", "executorch_int8",
+    Runner("executorch_int8", "C++", CPP_BUILD / "executorch_runner", "executorch_int8", PTE_INPUTS,
            note="the same ExecuTorch runner on the INT8 .pte"),
-    Runner("executorch_undelegated", "C++", CPP_BUILD / "executorch_runner", "executorch_undelegated",
+    Runner("executorch_undelegated", "C++", CPP_BUILD / "executorch_runner", "executorch_undelegated", PTE_INPUTS,
            note="the same ExecuTorch runner on the .pte with no delegate (what XNNPACK's SIMD kernels buy)"),
     Runner("onnxruntime_int8", "C++", CPP_BUILD / "onnxruntime_runner", "onnx_int8",
            note="the same ONNX Runtime runner on the INT8 .onnx"),
@@ -70,11 +73,11 @@ RUNNERS = (
            note="twin: network rebuilt with tch-rs from the manifest's layer graph, weights from .safetensors"),
     Runner("ort", "Rust", RUST_BIN / "ort_runner", "onnx", note="ort crate, load-dynamic"),
     Runner("ort_int8", "Rust", RUST_BIN / "ort_runner", "onnx_int8", note="the same ort runner on the INT8 .onnx"),
-    Runner("executorch_rs", "Rust", RUST_BIN / "executorch_runner", "executorch",
+    Runner("executorch_rs", "Rust", RUST_BIN / "executorch_runner", "executorch", PTE_INPUTS,
            note="executorch crate (Program API), the wheel's XNNPACK backend and optimized kernels"),
-    Runner("executorch_rs_int8", "Rust", RUST_BIN / "executorch_runner", "executorch_int8",
+    Runner("executorch_rs_int8", "Rust", RUST_BIN / "executorch_runner", "executorch_int8", PTE_INPUTS,
            note="the same executorch crate runner on the INT8 .pte"),
-    Runner("executorch_rs_undelegated", "Rust", RUST_BIN / "executorch_runner", "executorch_undelegated",
+    Runner("executorch_rs_undelegated", "Rust", RUST_BIN / "executorch_runner", "executorch_undelegated", PTE_INPUTS,
            note="the same executorch crate runner on the .pte with no delegate"),
     Runner("text_pipeline", "Rust", RUST_BIN / "hri_pipeline", "onnx", "command_pipeline",
            note="raw text -> tokenizers (tokenizer.json) -> ONNX Runtime", golden="text_golden.jsonl"),
@@ -251,14 +254,20 @@ def report_summary(report: dict) -> dict:
 
 
 def tensor_runner_inputs(dtypes) -> bool:
-    """Whether the generic tensor runners take inputs of these dtypes (golden.bin holds float32 only; not the text
-    pipeline's int64 token ids)."""
+    """Whether every generic tensor runner takes inputs of these dtypes: float32 only (golden.bin stores every tensor
+    as float32; only the ExecuTorch runners, PTE_INPUTS, also turn whole numbers back into int64 token ids)."""
     return all(d == "float32" for d in dtypes)
+
+
+def pte_runner_inputs(dtypes) -> bool:
+    """Whether the ExecuTorch runners (C++ and Rust) take inputs of these dtypes: float32 or int64."""
+    return all(d in ("float32", "int64") for d in dtypes)
 
 
 def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:
     """The runners that can run this export (of one language, if given)."""
-    all_float = tensor_runner_inputs([i["dtype"] for i in manifest["inputs"]])
+    dtypes = [i["dtype"] for i in manifest["inputs"]]
+    all_float = tensor_runner_inputs(dtypes)
     formats = {a["format"] for a in manifest["artifacts"]}
 
     def fits(r: Runner) -> bool:
@@ -266,6 +275,8 @@ def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:
             return False
         if r.runs == "architecture":
             return all_float and manifest.get("architecture") is not None
+        if r.runs == PTE_INPUTS:
+            return pte_runner_inputs(dtypes)
         return all_float if r.runs == "float32 inputs" else manifest["model"] == r.runs
     return [r for r in RUNNERS if fits(r)]
 

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from embodied_lib.export.golden import read_golden
+from embodied_lib.export.golden import read_golden, write_golden
 from embodied_lib.export.manifest import artifact_entry, read_manifest
 from embodied_lib.export.trust import local_public_key
 from embodied_lib.native import RUNNERS, NativeRunnerError, build_cpp, build_rust, native_parity, run_runner, rust_env
@@ -43,8 +43,8 @@ def test_heads_run_in_every_tensor_runner(built, hri_exports, head):
 
 def test_rust_text_pipeline_agrees_with_python_on_every_command(built, hri_exports):
     root, _ = hri_exports
-    rows = native_parity(root / "command_pipeline", iterations=5)
-    assert [r["runner"] for r in rows] == ["text_pipeline"]
+    rows = [r for r in native_parity(root / "command_pipeline", iterations=5) if r["runner"] == "text_pipeline"]
+    assert len(rows) == 1
     lines = (root / "command_pipeline" / "text_golden.jsonl").read_text().splitlines()
     assert rows[0]["vectors"] == len(lines) > 250
     # the decision is the whole command: action, decoded parameters, refused or not (and why), made in Rust
@@ -53,6 +53,29 @@ def test_rust_text_pipeline_agrees_with_python_on_every_command(built, hri_expor
     assert rows[0]["max_abs_diff"] <= 1e-4 and rows[0]["passed"]
     texts = [json.loads(line)["text"] for line in lines]
     assert "" in texts and any(len(t) > 300 for t in texts) and any("🤖" in t for t in texts)
+
+
+def test_text_pipeline_pte_runs_in_the_executorch_runners_with_int64_token_ids(built, hri_exports, tmp_path):
+    """The text pipeline's .pte (fp32 and INT8) takes int64 token ids and an int64 mask: both ExecuTorch runners turn
+    golden.bin's whole numbers back into int64 and keep the parity rule of each file; a fraction is refused."""
+    root, _ = hri_exports
+    export = root / "command_pipeline"
+    rows = {r["runner"]: r for r in native_parity(export, iterations=3)}
+    assert set(rows) == {"text_pipeline", "executorch", "executorch_int8", "executorch_rs", "executorch_rs_int8"}, rows
+    assert all(r["passed"] for r in rows.values()), rows
+    assert all(r["vectors"] == 32 for name, r in rows.items() if name != "text_pipeline"), rows
+    assert rows["executorch"]["max_abs_diff"] <= 1e-4 and rows["executorch_rs"]["max_abs_diff"] <= 1e-4
+    assert rows["executorch"]["decisions"] == rows["executorch_rs"]["decisions"]   # the action argmax, per command
+    golden = read_golden(export / "golden.bin")
+    ids = golden["input.input_ids"].copy()
+    ids[0, 1] += 0.5   # no token id is a fraction
+    golden["input.input_ids"] = ids
+    write_golden(tmp_path / "golden.bin", golden)
+    for name in ("executorch", "executorch_rs"):
+        runner = next(r for r in RUNNERS if r.name == name)
+        with pytest.raises(NativeRunnerError, match="int64, but the golden file holds .*not a whole number"):
+            run_runner(runner, export / "command_pipeline.pte", tmp_path / "golden.bin", 1,
+                       manifest=export / "manifest.json")
 
 
 def test_rust_text_pipeline_checks_the_parameters_too(built, hri_exports, tmp_path):

@@ -1,5 +1,6 @@
 //! Runs an ExecuTorch program (.pte: XNNPACK-lowered, INT8, or not delegated) through the `executorch` crate on
-//! golden vectors: the Rust twin of native/cpp/executorch_runner.cpp, with the same CLI, checks and JSON.
+//! golden vectors: the Rust twin of native/cpp/executorch_runner.cpp, with the same CLI, checks and JSON. Inputs are
+//! float32 or int64 (the text pipeline's token ids and mask, stored as whole float32 numbers in golden.bin).
 //!
 //! The program is opened from the bytes runner-common verified (size, sha256, signature), never from its path again,
 //! with ExecuTorch's internal-consistency verification of the flatbuffer tables (the C++ runner's reason: with the
@@ -34,6 +35,21 @@ struct ExecuTorchModel {
     method: Method<'static>,
     /// Per input, without the batch dimension (a dynamic dimension reads as its upper bound; the manifest says which).
     feature_shapes: Vec<Vec<i64>>,
+    /// Per input: int64 (token ids, attention masks) or float32; int64 inputs are copied into `long_inputs`.
+    long: Vec<bool>,
+    long_inputs: Vec<Vec<i64>>,
+}
+
+/// Golden vectors store every tensor as float32; an int64 input must hold whole numbers, exactly representable.
+fn to_long(values: &[f32], into: &mut Vec<i64>, input: usize) -> Result<()> {
+    into.clear();
+    for &v in values {
+        if v.fract() != 0.0 || v.abs() > (1u32 << 24) as f32 {
+            return Err(format!("input {input} is int64, but the golden file holds {v}, not a whole number"));
+        }
+        into.push(v as i64);
+    }
+    Ok(())
 }
 
 impl ExecuTorchModel {
@@ -52,11 +68,13 @@ impl ExecuTorchModel {
         if meta.num_inputs() > 64 {
             return Err(format!("program {path} declares {} inputs (at most 64)", meta.num_inputs()));
         }
-        let mut feature_shapes = Vec::new();
+        let (mut feature_shapes, mut long) = (Vec::new(), Vec::new());
         for i in 0..meta.num_inputs() {
             let info = meta.input_tensor_meta(i).map_err(|_| format!("input {i} of {path} is not a tensor"))?;
-            if info.scalar_type() != ScalarType::Float {
-                return Err(format!("input {i} of {path} is {:?}, not float32", info.scalar_type()));
+            match info.scalar_type() {
+                ScalarType::Float => long.push(false),
+                ScalarType::Long => long.push(true),
+                other => return Err(format!("input {i} of {path} is {other:?}, not float32 or int64")),
             }
             let sizes = info.sizes();
             if sizes.is_empty() {
@@ -82,7 +100,8 @@ impl ExecuTorchModel {
             format!("cannot load the forward method of {path} ({e}; a damaged program, or one for kernels or \
                      backends this runtime lacks)")
         })?;
-        Ok(Self { method, feature_shapes })
+        let long_inputs = vec![Vec::new(); long.len()];
+        Ok(Self { method, feature_shapes, long, long_inputs })
     }
 }
 
@@ -108,12 +127,24 @@ impl Model for ExecuTorchModel {
             let strides = dense_strides(&sizes);
             (sizes, order, strides)
         }).collect();
+        if inputs.len() != self.long.len() {
+            return Err(format!("the program takes {} inputs, got {}", self.long.len(), inputs.len()));
+        }
+        for (i, data) in inputs.iter().enumerate() {
+            if self.long[i] {
+                to_long(data, &mut self.long_inputs[i], i)?;
+            }
+        }
         let mut impls = Vec::new();
-        for ((sizes, order, strides), data) in layouts.iter().zip(inputs) {
-            // Safety: `data` holds exactly the elements of `sizes` (checked by runner-common), outlives the call, and
-            // ExecuTorch only reads inputs.
-            let tensor_impl = unsafe { RawTensorImpl::from_ptr(sizes, data.as_ptr().cast_mut(), order, strides) }
-                .map_err(|e| format!("cannot describe an input of shape {sizes:?} ({e})"))?;
+        for (i, ((sizes, order, strides), data)) in layouts.iter().zip(inputs).enumerate() {
+            // Safety: the data holds exactly the elements of `sizes` (checked by runner-common; an int64 copy has as
+            // many), outlives the call, and ExecuTorch only reads inputs.
+            let tensor_impl = if self.long[i] {
+                unsafe { RawTensorImpl::from_ptr(sizes, self.long_inputs[i].as_mut_ptr(), order, strides) }
+            } else {
+                unsafe { RawTensorImpl::from_ptr(sizes, data.as_ptr().cast_mut(), order, strides) }
+            }
+            .map_err(|e| format!("cannot describe an input of shape {sizes:?} ({e})"))?;
             impls.push(tensor_impl);
         }
         // Safety: each RawTensor borrows its impl, which lives until the end of this call.
