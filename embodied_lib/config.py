@@ -31,6 +31,7 @@ PARITY_SEED = 11                    # sampler seed of the parity inputs (embodie
 CALIBRATION_SEED = 13               # sampler seed of the INT8 calibration inputs (embodied_lib.export.quantize)
 GOLDEN_SEED = 7                     # sampler seed of the golden vectors (embodied_lib.export.golden)
 TEXT_GOLDEN_SEED = 5                # corpus seed of text_golden.jsonl (embodied_lib.hri.export_extras)
+PRUNING_SEED = 17                   # sampler seed of the pruned Q-network's distillation states (profiling.pruning)
 
 PROFILES: dict[str, dict[str, dict]] = {
     "quick": {
@@ -62,6 +63,12 @@ PROFILES: dict[str, dict[str, dict]] = {
         # process), timed batch-1 runs per runtime, and which models also get ExecuTorch programs exported for
         # batch 1 only (their memory plan; None: every profiled model)
         "profiling": dict(models=("navigation",), iterations=200, batch1_models=("navigation",)),
+        # notebook 08: pruning (embodied_lib.profiling.pruning): magnitude zeros and structured ratios, the fine-tune
+        # (navigation: distillation steps on sampled states; manipulation: epochs of behaviour cloning), timed runs per
+        # process and C++ processes per variant (latency_rounds, taken in turns)
+        "pruning": dict(models=("navigation",), magnitude=(0.5, 0.9), structured=(0.5, 0.75), iterations=1000,
+                        latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256, distil_lr=1e-3,
+                        fine_tune_epochs=3),
         # the C++ controller (notebook 07): held-out episodes it plays, real-time ticks, the rate search (compute
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
         # the timed runs (used only when running as root)
@@ -88,6 +95,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
         "profiling": dict(models=None, iterations=500, batch1_models=None),
+        "pruning": dict(models=("navigation", "manipulation"), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
+                        iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
+                        distil_lr=1e-3, fine_tune_epochs=8),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
                            fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=300, cpu=0,

@@ -436,3 +436,29 @@ def plot_memory(models: dict, caption: str | None = None):
         ax.xaxis.label.set_size(7)
     return finish(fig, caption or "A Python process's runtime costs tens of MiB above its imports; a native runner's "
                                   "whole process is the purple bar. *: retired TorchScript baseline.")
+
+
+def plot_pruning(results: dict, caption: str | None = None):
+    """Per model and pruning variant: the C++ ExecuTorch batch-1 speed-up over the unpruned file (left) and the
+    change of the task metric in points (right), with the 1.5x target and the 2-point limit."""
+    fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.2 * len(results)), squeeze=False)
+    for (ax_speed, ax_task), (name, r) in zip(axes, results.items()):
+        rows = {k: v for k, v in r["variants"].items() if k != "unpruned"}
+        y = np.arange(len(rows))
+        colours = ["tab:grey" if v["kind"] == "magnitude" else "tab:blue" for v in rows.values()]
+        ax_speed.barh(y, [v["speedup_cpp_x"] for v in rows.values()], color=colours)
+        ax_speed.axvline(1.5, color="black", ls="--", lw=1, label="1.5x target")
+        ax_speed.set_yticks(y, list(rows), fontsize=8)
+        ax_speed.invert_yaxis()
+        ax_speed.set(xlabel="C++ ExecuTorch p50 speed-up over unpruned (x)", ylabel="variant", title=f"{name}: speed")
+        ax_speed.legend(fontsize=8)
+        deltas = [v["delta_points"] for v in rows.values()]
+        ax_task.barh(y, deltas, color=["tab:green" if v["usable"] else "tab:red" for v in rows.values()])
+        ax_task.axvline(-r["allowed_drop_points"], color="black", ls="--", lw=1, label="largest drop allowed")
+        ax_task.axvline(0, color="grey", lw=0.8)
+        ax_task.set_yticks(y, list(rows), fontsize=8)
+        ax_task.invert_yaxis()
+        ax_task.set(xlabel=f"{r['metric']} change (points)", ylabel="variant", title=f"{name}: task")
+        ax_task.legend(fontsize=8)
+    return finish(fig, caption or "Grey: weights zeroed (same dense kernels); blue: layers narrowed and fine-tuned. "
+                                  "A usable variant (green) loses at most 2 points.")

@@ -129,3 +129,22 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
         assert set(result["accuracy"]["int8_delta"]) == {"executorch_int8", "onnx_int8"}, model
         assert all(r["peak_mb"] > 0 for r in result["memory"]), model
         assert result["planned_memory"]["executorch"]["bytes"] > 0, model
+
+    # notebook 08's pruning: zeros keep the file, narrower layers shrink it; every runtime ran each structured variant
+    pruned = json.loads((profiling / "pruning.json").read_text())
+    variants = pruned["models"]["navigation"]["variants"]
+    assert set(variants) == {"unpruned", "magnitude_50", "magnitude_90", "structured_50", "structured_75"}
+    assert all(variants[k]["pte_size_x"] == 1.0 and variants[k]["macs"] == variants["unpruned"]["macs"]
+               for k in ("magnitude_50", "magnitude_90")), variants
+    assert abs(variants["magnitude_90"]["zero_fraction"] - 0.9) < 0.01
+    for label in ("structured_50", "structured_75"):
+        v = variants[label]
+        assert v["pte_size_x"] < 0.5 and v["macs"] < variants["unpruned"]["macs"] / 2, (label, v)
+        assert {p["format"] for p in v["parity"]} == set(ALL_FORMATS) and all(p["passed"] for p in v["parity"]), v
+        assert {"executorch", "executorch_rs", "libtorch", "tch"} <= {p["runner"] for p in v["native_parity"]}
+        assert all(p["passed"] for p in v["native_parity"]), v["native_parity"]
+        assert len(v["cpp_executorch_round_p50s_ms"]) == 5 and v["cpp_executorch_p50_ms"] > 0
+    summary = json.loads((profiling / "summary.json").read_text())   # pruning added its verdict
+    (claim,) = [c for c in summary["claims"] if c["claim"].startswith("Pruning")]
+    assert claim == pruned["claims"][0]
+    assert claim["model"] == "navigation" and claim["verdict"].startswith(("holds only when structured", "does not hold"))

@@ -56,22 +56,29 @@ class SpatialSoftmax(nn.Module):
         return [arch.conv2d(f"{prefix}.keypoints", self.keypoints), arch.op("spatial_softmax", grid=f"{prefix}.grid")]
 
 
+# The widths of the layers structured pruning may narrow (embodied_lib.profiling.pruning); the keypoints and the
+# action are the interface and stay.
+WIDTHS = {"conv": [c for c, _ in CONV_BLOCKS], "image_head": 256, "state_mlp": [64, 64], "head": [256, 256]}
+
+
 class ManipulationNet(nn.Module):
     def __init__(self, state_size: int = len(STATE_FIELDS), action_size: int = len(ACTION_FIELDS),
-                 encoder_weights: str | None = None):
+                 encoder_weights: str | None = None, widths: dict | None = None):
         super().__init__()
+        w = {**WIDTHS, **(widths or {})}
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1))
         self.pool = nn.AvgPool2d(POOL)  # first, so normalisation runs on 16x fewer pixels (same result)
         layers, c_in, size = [], 3, IMAGE_SIZE // POOL
-        for c_out, stride in CONV_BLOCKS:
+        for c_out, (_, stride) in zip(w["conv"], CONV_BLOCKS):
             layers.append(Conv2dNormActivation(c_in, c_out, kernel_size=3, stride=stride))
             c_in, size = c_out, (size - 1) // stride + 1
         self.encoder = nn.Sequential(*layers, SpatialSoftmax(c_in, size, size, KEYPOINTS))
-        self.image_head = nn.Sequential(nn.Linear(2 * KEYPOINTS, 256), nn.ReLU())
-        self.state_mlp = nn.Sequential(nn.Linear(state_size, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(256 + 64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                                  nn.Linear(256, action_size), nn.Tanh())
+        (s1, s2), (h1, h2) = w["state_mlp"], w["head"]
+        self.image_head = nn.Sequential(nn.Linear(2 * KEYPOINTS, w["image_head"]), nn.ReLU())
+        self.state_mlp = nn.Sequential(nn.Linear(state_size, s1), nn.ReLU(), nn.Linear(s1, s2), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(w["image_head"] + s2, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
+                                  nn.Linear(h2, action_size), nn.Tanh())
         if encoder_weights:
             from safetensors.torch import load_file
             load_state_dict_strict(self.encoder, load_file(encoder_weights), source=encoder_weights)
@@ -87,6 +94,18 @@ class ManipulationNet(nn.Module):
     def keypoints(self, pooled: torch.Tensor) -> torch.Tensor:
         """[B, 2 * KEYPOINTS]: (x, y) pairs in [-1, 1] image coordinates, what the head sees of the image."""
         return self.encoder((pooled - self.mean) / self.std)
+
+    def input_stage(self, image: torch.Tensor) -> torch.Tensor:
+        """What every call does to the raw frame before any pruned layer: pool, then normalise (the floor of its
+        latency, embodied_lib.profiling.pruning.speed_floor)."""
+        return (self.pool(image) - self.mean) / self.std
+
+    def widths(self) -> dict:
+        """The keyword arguments that rebuild this network's shape (what structured pruning changes)."""
+        return {"widths": {"conv": [block[0].out_channels for block in self.encoder[:-1]],
+                           "image_head": self.image_head[0].out_features,
+                           "state_mlp": [self.state_mlp[0].out_features, self.state_mlp[2].out_features],
+                           "head": [self.head[0].out_features, self.head[2].out_features]}}
 
     def architecture(self) -> list[dict]:
         """The forward pass above as the native twins' layer graph (embodied_lib.architecture)."""
@@ -134,10 +153,13 @@ def sample_scenes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return frame_to_input(np.stack(images)), np.stack(states).astype(np.float32)
 
 
-def manipulation_spec() -> ModelSpec:
+def manipulation_spec(widths: dict | None = None) -> ModelSpec:
+    """``widths``: the layer widths of a structurally pruned network (default: WIDTHS)."""
+    narrowed = {"widths": widths} if widths is not None else {}
     return ModelSpec(
         name="manipulation", build=ManipulationNet,
-        config={"state_size": len(STATE_FIELDS), "action_size": len(ACTION_FIELDS)},
+        config={"state_size": len(STATE_FIELDS), "action_size": len(ACTION_FIELDS), **narrowed},
+        spec_args=narrowed,
         inputs=(TensorSpec("image", (BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), valid=(0.0, 1.0)),
                 TensorSpec("state", (BATCH, len(STATE_FIELDS)), valid=STATE_RANGE)),
         outputs=(TensorSpec("action", (BATCH, len(ACTION_FIELDS)),

@@ -76,12 +76,13 @@ class _OnPooled(torch.nn.Module):
 
 def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: bool = True,
              ctx: distributed.Context | None = None, init_state: dict | None = None, epochs: int | None = None,
-             data: dict | None = None, desc: str = "behaviour cloning"):
+             data: dict | None = None, desc: str = "behaviour cloning", spec=None):
     """Returns ``(model, metrics)``; writes runs/manipulation (checkpoint + metrics) with ``out_dir``.
 
     ``data``: the pooled frames already loaded (``load_pooled``), else they are read from ``data_dir``;
     ``init_state`` and ``epochs``: where a DAgger round starts from and how long it trains (default: fresh
-    weights, ``cfg["epochs"]``).
+    weights, ``cfg["epochs"]``); ``spec``: the network's shape (default manipulation_spec(); a structurally pruned one
+    is fine-tuned from its pruned weights this way).
 
     ``cfg["device"]``: auto, cpu, cuda or cuda:N; ``cfg["bf16"]``: bfloat16 autocast on CUDA. Under torchrun
     (``ctx`` several processes) each process trains on its shard of every global batch of ``cfg["batch_size"]``
@@ -100,7 +101,7 @@ def train_bc(cfg: dict, data_dir: Path, out_dir: Path | None = None, progress: b
     states, actions = torch.from_numpy(data["state"]), torch.from_numpy(data["action"])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
-    spec = manipulation_spec()
+    spec = spec or manipulation_spec()
     model = spec.build_model()
     if init_state is not None:   # a DAgger round goes on from the last round's weights
         model.load_state_dict(init_state)

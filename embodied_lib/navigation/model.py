@@ -21,12 +21,14 @@ DROPOUT = 0.2
 
 
 class DQNAgent(nn.Module):
-    def __init__(self, state_size: int, action_size: int = len(ACTIONS)):
+    def __init__(self, state_size: int, action_size: int = len(ACTIONS), hidden=(HIDDEN, HIDDEN, HIDDEN)):
+        """``hidden``: the widths of fc1..fc3 (a structurally pruned agent is narrower; embodied_lib.profiling.pruning)."""
         super().__init__()
-        self.fc1 = nn.Linear(state_size, HIDDEN)
-        self.fc2 = nn.Linear(HIDDEN, HIDDEN)
-        self.fc3 = nn.Linear(HIDDEN, HIDDEN)
-        self.fc4 = nn.Linear(HIDDEN, action_size)
+        h1, h2, h3 = hidden
+        self.fc1 = nn.Linear(state_size, h1)
+        self.fc2 = nn.Linear(h1, h2)
+        self.fc3 = nn.Linear(h2, h3)
+        self.fc4 = nn.Linear(h3, action_size)
         self.dropout = nn.Dropout(DROPOUT)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,10 @@ class DQNAgent(nn.Module):
         x = self.dropout(torch.relu(self.fc2(x)))
         x = torch.relu(self.fc3(x))
         return self.fc4(x)
+
+    def widths(self) -> dict:
+        """The keyword arguments that rebuild this agent's shape (what structured pruning changes)."""
+        return {"hidden": [self.fc1.out_features, self.fc2.out_features, self.fc3.out_features]}
 
     def architecture(self) -> list[dict]:
         """The forward pass above as the native twins' layer graph (embodied_lib.architecture)."""
@@ -58,12 +64,14 @@ def sample_navigation_states(n: int, seed: int, grid_size: int = 8,
     return (states,)
 
 
-def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15) -> ModelSpec:
+def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15, hidden=None) -> ModelSpec:
+    """``hidden``: fc1..fc3 widths of a structurally pruned agent (default: the design's 256 each)."""
     state_size = observation_size(grid_size)
+    widths = {"hidden": list(hidden)} if hidden is not None else {}
     return ModelSpec(
         name="navigation",
         build=DQNAgent,
-        config={"state_size": state_size, "action_size": len(ACTIONS)},
+        config={"state_size": state_size, "action_size": len(ACTIONS), **widths},
         inputs=(TensorSpec("state", (BATCH, state_size), valid=(0.0, 1.0)),),  # the env's observation_space
         outputs=(TensorSpec("q_values", (BATCH, len(ACTIONS)), judged=discrete(ACTIONS)),),
         sample_inputs=lambda n, seed: sample_navigation_states(n, seed, grid_size, obstacle_fraction),
@@ -84,7 +92,7 @@ def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15) -> Mode
                 "illegal_move": "replaced by the legal move with the highest Q-value; stay if there is none",
             },
         },
-        spec_args={"grid_size": grid_size, "obstacle_fraction": obstacle_fraction},
+        spec_args={"grid_size": grid_size, "obstacle_fraction": obstacle_fraction, **widths},
         # INT8 measured (full profile): max |diff| 0.10 of Q-values ~1; 95 % same argmax on sampled states, whose
         # best two moves are often within 0.1 (the task metric, not this rate, decides: embodied_lib.profiling)
         tolerance=1e-5, int8_tolerance=0.25, int8_tie_margin=0.02, int8_agreement=0.9,

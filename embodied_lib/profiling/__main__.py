@@ -1,7 +1,7 @@
-"""Sizes, INT8 accuracy, latency and memory of every exported model, and the design document's claims.
+"""Sizes, INT8 accuracy, latency and memory of every exported model, pruning, and the design document's claims.
 
     python -m embodied_lib.profiling --profile full          # what `make bench` runs
-    python -m embodied_lib.profiling --model navigation --iterations 50
+    python -m embodied_lib.profiling --model navigation --iterations 50 --no-pruning
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from embodied_lib.cli import int_in, require_folder, require_writable
 from embodied_lib.config import EXPORTS_DIR, PROFILES, RUNS_DIR, get_config
+from embodied_lib.profiling import pruning
 from embodied_lib.profiling.bench import run
 
 
@@ -22,12 +23,15 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "bench" / "profiling", help="where the JSON goes")
     parser.add_argument("--model", action="append", help="model name (repeatable); default: the profile's")
     parser.add_argument("--iterations", type=int_in(1, 1_000_000), help="timed batch-1 runs per runtime (default: the profile's)")
+    parser.add_argument("--no-pruning", action="store_true", help="skip pruning (pruned exports, fine-tunes, task metrics)")
     args = parser.parse_args(argv)
     require_folder(parser, args.exports, args.runs)
     require_writable(parser, args.out)
     cfg = get_config("profiling", args.profile)
     result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
                  args.model or cfg["models"], cfg["batch1_models"])
+    if not args.no_pruning:   # its verdicts join the others in summary.json
+        result["claims"] += pruning.run(args.runs, args.out, args.profile)["claims"]
     for claim in result["claims"]:
         print(f"{claim['claim']} [{claim['model']}]: {claim['verdict']}")
     print(f"-> {args.out} ({json.dumps(result['seconds'])} s)")
