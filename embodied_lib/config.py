@@ -66,9 +66,12 @@ PROFILES: dict[str, dict[str, dict]] = {
         # notebook 08: pruning (embodied_lib.profiling.pruning): magnitude zeros and structured ratios, the fine-tune
         # (navigation: distillation steps on sampled states; manipulation: epochs of behaviour cloning), timed runs per
         # process and C++ processes per variant (latency_rounds, taken in turns)
-        "pruning": dict(models=("navigation",), magnitude=(0.5, 0.9), structured=(0.5, 0.75), iterations=1000,
-                        latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256, distil_lr=1e-3,
-                        fine_tune_epochs=3),
+        # formats: what a structured variant is exported to (None: every format of the model). Quick: one ratio of
+        # each kind and the four formats the runners and twins load (~40 s); the full profile does both ratios of
+        # each kind, every format, and manipulation too.
+        "pruning": dict(models=("navigation",), magnitude=(0.9,), structured=(0.5,),
+                        formats=("executorch", "onnx", "safetensors", "pth"), iterations=1000, latency_rounds=5,
+                        distil_states=20_000, distil_steps=2_000, distil_batch=256, distil_lr=1e-3, fine_tune_epochs=8),
         # the C++ controller (notebook 07): held-out episodes it plays, real-time ticks, the rate search (compute
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
         # the timed runs (used only when running as root)
@@ -96,7 +99,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
         "profiling": dict(models=None, iterations=500, batch1_models=None),
         "pruning": dict(models=("navigation", "manipulation"), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
-                        iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
+                        formats=None, iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
                         distil_lr=1e-3, fine_tune_epochs=8),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,

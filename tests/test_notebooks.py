@@ -133,14 +133,15 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
     # notebook 08's pruning: zeros keep the file, narrower layers shrink it; every runtime ran each structured variant
     pruned = json.loads((profiling / "pruning.json").read_text())
     variants = pruned["models"]["navigation"]["variants"]
-    assert set(variants) == {"unpruned", "magnitude_50", "magnitude_90", "structured_50", "structured_75"}
-    assert all(variants[k]["pte_size_x"] == 1.0 and variants[k]["macs"] == variants["unpruned"]["macs"]
-               for k in ("magnitude_50", "magnitude_90")), variants
-    assert abs(variants["magnitude_90"]["zero_fraction"] - 0.9) < 0.01
-    for label in ("structured_50", "structured_75"):
+    assert set(variants) == {"unpruned", "magnitude_90", "structured_50"}   # the quick profile's; full: two of each
+    zeros = variants["magnitude_90"]
+    assert zeros["pte_size_x"] == 1.0 and zeros["macs"] == variants["unpruned"]["macs"], zeros
+    assert abs(zeros["zero_fraction"] - 0.9) < 0.01
+    for label in ("structured_50",):
         v = variants[label]
         assert v["pte_size_x"] < 0.5 and v["macs"] < variants["unpruned"]["macs"] / 2, (label, v)
-        assert {p["format"] for p in v["parity"]} == set(ALL_FORMATS) and all(p["passed"] for p in v["parity"]), v
+        assert {p["format"] for p in v["parity"]} == set(pruned["settings"]["formats"]), v["parity"]
+        assert all(p["passed"] for p in v["parity"]), v["parity"]
         assert {"executorch", "executorch_rs", "libtorch", "tch"} <= {p["runner"] for p in v["native_parity"]}
         assert all(p["passed"] for p in v["native_parity"]), v["native_parity"]
         assert len(v["cpp_executorch_round_p50s_ms"]) == 5 and v["cpp_executorch_p50_ms"] > 0

@@ -78,7 +78,16 @@ def figures():
         "plot_latency_vs_size": lambda: plots.plot_latency_vs_size(_profiling_models()),
         "plot_int8_accuracy": lambda: plots.plot_int8_accuracy(_profiling_models()),
         "plot_memory": lambda: plots.plot_memory(_profiling_models()),
+        "plot_pruning": lambda: plots.plot_pruning(_pruning_results()),
     }
+
+
+def _pruning_results():
+    def row(kind, speed, delta):
+        return {"kind": kind, "speedup_cpp_x": speed, "delta_points": delta, "usable": delta >= -2}
+    variants = {"unpruned": row("none", 1.0, 0.0), "magnitude_90": row("magnitude", 1.0, -80.0),
+                "structured_50": row("structured", 1.7, -0.8)}
+    return {"navigation": {"metric": "success_rate", "allowed_drop_points": 2.0, "variants": variants}}
 
 
 def test_every_figure_function_is_covered():

@@ -311,15 +311,16 @@ def verdict(result: dict) -> dict:
 
 def run(runs_dir, out_dir, profile: str | None = None, models=None, formats=None, log=print,
         progress: bool = True) -> dict:
-    """Prune each trained model of ``models`` (default: the profile's) from its checkpoint in ``runs_dir``, write
+    """Prune each trained model of ``models`` (default: the profile's) from its checkpoint in ``runs_dir``, its
+    structured variants exported to ``formats`` (default: the profile's; None there: every format of the model); write
     ``out_dir/pruning.json``; return it with a verdict per model."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     cfg = get_config("pruning", profile)
     started = time.time()
     results = {}
     for name in models or cfg["models"]:
-        results[name] = prune_model(name, runs_dir, out_dir / "pruned", cfg, profile, formats, log=log,
-                                    progress=progress)
+        results[name] = prune_model(name, runs_dir, out_dir / "pruned", cfg, profile, formats or cfg["formats"],
+                                    log=log, progress=progress)
     out = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "profile": profile, "settings": cfg,
            "seconds": round(time.time() - started, 1), "models": results,
            "claims": [verdict(r) for r in results.values()]}
