@@ -55,10 +55,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	@# PyPI's torch pulls ~3 GB of nvidia-* wheels; one interrupted download must not fail a CI run, so pip resumes
 	@# each download many times and the whole install is retried (finished wheels come from pip's cache)
-	@# --no-compile: byte-compiling all 27,000 installed .py files took 75 s on one core, most of them never imported;
-	@# Python compiles (and caches) the modules a run imports when it first imports them
+	@# not --no-compile: it saves pip's 75 s of byte-compiling, but where PYTHONDONTWRITEBYTECODE is set (this
+	@# machine) nothing is cached afterwards and every process compiles torch again (make test: 2.4 min slower)
 	@for attempt in 1 2 3; do \
-	  $(PY) -m pip install -q --no-compile --retries 10 --resume-retries 40 --timeout 60 -e . && break; \
+	  $(PY) -m pip install -q --retries 10 --resume-retries 40 --timeout 60 -e . && break; \
 	  test $$attempt = 3 && { echo "error: pip install failed three times (network?); run make again to resume" >&2; exit 1; }; \
 	  echo "pip install failed (attempt $$attempt of 3); retrying in 20 s" >&2; sleep 20; \
 	done

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,8 +152,9 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
         for fmt, label in PTE_LABELS.items():   # not the program with no delegate: its verdict is about time
             jobs.append((label + BATCH1, fmt, batch1_dir, b1_bytes[fmt], None))
     # each child's peak is its own process's (VmHWM), so children side by side measure the same numbers; most of a
-    # child's ~8 s is importing torch, so one per core halves this part of the notebook
-    with ThreadPoolExecutor(max_workers=min(2, cores_allotted())) as pool:
+    # child's ~8 s is importing torch, so one per core halves this part of the notebook. Two even inside make test
+    # (one core per worker): they measure memory, not time, and by notebook 08 the other worker has usually finished
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         measured = list(pool.map(lambda job: memory.measure(job[2], job[1], job[4]), jobs))
     rows = [{"runtime": f"Python {label}", "language": "Python", "format": fmt, "file_mb": round(file_bytes / 2**20, 3),
              **numbers} for (label, fmt, _, file_bytes, _), numbers in zip(jobs, measured)]
