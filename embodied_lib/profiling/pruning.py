@@ -32,7 +32,7 @@ from torch import nn
 from embodied_lib.config import DATA_DIR, PRUNING_SEED, get_config, seed_everything
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import artifact_entry, read_manifest
-from embodied_lib.native import RUNNERS, native_parity, run_runner
+from embodied_lib.native import native_parity, run_runner, runner_named
 from embodied_lib.profiling.accuracy import HEADLINE, task_metrics
 from embodied_lib.progress import progress_bar
 from embodied_lib.registry import get_spec, load_checkpoint, load_runtime
@@ -154,13 +154,13 @@ def cpp_executorch_p50(folders: dict, iterations: int, rounds: int) -> dict:
     """The C++ ExecuTorch runner's batch-1 p50 of each folder's .pte: ``rounds`` processes per folder, taken in
     turns, and their median. At a few microseconds a call, one process alone is not enough: the same file measured
     0.0067 ms in one process and 0.0116 ms in the next (navigation), so every variant gets the same turns."""
-    runner = next(r for r in RUNNERS if r.name == "executorch")
+    runner = runner_named("executorch")
+    models = {label: folder / artifact_entry(read_manifest(folder), "executorch")["file"]
+              for label, folder in folders.items()}   # read once, not once per round
     p50s = {label: [] for label in folders}
     for _ in range(rounds):
         for label, folder in folders.items():
-            manifest = read_manifest(folder)
-            model = folder / artifact_entry(manifest, "executorch")["file"]
-            result = run_runner(runner, model, folder / runner.golden, iterations, folder / "manifest.json")
+            result = run_runner(runner, models[label], folder / runner.golden, iterations, folder / "manifest.json")
             p50s[label].append(result["latency_ms"]["p50"])
     return {label: {"p50_ms": float(np.median(v)), "round_p50s_ms": v} for label, v in p50s.items()}
 
