@@ -137,6 +137,35 @@ def test_the_watchdog_answers_at_the_deadline_while_the_model_is_still_running()
     guard.close()
 
 
+@pytest.mark.parametrize("model_s, late", [(0.01, False), (0.15, True)])
+def test_the_watchdog_judges_a_result_by_when_the_model_finished_not_when_the_loop_looked(model_s, late):
+    """A loaded machine can hold the loop's thread past the deadline while the model's worker finishes;
+    a result that finished after the deadline is dropped, one that finished before it is used."""
+    import threading
+    import time
+
+    class Timed(Policy):
+        def act(self, observation):
+            time.sleep(model_s)
+            return Decision(0, {"q_values": np.array([1, 0, 0, 0], np.float32)})
+
+    calls = {"main": 0}
+
+    def held_clock():  # the loop's thread stalls 0.3 s on its second look at the clock (the wait for the model)
+        if threading.current_thread() is threading.main_thread():
+            calls["main"] += 1
+            if calls["main"] == 2:
+                time.sleep(0.3)
+        return time.perf_counter()
+
+    guard = Guard(Timed(), NavigationRules.from_description(navigation_spec().to_json()), clock=held_clock)
+    obs, _ = GridWorldEnv().reset(seed=1)
+    step = guard.act(Reading(obs, 1, time.perf_counter()), deadline=time.perf_counter() + 0.08)
+    guard.close()
+    assert calls["main"] >= 2
+    assert (step.cause == "deadline") is late, step
+
+
 def test_a_stale_or_missing_reading_never_reaches_the_model():
     calls = []
 

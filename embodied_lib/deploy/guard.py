@@ -241,7 +241,7 @@ class Guard:
         try:
             decision = self._infer(observation, deadline)
         except FutureTimeout:
-            return self._fall_back(observation, "deadline", "inference still running at the deadline",
+            return self._fall_back(observation, "deadline", "inference had not finished by the deadline",
                                    self.clock() - started)
         except _Busy:
             return self._fall_back(observation, "busy", "the previous inference has not finished")
@@ -265,12 +265,21 @@ class Guard:
             self._pending = None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
-        future = self._executor.submit(self.policy.act, observation)
+        future = self._executor.submit(self._timed_act, observation)
         try:
-            return future.result(timeout=max(0.0, deadline - self.clock()))
+            decision, finished = future.result(timeout=max(0.0, deadline - self.clock()))
         except FutureTimeout:
             self._pending = future
             raise
+        if finished > deadline:
+            # done, but after the deadline: a loaded machine can hold this thread past the worker's finish,
+            # and result() hands back a finished future even with no time left; judged by when it finished
+            raise FutureTimeout()
+        return decision
+
+    def _timed_act(self, observation):
+        decision = self.policy.act(observation)
+        return decision, self.clock()
 
 
 class _Busy(Exception):
