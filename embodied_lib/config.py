@@ -62,7 +62,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         # notebook 08: which exported models are profiled (quick: one, ~2.5 min; each runtime's memory is its own
         # process), timed batch-1 runs per runtime, and which models also get ExecuTorch programs exported for
         # batch 1 only (their memory plan; None: every profiled model)
-        "profiling": dict(models=("navigation",), iterations=200, batch1_models=("navigation",)),
+        # rust_cpp_rounds: processes per runner, taken in turns, behind each Rust-vs-C++ ExecuTorch ratio
+        "profiling": dict(models=("navigation",), iterations=200, batch1_models=("navigation",), rust_cpp_rounds=1),
         # notebook 08: pruning (embodied_lib.profiling.pruning): magnitude zeros and structured ratios, the fine-tune
         # (navigation: distillation steps on sampled states; manipulation: epochs of behaviour cloning), timed runs per
         # process and C++ processes per variant (latency_rounds, taken in turns)
@@ -97,7 +98,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                     baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
-        "profiling": dict(models=None, iterations=500, batch1_models=None),
+        "profiling": dict(models=None, iterations=500, batch1_models=None, rust_cpp_rounds=5),
         "pruning": dict(models=("navigation", "manipulation"), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
                         formats=None, iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
                         distil_lr=1e-3, fine_tune_epochs=8),

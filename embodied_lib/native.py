@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -290,6 +291,26 @@ def exported_models(exports_dir, models=None) -> list[str]:
     if missing:
         raise FileNotFoundError(f"not exported: {missing} (exported: {found})")
     return list(models or found)
+
+
+def p50_in_turns(jobs: dict, rounds: int, iterations: int | dict = 500) -> dict:
+    """Batch-1 p50 of each job, ``label -> (runner name, export folder, format)``, as the median of ``rounds``
+    processes per job taken in turns (job A, job B, ..., then again). At a few microseconds a call one process alone
+    is no measurement: the same navigation .pte read 0.0067 ms in one process and 0.0116 ms in the next, so two
+    files compared from one process each can differ by 1.7x with no difference between them. ``iterations``: timed
+    runs per process, or ``{label: n}``."""
+    resolved = {}
+    for label, (name, folder, fmt) in jobs.items():   # manifests read once, not once per round
+        folder, runner = Path(folder), runner_named(name)
+        manifest = read_manifest(folder)
+        resolved[label] = (runner, folder / artifact_entry(manifest, fmt)["file"], folder / runner.golden,
+                           folder / "manifest.json")
+    p50s = {label: [] for label in jobs}
+    for _ in range(rounds):
+        for label, (runner, model, golden, manifest) in resolved.items():
+            n = iterations[label] if isinstance(iterations, dict) else iterations
+            p50s[label].append(run_runner(runner, model, golden, n, manifest)["latency_ms"]["p50"])
+    return {label: {"p50_ms": float(statistics.median(v)), "round_p50s_ms": v} for label, v in p50s.items()}
 
 
 def native_parity(export_dir, iterations: int = 200, language: str | None = None,

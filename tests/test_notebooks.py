@@ -123,6 +123,7 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
     rust = [c for c in summary["claims"] if c["claim"].startswith("Rust + ExecuTorch") and c["model"] == "navigation"]
     assert {c["file"] for c in rust} == {f"executorch{fmt}{shipped}" for fmt in ("", "_int8")
                                         for shipped in ("", " (batch-1 program)")}, rust
+    assert all(c["rounds"] == 1 and c["cpp_p50_ms"] > 0 and c["rust_p50_ms"] > 0 for c in rust), rust
     for model in ("navigation",):   # the quick profile's; the full one profiles every model (make bench)
         result = json.loads((profiling / f"{model}.json").read_text())
         assert 0 < result["sizes"]["int8_over_fp32"]["executorch_int8"] < 0.35, model

@@ -136,6 +136,22 @@ def test_verdicts_can_say_a_claim_does_not_hold():
     assert claims[0]["verdict"] == "ExecuTorch uses less, by more than 50 %" and claims[0]["shipped_dynamic_batch_model_mb"] == 8.0
 
 
+def test_rust_and_cpp_executorch_are_timed_in_turns_on_the_same_files(decisive_navigation):
+    from embodied_lib.native import native_parity
+
+    _, _, out = decisive_navigation
+    measured = native_parity(out, 20)
+    rows = bench.rust_vs_cpp(out, None, measured, 50, rounds=2)
+    assert {r["file"] for r in rows} == {"executorch", "executorch_int8"}
+    for r in rows:
+        assert len(r["cpp_round_p50s_ms"]) == len(r["rust_round_p50s_ms"]) == r["rounds"] == 2
+        assert r["cpp_p50_ms"] == pytest.approx(float(np.median(r["cpp_round_p50s_ms"])))
+        assert r["ratio"] == round(r["rust_p50_ms"] / r["cpp_p50_ms"], 3)
+    claims = bench.verdicts({"navigation": {**_model([], 0.27), "rust_vs_cpp": [{**rows[0], "ratio": 1.42}]}})
+    rust = [c for c in claims if c["claim"].startswith("Rust + ExecuTorch")]
+    assert [c["verdict"] for c in rust] == ["does not hold here"]
+
+
 def test_accuracy_table_compares_int8_with_its_float_twin(decisive_navigation):
     from embodied_lib.profiling.accuracy import accuracy_table
     _, _, out = decisive_navigation

@@ -29,7 +29,7 @@ def main(argv=None):
     require_writable(parser, args.out)
     cfg = get_config("profiling", args.profile)
     result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
-                 args.model or cfg["models"], cfg["batch1_models"])
+                 args.model or cfg["models"], cfg["batch1_models"], rounds=cfg["rust_cpp_rounds"])
     if not args.no_pruning:   # its verdicts join the others in summary.json
         result["claims"] += pruning.run(args.runs, args.out, args.profile)["claims"]
     for claim in result["claims"]:

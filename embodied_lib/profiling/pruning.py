@@ -31,8 +31,8 @@ from torch import nn
 
 from embodied_lib.config import DATA_DIR, PRUNING_SEED, get_config, seed_everything
 from embodied_lib.export import export_all
-from embodied_lib.export.manifest import artifact_entry, read_manifest
-from embodied_lib.native import native_parity, run_runner, runner_named
+from embodied_lib.export.manifest import read_manifest
+from embodied_lib.native import native_parity, p50_in_turns
 from embodied_lib.profiling.accuracy import HEADLINE, task_metrics
 from embodied_lib.progress import progress_bar
 from embodied_lib.registry import get_spec, load_checkpoint, load_runtime
@@ -151,18 +151,10 @@ def fine_tune_manipulation(spec, model: nn.Module, cfg: dict, data_dir: Path, pr
 
 
 def cpp_executorch_p50(folders: dict, iterations: int, rounds: int) -> dict:
-    """The C++ ExecuTorch runner's batch-1 p50 of each folder's .pte: ``rounds`` processes per folder, taken in
-    turns, and their median. At a few microseconds a call, one process alone is not enough: the same file measured
-    0.0067 ms in one process and 0.0116 ms in the next (navigation), so every variant gets the same turns."""
-    runner = runner_named("executorch")
-    models = {label: folder / artifact_entry(read_manifest(folder), "executorch")["file"]
-              for label, folder in folders.items()}   # read once, not once per round
-    p50s = {label: [] for label in folders}
-    for _ in range(rounds):
-        for label, folder in folders.items():
-            result = run_runner(runner, models[label], folder / runner.golden, iterations, folder / "manifest.json")
-            p50s[label].append(result["latency_ms"]["p50"])
-    return {label: {"p50_ms": float(np.median(v)), "round_p50s_ms": v} for label, v in p50s.items()}
+    """The C++ ExecuTorch runner's batch-1 p50 of each folder's .pte, ``rounds`` processes per folder taken in turns
+    (native.p50_in_turns): every variant gets the same turns."""
+    return p50_in_turns({label: ("executorch", folder, "executorch") for label, folder in folders.items()},
+                        rounds, iterations)
 
 
 def measure(folder: Path, spec, model: nn.Module, iterations: int, profile: str | None, native: bool) -> dict:
