@@ -114,6 +114,25 @@ def test_manipulation_falls_back_to_hold_with_the_gripper_as_it_was():
         guard.close()
 
 
+def test_a_late_model_in_one_channel_leaves_the_other_channels_decision_in_time():
+    """Both models start before either is waited for: navigation late on every tick costs manipulation nothing."""
+    rate, budget = 5.0, 0.5
+    navigation = navigation_guard(late_s=controller.late_seconds(rate, budget))
+    manipulation = manipulation_guard()
+    grid, table = GridRobot(seeds=SEEDS), TabletopRobot(seeds=[1_000_000])
+    try:
+        loop = ControlLoop([Channel(grid, navigation, FaultPlan(["late_inference"], probability=1.0)),
+                            Channel(table, manipulation)], rate, budget)
+        report = loop.run(ticks=4)
+    finally:
+        table.close()
+        navigation.close()
+        manipulation.close()
+    assert report["channels"]["navigation"]["interventions"] == {"deadline": 4}
+    late = {c: n for c, n in report["channels"]["manipulation"]["interventions"].items() if c in ("deadline", "busy")}
+    assert late == {}, report["intervention_examples"]
+
+
 def test_a_corrupt_model_at_startup_gives_a_controller_that_falls_back_on_every_tick(navigation_exports, tmp_path):
     report = controller.corrupt_model_start(navigation_exports.parent, "executorch", tmp_path, ticks=5)
     assert "sha256" in report["startup_error"]
@@ -204,9 +223,12 @@ class WorkGuard:
     def __init__(self, clock, work):
         self.clock, self.work = clock, work
 
-    def act(self, reading, deadline=None, tick_started=None):
+    def start(self, reading, deadline=None, tick_started=None):
         self.clock.now += self.work
         return GuardedAction(None)
+
+    def finish(self, attempt):
+        return attempt
 
     def reset(self):
         pass
@@ -231,23 +253,23 @@ def test_ticks_are_released_on_absolute_deadlines_whatever_the_work_takes(work_s
     assert np.allclose(np.diff(released), period)
 
 
-def test_an_overrun_counts_as_a_miss_and_the_next_release_is_not_shifted():
+def test_an_overrun_costs_ceil_of_its_lateness_in_periods_and_the_next_release_is_on_the_grid():
+    """ros2_control's overrun count: a 2.5-period stall costs 3 cycles, and the loop does not burst to catch up."""
     clock = FakeClock()
     robot = GridRobot(seeds=range(10**6, 10**6 + 100), clock=clock)
     guard = WorkGuard(clock, 0.0)
     released = []
 
     def on_tick(tick, _):
-        released.append(clock())
-        guard.work = 0.12 if tick == 3 else 0.001          # tick 3 runs 2.4 periods
+        released.append((tick, clock()))
+        guard.work = 0.125 if tick == 3 else 0.001          # tick 3 stalls 2.5 periods
 
     report = ControlLoop([Channel(robot, guard)], 20.0, clock=clock, sleep=clock.sleep).run(ticks=10, on_tick=on_tick)
-    t0 = released[0]
-    # tick 3 ends at 0.27 s: it missed, release 4 (0.20) is a whole period behind and is skipped, release 5
-    # (0.25) runs at once, and from tick 6 on every release is back on the t0 + k * period grid
-    assert report["deadline_misses"] == 2
-    assert released[4] - t0 == pytest.approx(0.15 + 0.12, abs=1e-6)
-    assert np.allclose((np.array(released[5:]) - t0) / 0.05, np.arange(6, 6 + len(released) - 5))
+    ticks, times = zip(*released)
+    # tick 3 (released at 0.15) ends at 0.275: it and releases 4 (0.20) and 5 (0.25) are lost, tick 6 waits for 0.30
+    assert report["deadline_misses"] == 3 and report["ticks"] == 10
+    assert ticks == (0, 1, 2, 3, 6, 7, 8, 9)
+    assert np.allclose((np.array(times) - times[0]) / 0.05, ticks)
 
 
 # -- missions ---------------------------------------------------------------------------------------------

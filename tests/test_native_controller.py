@@ -58,6 +58,21 @@ def test_every_fault_kind_ends_in_its_fallback_within_its_tick(exports_root, epi
     causes = {c for ch in report["channels"].values() for c in ch["interventions"]}
     assert {"model_error", "non_finite_output", "out_of_bounds_output", "deadline", "missing_sensor",
             "stale_sensor"} <= causes
+    # each model runs on its own worker to its own deadline: a channel's deadline fallbacks are its own late models
+    for name, channel in report["channels"].items():
+        late = channel["faults"].get("late_inference", {}).get("injected", 0)
+        assert channel["interventions"].get("deadline", 0) == late and "busy" not in channel["interventions"], name
+    # a failing model's own message reaches the report, as Python's guard's detail does
+    errors = [e for e in report["intervention_examples"] if e["cause"] == "model_error"]
+    assert errors and all(e["detail"] == "injected fault: the model raised" for e in errors)
+
+
+def test_an_overrun_costs_ceil_of_its_lateness_in_periods_and_the_next_release_is_on_the_grid(exports_root, episodes):
+    """ros2_control's count: tick 3 held 2.5 periods costs 3 cycles; the loop waits for release 6, no burst."""
+    report = nc.run_controller("run", exports_root, episodes, None, ["--models", "navigation", "--replay", 20,
+                                                                      "--ticks", 10, "--rate-hz", 20, "--stall", "3:2.5"])
+    assert report["deadline_misses"] == 3 and report["ticks"] == 10
+    assert report["timeline"]["tick"] == [0, 1, 2, 3, 6, 7, 8, 9]
 
 
 @pytest.mark.parametrize("model", ["navigation", "manipulation"])

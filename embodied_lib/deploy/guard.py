@@ -222,64 +222,109 @@ class Guard:
             tick_started: float | None = None) -> GuardedAction:
         """The action for this tick. ``deadline``: when the watchdog gives up on the model (clock seconds);
         ``tick_started``: a reading captured before this time is from an earlier tick, so stale."""
+        return self.finish(self.start(reading, deadline, tick_started))
+
+    def start(self, reading: Reading | None, deadline: float | None = None,
+              tick_started: float | None = None) -> "Attempt":
+        """The first half of ``act``: the checks before the model, then the model started on this guard's own
+        worker (with a deadline). The loop starts every channel's model before it waits for any
+        (``finish``), so a late model spends only its own channel's deadline."""
+        attempt = Attempt(deadline=deadline)
         if reading is None:
-            return self._fall_back(None, "missing_sensor", "no reading this tick")
-        observation = reading.value
+            attempt.step = self._fall_back(None, "missing_sensor", "no reading this tick")
+            return attempt
+        observation = attempt.observation = reading.value
         if self._last_seq is not None and reading.seq <= self._last_seq:
-            return self._fall_back(observation, "stale_sensor", f"reading {reading.seq} was already used")
-        if tick_started is not None and reading.stamp < tick_started:
-            return self._fall_back(observation, "stale_sensor", "reading captured before this tick began")
-        if self.max_age_s is not None and self.clock() - reading.stamp > self.max_age_s:
-            return self._fall_back(observation, "stale_sensor",
-                                   f"reading is {1e3 * (self.clock() - reading.stamp):.1f} ms old")
+            attempt.step = self._fall_back(observation, "stale_sensor", f"reading {reading.seq} was already used")
+        elif tick_started is not None and reading.stamp < tick_started:
+            attempt.step = self._fall_back(observation, "stale_sensor", "reading captured before this tick began")
+        elif self.max_age_s is not None and self.clock() - reading.stamp > self.max_age_s:
+            attempt.step = self._fall_back(observation, "stale_sensor",
+                                           f"reading is {1e3 * (self.clock() - reading.stamp):.1f} ms old")
+        if attempt.step is not None:
+            return attempt
         self._last_seq = reading.seq
         if problem := self.rules.check_input(observation):
-            return self._fall_back(observation, "bad_input", problem)
-        if self.policy is None:
-            return self._fall_back(observation, "model_unavailable", self.startup_error or "no model")
-        started = self.clock()
+            attempt.step = self._fall_back(observation, "bad_input", problem)
+        elif self.policy is None:
+            attempt.step = self._fall_back(observation, "model_unavailable", self.startup_error or "no model")
+        elif self._pending is not None and not self._pending.done():
+            attempt.step = self._fall_back(observation, "busy", "the previous inference has not finished")
+        else:
+            self._pending = None
+            attempt.started = self.clock()
+            if deadline is None:   # no watchdog: run it here (evaluation)
+                try:
+                    attempt.result = (self.policy.act(observation), None)
+                except Exception as exc:
+                    attempt.error = exc
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
+                attempt.future = self._executor.submit(self._timed_act, observation)
+        return attempt
+
+    def finish(self, attempt: "Attempt") -> GuardedAction:
+        """The second half of ``act``: wait for the model until the attempt's deadline, check its outputs."""
+        if attempt.step is not None:
+            return attempt.step
+        observation, deadline = attempt.observation, attempt.deadline
         try:
-            decision = self._infer(observation, deadline)
+            decision = self._wait(attempt)
         except FutureTimeout:
             return self._fall_back(observation, "deadline", "inference had not finished by the deadline",
-                                   self.clock() - started)
-        except _Busy:
-            return self._fall_back(observation, "busy", "the previous inference has not finished")
+                                   self.clock() - attempt.started)
         except InputError as exc:
-            return self._fall_back(observation, "bad_input", str(exc), self.clock() - started)
+            return self._fall_back(observation, "bad_input", str(exc), self.clock() - attempt.started)
         except Exception as exc:  # any model failure ends in the fallback, never in a crash
-            return self._fall_back(observation, "model_error", f"{type(exc).__name__}: {exc}", self.clock() - started)
-        infer_s = self.clock() - started
+            return self._fall_back(observation, "model_error", f"{type(exc).__name__}: {exc}",
+                                   self.clock() - attempt.started)
+        infer_s = self.clock() - attempt.started
         for name, value in decision.outputs.items():
             if not np.isfinite(np.asarray(value, dtype=np.float64)).all():
                 return self._fall_back(observation, "non_finite_output", f"{name} holds NaN or Inf", infer_s, decision)
         action, cause, detail = self.rules.check_output(observation, decision)
         return GuardedAction(action, cause, detail, infer_s, decision)
 
-    def _infer(self, observation, deadline):
-        if deadline is None:
-            return self.policy.act(observation)
-        if self._pending is not None:
-            if not self._pending.done():
-                raise _Busy()
-            self._pending = None
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
-        future = self._executor.submit(self._timed_act, observation)
+    def _wait(self, attempt: "Attempt"):
+        if attempt.future is None:
+            if attempt.error is not None:
+                raise attempt.error
+            return attempt.result[0]
         try:
-            decision, finished = future.result(timeout=max(0.0, deadline - self.clock()))
+            decision, finished = attempt.future.result(timeout=max(0.0, attempt.deadline - self.clock()))
         except FutureTimeout:
-            self._pending = future
+            self._pending = attempt.future   # still running: the next ticks fall back with "busy" until it ends
             raise
-        if finished > deadline:
+        if finished > attempt.deadline:
             # done, but after the deadline: a loaded machine can hold this thread past the worker's finish,
             # and result() hands back a finished future even with no time left; judged by when it finished
             raise FutureTimeout()
         return decision
 
+    def _infer(self, observation, deadline):
+        """The model on the watchdog's worker, waited for until ``deadline`` (warm-up)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
+        attempt = Attempt(deadline=deadline, observation=observation, started=self.clock())
+        attempt.future = self._executor.submit(self._timed_act, observation)
+        return self._wait(attempt)
+
     def _timed_act(self, observation):
         decision = self.policy.act(observation)
         return decision, self.clock()
+
+
+@dataclass
+class Attempt:
+    """One tick's decision between ``Guard.start`` and ``Guard.finish``."""
+    deadline: float | None = None
+    observation: Any = None
+    step: GuardedAction | None = None   # decided before the model (a check failed, or the model is busy)
+    started: float = 0.0
+    future: Any = None                  # the model on the guard's worker
+    result: Any = None                  # (decision, None) when it ran without a watchdog
+    error: Exception | None = None
 
 
 class _Busy(Exception):

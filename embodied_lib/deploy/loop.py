@@ -3,8 +3,10 @@
 ros2_control-style scheduling: tick ``k`` is released at the absolute time ``t0 + k * period`` (never
 ``sleep(period)`` after the work, which drifts by the work's length), the watchdog deadline of every policy
 is ``release + infer_budget * period``, and a tick whose last action lands after ``release + period`` is a
-deadline miss. A tick that starts more than a period late skips ahead to the next release and counts the
-releases it skipped as misses.
+deadline miss. An overrun is counted the way ros2_control counts it: a tick that ends ``n`` periods after its
+release costs ``ceil(n)`` missed cycles (itself and the releases that passed), and the next tick waits for the next
+release on the grid instead of bursting through the ones it missed; a tick woken more than a period late likewise
+skips every release that has passed.
 
 Per tick it records sense / render / infer / act times per channel, the controller's own compute (the
 tick's work minus the simulated camera's rendering and episode resets: on a robot the camera runs beside
@@ -14,6 +16,7 @@ same tick. ``free_running=True`` runs ticks back to back (evaluation, soak) with
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,6 +59,7 @@ class TickLog:
         self.arrays = {k: np.zeros((capacity, len(channels))) for k in self.PER_CHANNEL}
         self.arrays.update({k: np.zeros(capacity) for k in self.PER_TICK})
         self.arrays["missed"] = np.zeros(capacity, dtype=bool)
+        self.arrays["tick"] = np.zeros(capacity, dtype=np.int64)   # which release each row ran (overruns skip some)
 
     def next_row(self) -> int:
         if self.n == len(self.arrays["missed"]):
@@ -111,7 +115,7 @@ class ControlLoop:
         process = psutil.Process()
         rss_start = process.memory_info().rss
         warmed_at = min(1000, limit // 10)   # RSS after this many ticks: start-up allocations are done by then
-        rss_warm = rss_start
+        rss_warm, warming = rss_start, True
         bar = progress_bar(total=limit if ticks is not None else None, desc=desc, unit="ticks", disable=not progress, mininterval=1.0)
         t0 = self.clock()
         tick = skipped = 0
@@ -121,8 +125,8 @@ class ControlLoop:
             release = t0 + tick * self.period
             if not self.free_running:
                 now = self.clock()
-                if now > release + self.period:      # a whole period late: skip to the next release
-                    behind = min(int((now - t0) / self.period) - tick, limit - tick)
+                if now > release + self.period:      # woke a whole period late: every passed release is lost
+                    behind = min(math.ceil((now - release) / self.period), limit - tick)
                     skipped += behind
                     tick += behind
                     continue
@@ -131,6 +135,7 @@ class ControlLoop:
             else:
                 release = t0 = self.clock() - tick * self.period   # back to back: every tick starts now
             row = log.next_row()
+            log.arrays["tick"][row] = tick
             started = self.clock()
             log.arrays["start_late_s"][row] = started - release
             if on_tick is not None:
@@ -141,8 +146,12 @@ class ControlLoop:
             # every sensor first, then every decision, then every action: a late model in one channel must not
             # delay another channel's camera frame past the shared deadline
             sensed = [self._sense(channel, i, log, row) for i, channel in active]
-            decided = [self._decide(channel, reading, kind, started, deadline, log, row, i)
-                       for (i, channel), (reading, _, kind) in zip(active, sensed)]
+            # every model started before any is waited for: each guard has its own worker and waits to the deadline
+            # on its own, so a late model in one channel costs the other channel nothing
+            attempts = [channel.guard.start(reading, deadline, tick_started=started)
+                        for (i, channel), (reading, _, _) in zip(active, sensed)]
+            decided = [self._finish(channel, attempt, kind, log, row, i)
+                       for (i, channel), attempt, (_, _, kind) in zip(active, attempts, sensed)]
             for (i, channel), (_, fresh, kind), step in zip(active, sensed, decided):
                 self._act(channel, i, log, row, fresh, kind, step, interventions, faults, examples, unhandled, tick)
                 excluded += channel.robot.last_render_s
@@ -156,9 +165,15 @@ class ControlLoop:
             log.arrays["compute_s"][row] = finished - started - excluded
             log.arrays["missed"][row] = finished > release + self.period
             tick += 1
+            if log.arrays["missed"][row] and not self.free_running:
+                # ros2_control's overrun: a tick that ends n periods after its release costs ceil(n) cycles, itself
+                # and the releases that passed during it; the next tick starts on the next release of the grid
+                passed = min(math.ceil((finished - release) / self.period) - 1, limit - tick)
+                skipped += passed
+                tick += passed
             bar.update(1)
-            if tick == warmed_at:
-                rss_warm = process.memory_info().rss
+            if warming and tick >= warmed_at:   # >=: an overrun may skip past it
+                rss_warm, warming = process.memory_info().rss, False
             if self.halted:
                 break
         bar.close()
@@ -181,12 +196,11 @@ class ControlLoop:
         log.arrays["sense_s"][row, i], log.arrays["render_s"][row, i] = self.clock() - t_sense - render, render
         return reading, fresh, kind
 
-    def _decide(self, channel, reading, kind, started, deadline, log, row, i):
-        t_infer = self.clock()
-        step = channel.guard.act(reading, deadline, tick_started=started)
+    def _finish(self, channel, attempt, kind, log, row, i):
+        step = channel.guard.finish(attempt)
         if kind is not None and kind not in SENSOR_FAULTS and channel.guard.policy is not None:
             channel.guard.policy.arm(None)   # a fault armed for a model the guard never called dies with its tick
-        log.arrays["infer_s"][row, i] = self.clock() - t_infer
+        log.arrays["infer_s"][row, i] = step.infer_s
         return step
 
     def _act(self, channel, i, log, row, fresh, kind, step, interventions, faults, examples, unhandled, tick):
@@ -232,5 +246,6 @@ class ControlLoop:
                        "end": round(rss_end / 2**20, 1), "growth": round((rss_end - rss_start) / 2**20, 1),
                        "growth_after_warm_up": round((rss_end - rss_warm) / 2**20, 1)},
             "timeline": {"compute_ms": (log.column("compute_s") * 1e3).round(3).tolist()[:20_000],
-                         "wall_ms": (log.column("wall_s") * 1e3).round(3).tolist()[:20_000]},
+                         "wall_ms": (log.column("wall_s") * 1e3).round(3).tolist()[:20_000],
+                         "tick": log.column("tick").tolist()[:20_000]},
         }

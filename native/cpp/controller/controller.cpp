@@ -49,6 +49,7 @@ Options
   --commands FILE          missions: one command per line
   --hri-library PATH       missions: libhri_pipeline.so (default: native/rust/target/release beside --exports' repo)
   --out FILE               write the JSON report there (default: stdout)
+  --stall TICK:PERIODS     hold the loop PERIODS periods at tick TICK, after its work (the overrun count's test)
   --progress               a progress line on stderr
   --help                   this text
 Errors print one line "error: ..." and exit 1; usage errors exit 2.
@@ -57,8 +58,8 @@ Errors print one line "error: ..." and exit 1; usage errors exit 2.
 struct Options {
   std::string command, exports, episodes, runtime = "executorch", out, corrupt, commands, hri_library;
   std::vector<std::string> models{"navigation", "manipulation"};
-  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0;
-  double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2;
+  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1;
+  double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0;
   bool free_running = false, progress = false;
   std::vector<int> faults;
 };
@@ -152,7 +153,13 @@ Options parse(int argc, char** argv) {
     else if (a == "--commands") o.commands = value();
     else if (a == "--hri-library") o.hri_library = value();
     else if (a == "--out") o.out = value();
-    else if (a == "--progress") o.progress = true;
+    else if (a == "--stall") {
+      const std::string v = value();
+      const size_t colon = v.find(':');
+      if (colon == std::string::npos) usage_error("--stall takes TICK:PERIODS, got '" + v + "'");
+      o.stall_tick = to_long(a, v.substr(0, colon), 0, 100000000);
+      o.stall_periods = to_double(a, v.substr(colon + 1), 0.0, 1000.0);
+    } else if (a == "--progress") o.progress = true;
     else usage_error("unknown option '" + a + "'");
   }
   if (o.exports.empty()) usage_error("--exports is required");
@@ -240,6 +247,7 @@ struct Channel {
   std::unique_ptr<Network> network;
   std::string startup_error;
   std::unique_ptr<InferenceWorker> worker;
+  Clock::time_point submitted;  // when this tick's inputs went to the worker
   std::unique_ptr<NavigationRules> nav_rules;
   std::unique_ptr<ManipulationRules> man_rules;
   world::GridWorld* grid = nullptr;
@@ -331,29 +339,46 @@ struct Channel {
   }
 };
 
-// The guard's act (embodied_lib.deploy.guard.Guard.act), checks in the same order.
-Step guard_act(Channel& ch, const Reading& reading, Clock::time_point tick_started, Clock::time_point deadline, int fault) {
-  Step step;
+// The guard's act (embodied_lib.deploy.guard.Guard.act), checks in the same order, in two halves so that every
+// channel's model is started before any is waited for: guard_start runs the checks before the model and hands the
+// model its inputs on the channel's own worker (false: the step is already decided, a fallback); guard_finish waits
+// for that worker until the channel's deadline and checks the outputs. A late model spends only its own channel's
+// deadline.
+bool guard_start(Channel& ch, const Reading& reading, Clock::time_point tick_started, int fault, Step& step) {
+  step = Step{};
   ch.fallback(step.action);
-  if (!reading.present) return step.cause = kMissingSensor, step;
-  if (ch.has_last && reading.seq <= ch.last_seq) return step.cause = kStaleSensor, step;
-  if (reading.stamp < tick_started) return step.cause = kStaleSensor, step;
+  if (!reading.present) return step.cause = kMissingSensor, false;
+  if (ch.has_last && reading.seq <= ch.last_seq) return step.cause = kStaleSensor, false;
+  if (reading.stamp < tick_started) return step.cause = kStaleSensor, false;
   ch.last_seq = reading.seq, ch.has_last = true;
   const bool input_ok = ch.navigation ? ch.nav_rules->input_ok(ch.observation.data()) : ch.man_rules->input_ok(ch.observation.data());
   ch.fallback(step.action);  // input_ok may have updated the gripper the hold keeps
-  if (!input_ok) return step.cause = kBadInput, step;
-  if (!ch.network) return step.cause = kModelUnavailable, step;
-  if (ch.worker->busy()) return step.cause = kBusy, step;
-  const auto started = Clock::now();
+  if (!input_ok) return step.cause = kBadInput, false;
+  if (!ch.network) return step.cause = kModelUnavailable, false;
+  if (ch.worker->busy()) return step.cause = kBusy, false;
+  ch.submitted = Clock::now();
   ch.fill_inputs();
   ch.worker->submit(fault == kModelException || fault == kNanOutput || fault == kLateInference ? fault : kNoFault);
+  return true;
+}
+
+void guard_finish(Channel& ch, Clock::time_point deadline, int fault, Step& step) {
   const bool in_time = ch.worker->wait_until(deadline);
-  step.infer_s = seconds(Clock::now() - started);
-  if (!in_time) return step.cause = kDeadline, step;
-  if (ch.worker->failed) return step.cause = kModelError, step;
+  step.infer_s = seconds(Clock::now() - ch.submitted);
+  if (!in_time) {
+    step.cause = kDeadline;
+    return;
+  }
+  if (ch.worker->failed) {
+    step.cause = kModelError, step.detail = ch.worker->error;
+    return;
+  }
   for (const auto& out : ch.network->outputs)
     for (float v : out)
-      if (!std::isfinite(v)) return step.cause = kNonFiniteOutput, step;
+      if (!std::isfinite(v)) {
+        step.cause = kNonFiniteOutput;
+        return;
+      }
   const float* out = ch.network->output(0);
   if (ch.navigation) {
     Action raw;
@@ -364,11 +389,25 @@ Step guard_act(Channel& ch, const Reading& reading, Clock::time_point tick_start
     float injected[4] = {5.0f, 5.0f, 5.0f, 5.0f};
     step.cause = ch.man_rules->check_output(ch.observation.data(), fault == kOutOfBounds ? injected : out, step.action);
   }
+}
+
+Step guard_act(Channel& ch, const Reading& reading, Clock::time_point tick_started, Clock::time_point deadline, int fault) {
+  Step step;
+  if (guard_start(ch, reading, tick_started, fault, step)) guard_finish(ch, deadline, fault, step);
   return step;
 }
 
+// An intervention kept verbatim for the report (loop.py's intervention_examples), in fixed storage.
+struct Example {
+  long tick = 0;
+  int channel = 0, cause = kNone;
+  char detail[200] = "";
+};
+constexpr size_t kMaxExamples = 200;
+
 struct Controller {
   Options opt;
+  std::vector<Example> examples;
   AllocationCounter allocations;
   std::unique_ptr<world::GridWorld> grid;
   std::unique_ptr<world::Tabletop> table;
@@ -552,15 +591,19 @@ struct Controller {
     std::vector<double> sense_s(capacity * nch, idle), render_s(capacity * nch, idle), infer_s(capacity * nch, idle),
         act_s(capacity * nch, idle), e2e_s(capacity * nch, idle), compute_s(capacity), wall_s(capacity), late_s(capacity);
     std::vector<uint8_t> missed(capacity);
+    std::vector<long> row_tick(capacity);
+    examples.clear();
+    examples.reserve(kMaxExamples);
     std::vector<Reading> readings(nch);
     std::vector<int> drawn(nch);
     std::vector<Step> steps(nch);
-    std::vector<char> active(nch);
+    std::vector<char> active(nch), waiting(nch);
     const double period = 1.0 / opt.rate_hz;
     const auto period_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
     const auto budget_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period * opt.infer_budget));
     const double rss_start = rss_mb();
     double rss_warm = rss_start;
+    bool warming = true;
     const long warmed_at = std::min(1000L, limit / 10);
     long rows = 0, skipped = 0, tick = 0;
     allocations.on(true);
@@ -573,8 +616,8 @@ struct Controller {
       auto release = t0 + tick * period_d;
       if (!opt.free_running) {
         const auto now = Clock::now();
-        if (now > release + period_d) {  // a whole period late: skip to the next release, count the skipped ones
-          const long behind = std::min(long((now - t0) / period_d) - tick, limit - tick);
+        if (now > release + period_d) {  // woke a whole period late: every passed release is lost
+          const long behind = std::min(long(std::ceil(seconds(now - release) / period)), limit - tick);
           skipped += behind, tick += behind;
           continue;
         }
@@ -584,6 +627,7 @@ struct Controller {
         t0 = release - tick * period_d;
       }
       const long row = rows++;
+      row_tick[row] = tick;
       const auto started = Clock::now();
       late_s[row] = seconds(started - release);
       const auto deadline = started + budget_d;
@@ -603,11 +647,13 @@ struct Controller {
         sense_s[row * nch + i] = seconds(Clock::now() - t) - ch.last_render_s;
         excluded += ch.last_render_s;
       }
+      // every model started before any is waited for: each runs on its own worker, each waits to its own deadline
+      for (size_t i = 0; i < nch; ++i)
+        if (active[i]) waiting[i] = guard_start(channels[i], readings[i], started, drawn[i], steps[i]);
       for (size_t i = 0; i < nch; ++i) {
         if (!active[i]) continue;
-        const auto t = Clock::now();
-        steps[i] = guard_act(channels[i], readings[i], started, deadline, drawn[i]);
-        infer_s[row * nch + i] = seconds(Clock::now() - t);
+        if (waiting[i]) guard_finish(channels[i], deadline, drawn[i], steps[i]);
+        infer_s[row * nch + i] = steps[i].infer_s;  // 0 where a check before the model decided
       }
       for (size_t i = 0; i < nch; ++i) {
         if (!active[i]) continue;
@@ -618,6 +664,11 @@ struct Controller {
         act_s[row * nch + i] = seconds(applied - t);
         e2e_s[row * nch + i] = seconds(applied - ch.previous.stamp);
         ++ch.interventions[steps[i].cause];
+        if (steps[i].cause != kNone && examples.size() < kMaxExamples) {
+          Example& e = examples.emplace_back();  // reserved before the loop: no allocation
+          e.tick = tick, e.channel = int(i), e.cause = steps[i].cause;
+          std::snprintf(e.detail, sizeof(e.detail), "%s", steps[i].detail);
+        }
         if (drawn[i] != kNoFault) {
           auto& f = ch.faults[drawn[i]];
           ++f[0];
@@ -627,12 +678,21 @@ struct Controller {
         }
         excluded += tick_done(ch);
       }
+      if (tick == opt.stall_tick)
+        std::this_thread::sleep_for(std::chrono::duration<double>(opt.stall_periods * period));
       const auto finished = Clock::now();
       wall_s[row] = seconds(finished - started);
       compute_s[row] = wall_s[row] - excluded;
       missed[row] = finished > release + period_d;
       ++tick;
-      if (tick == warmed_at) {
+      if (missed[row] && !opt.free_running) {
+        // ros2_control's overrun: a tick that ends n periods after its release costs ceil(n) cycles (itself and
+        // the releases that passed during it); the next tick waits for the next release on the grid
+        const long passed = std::min(long(std::ceil(seconds(finished - release) / period)) - 1, limit - tick);
+        skipped += passed, tick += passed;
+      }
+      if (warming && tick >= warmed_at) {  // >=: an overrun may skip past it
+        warming = false;
         allocations.on(false);
         rss_warm = rss_mb();
         allocations.on(true);
@@ -649,14 +709,15 @@ struct Controller {
     for (auto& ch : channels)
       if (ch.worker) ch.worker->wait();  // a late inference still running ends before the report
     const double rss_end = rss_mb();
-    return report(rows, skipped, sense_s, render_s, infer_s, act_s, e2e_s, compute_s, wall_s, late_s, missed,
+    return report(rows, skipped, sense_s, render_s, infer_s, act_s, e2e_s, compute_s, wall_s, late_s, missed, row_tick,
                   rss_start, rss_warm, rss_end, allocations_start, allocations_end);
   }
 
   json report(long rows, long skipped, const std::vector<double>& sense_s, const std::vector<double>& render_s,
               const std::vector<double>& infer_s, const std::vector<double>& act_s, const std::vector<double>& e2e_s,
               const std::vector<double>& compute_s, const std::vector<double>& wall_s, const std::vector<double>& late_s,
-              const std::vector<uint8_t>& missed, double rss_start, double rss_warm, double rss_end,
+              const std::vector<uint8_t>& missed, const std::vector<long>& row_tick, double rss_start,
+              double rss_warm, double rss_end,
               long allocations_start, long allocations_end) {
     const size_t nch = channels.size();
     long misses = skipped;
@@ -714,6 +775,10 @@ struct Controller {
       return out;
     };
     auto mb = [](double x) { return std::round(x * 10) / 10; };
+    json example_rows = json::array();
+    for (const auto& e : examples)
+      example_rows.push_back({{"tick", e.tick}, {"channel", channels[size_t(e.channel)].name},
+                              {"cause", cause_name(e.cause)}, {"detail", e.detail}});
     return {{"controller", "C++ embodied_controller"}, {"command", opt.command}, {"runtime", opt.runtime},
             {"rate_hz", opt.rate_hz}, {"free_running", opt.free_running}, {"infer_budget", opt.infer_budget},
             {"replay", opt.replay}, {"threads", opt.threads}, {"cpu", opt.cpu}, {"priority", opt.priority},
@@ -725,7 +790,9 @@ struct Controller {
                         {"growth", mb(rss_end - rss_start)}, {"growth_after_warm_up", mb(rss_end - rss_warm)}}},
             {"peak_rss_mb", mb(runner::peak_rss_mb())},
             {"allocations_in_loop", allocations.total ? json(allocations_end - allocations_start) : json(nullptr)},
-            {"timeline", {{"compute_ms", timeline_ms(compute)}, {"wall_ms", timeline_ms(wall)}}}};
+            {"intervention_examples", example_rows},
+            {"timeline", {{"compute_ms", timeline_ms(compute)}, {"wall_ms", timeline_ms(wall)},
+                          {"tick", std::vector<long>(row_tick.begin(), row_tick.begin() + std::min<long>(rows, 20000))}}}};
   }
 };
 

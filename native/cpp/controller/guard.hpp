@@ -62,6 +62,7 @@ struct Step {
   Action action;
   int cause = kNone;
   double infer_s = 0.0;
+  const char* detail = "";  // why, where there is more to say than the cause (a failing model's own message)
 };
 
 // One sensor sample: its data lives in the channel's sensor buffers; this says whether there is one and which.
