@@ -69,7 +69,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # process and C++ processes per variant (latency_rounds, taken in turns)
         # formats: what a structured variant is exported to (None: every format of the model). Quick: one ratio of
         # each kind and the four formats the runners and twins load (~40 s); the full profile does both ratios of
-        # each kind, every format, and manipulation too.
+        # each kind and every format. Manipulation's pruning (8 min of fine-tunes and exports) is make bench's
+        # (python -m embodied_lib.profiling --pruning-model ...), not the full notebook's: it would take the full
+        # profile past its 70 minutes.
         "pruning": dict(models=("navigation",), magnitude=(0.9,), structured=(0.5,),
                         formats=("executorch", "onnx", "safetensors", "pth"), iterations=1000, latency_rounds=5,
                         distil_states=20_000, distil_steps=2_000, distil_batch=256, distil_lr=1e-3, fine_tune_epochs=8),
@@ -99,7 +101,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
         "profiling": dict(models=None, iterations=500, batch1_models=None, rust_cpp_rounds=5),
-        "pruning": dict(models=("navigation", "manipulation"), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
+        "pruning": dict(models=("navigation",), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
                         formats=None, iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
                         distil_lr=1e-3, fine_tune_epochs=8),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,

@@ -1,6 +1,7 @@
 """Sizes, INT8 accuracy, latency and memory of every exported model, pruning, and the design document's claims.
 
-    python -m embodied_lib.profiling --profile full          # what `make bench` runs
+    python -m embodied_lib.profiling --profile full --pruning-model navigation --pruning-model manipulation
+                                                             # what `make bench` runs
     python -m embodied_lib.profiling --model navigation --iterations 50 --no-pruning
 """
 from __future__ import annotations
@@ -24,6 +25,9 @@ def main(argv=None):
     parser.add_argument("--model", action="append", help="model name (repeatable); default: the profile's")
     parser.add_argument("--iterations", type=int_in(1, 1_000_000), help="timed batch-1 runs per runtime (default: the profile's)")
     parser.add_argument("--no-pruning", action="store_true", help="skip pruning (pruned exports, fine-tunes, task metrics)")
+    parser.add_argument("--pruning-model", action="append", choices=["navigation", "manipulation"],
+                        help="a model to prune (repeatable); default: the profile's (navigation; make bench adds "
+                             "manipulation)")
     args = parser.parse_args(argv)
     require_folder(parser, args.exports, args.runs)
     require_writable(parser, args.out)
@@ -31,7 +35,7 @@ def main(argv=None):
     result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
                  args.model or cfg["models"], cfg["batch1_models"], rounds=cfg["rust_cpp_rounds"])
     if not args.no_pruning:   # its verdicts join the others in summary.json
-        result["claims"] += pruning.run(args.runs, args.out, args.profile)["claims"]
+        result["claims"] += pruning.run(args.runs, args.out, args.profile, models=args.pruning_model)["claims"]
     for claim in result["claims"]:
         print(f"{claim['claim']} [{claim['model']}]: {claim['verdict']}")
     print(f"-> {args.out} ({json.dumps(result['seconds'])} s)")

@@ -311,8 +311,10 @@ def run(runs_dir, out_dir, profile: str | None = None, models=None, formats=None
     started = time.time()
     results = {}
     for name in models or cfg["models"]:
+        model_started = time.time()
         results[name] = prune_model(name, runs_dir, out_dir / "pruned", cfg, profile, formats or cfg["formats"],
                                     log=log, progress=progress)
+        results[name]["seconds"] = round(time.time() - model_started, 1)
     out = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "profile": profile, "settings": cfg,
            "seconds": round(time.time() - started, 1), "models": results,
            "claims": [verdict(r) for r in results.values()]}
