@@ -77,10 +77,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                         distil_states=20_000, distil_steps=2_000, distil_batch=256, distil_lr=1e-3, fine_tune_epochs=8),
         # the C++ controller (notebook 07): held-out episodes it plays, real-time ticks, the rate search (compute
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
-        # the timed runs (used only when running as root)
+        # the timed runs (used only when running as root, as is locking the controller's memory); baseline_seconds:
+        # the machine's own wake-up latency at the real-time run's period, measured first (cyclictest's way)
         "controller": dict(runtime="executorch", maps=50, scenes=3, realtime_ticks=200, rates=(100, 500),
                            rate_seconds=1.0, replay=50, fault_ticks=200, fault_probability=0.6, soak_ticks=5_000,
-                           commands=12, cpu=0, priority=50),
+                           commands=12, cpu=0, priority=50, baseline_seconds=2.0),
     },
     "full": {
         "navigation": dict(
@@ -107,7 +108,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
                            fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=300, cpu=0,
-                           priority=50),
+                           priority=50, baseline_seconds=10.0),
     },
 }
 

@@ -4,6 +4,7 @@ that moves nothing, no heap allocation in the loop, missions through the Rust pi
 with one clear line, and a short run of all of it under AddressSanitizer + UndefinedBehaviorSanitizer.
 Untrained models from the session fixtures: what is under test is the controller, not the weights."""
 import json
+import os
 import subprocess
 
 import pytest
@@ -83,6 +84,28 @@ def test_a_corrupt_model_at_startup_falls_back_on_every_tick_and_moves_nothing(e
     assert "matches no file the manifest lists" in channel["guard_startup_error"]
     assert channel["interventions"] == {"model_unavailable": 15}
     assert channel["actuations"] == 0
+
+
+def test_jitter_is_reported_beside_the_machines_own_wake_up_latency(exports_root, episodes):
+    """cyclictest's baseline first (the same thread, the same period, no work), then the loop's own wake-up latency,
+    page faults and context switches; memory locked where this runs as root."""
+    root = os.geteuid() == 0
+    report = nc.run_controller("run", exports_root, episodes, None,
+                               ["--models", "navigation", "--replay", 20, "--ticks", 100, "--rate-hz", 200,
+                                "--baseline-seconds", 0.5, *(["--lock-memory"] if root else [])])
+    machine, own = report["machine_baseline"]["wakeup_latency_us"], report["wakeup_latency_us"]
+    assert machine["samples"] == 100 and own["samples"] == len(report["timeline"]["tick"])
+    for latency in (machine, own):
+        assert latency["min"] <= latency["mean"] <= latency["max"] and latency["min"] <= latency["p99"] <= latency["max"]
+        assert sum(latency["histogram"]["counts"]) + latency["histogram"]["overflow"] == latency["samples"]
+    usage = report["rusage_in_loop"]
+    assert set(usage["per_tick"]) == {"minor_page_faults", "major_page_faults", "voluntary_context_switches",
+                                      "involuntary_context_switches"}
+    assert usage["voluntary_context_switches"] > 0          # the loop sleeps every tick: the counter counts
+    if root:
+        assert report["memory_locked"] and usage["major_page_faults"] == 0
+    rows = nc.jitter_rows(report)
+    assert rows[0] == {"measure": "wake-up latency min (us)", "controller": own["min"], "machine baseline": machine["min"]}
 
 
 def test_the_loop_allocates_nothing_after_startup(exports_root, episodes):

@@ -122,6 +122,22 @@ def side_by_side(native: dict, python: dict) -> list[dict]:
     return rows
 
 
+def jitter_rows(report: dict) -> list[dict]:
+    """The controller's wake-up latency (actual start minus planned release) beside the machine's own at the same
+    period (the cyclictest-style baseline measured first), in microseconds, then page faults and context switches
+    per tick of the loop: what is the controller's and what is the VM's."""
+    own, machine = report.get("wakeup_latency_us"), (report.get("machine_baseline") or {}).get("wakeup_latency_us")
+    rows = []
+    if own:
+        for key in ("min", "mean", "p99", "max"):
+            rows.append({"measure": f"wake-up latency {key} (us)", "controller": own[key],
+                         "machine baseline": machine[key] if machine else None})
+    per_tick = (report.get("rusage_in_loop") or {}).get("per_tick", {})
+    for key, value in per_tick.items():
+        rows.append({"measure": f"{key.replace('_', ' ')} per tick", "controller": value, "machine baseline": None})
+    return rows
+
+
 def compare_world(exports_root, episodes, out_dir, maps: int | None = None, scenes: int | None = None) -> dict:
     """The controller's worlds against Python's on the exported episodes (``check-world``): on every map, the
     robot-centred observation at the start and after each move of a fixed walk (bumps and revisits included);
@@ -227,14 +243,19 @@ def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progr
 
 
 def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
-             cpu: int | None = 0, priority: int | None = None, progress: bool = False) -> dict:
+             cpu: int | None = 0, priority: int | None = None, progress: bool = False,
+             baseline_seconds: float = 2.0) -> dict:
     """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
     core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
     controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
-    With the controller's binary size and memory."""
+    First the machine's own wake-up latency at the same period (``baseline_seconds``, cyclictest's way), so the
+    report tells the VM's jitter from the controller's; memory locked (mlockall) where this runs as root. With the
+    controller's binary size and memory."""
     report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
                             _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, priority=realtime_priority(priority),
-                                   progress=progress), timeout=ticks / rate_hz * 3 + 120, count_allocations=True)
+                                   baseline_seconds=baseline_seconds, lock_memory=os.geteuid() == 0,
+                                   progress=progress),
+                            timeout=ticks / rate_hz * 3 + baseline_seconds + 120, count_allocations=True)
     libraries = shared_libraries(CONTROLLER)
     report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
                         "shared_libraries_mb": round(sum(libraries.values()) / 2**20, 1)}
@@ -373,7 +394,7 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "world": lambda: compare_world(exports_root, episodes, out_dir),
         "evaluate": lambda: evaluate(exports_root, episodes, out_dir, cfg["runtime"], progress),
         "realtime": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
-                                     cfg["cpu"], cfg["priority"], progress),
+                                     cfg["cpu"], cfg["priority"], progress, cfg["baseline_seconds"]),
         "rate": lambda: max_rate(exports_root, episodes, out_dir, cfg["rates"], cfg["rate_seconds"], cfg["replay"],
                                  cfg["runtime"], cfg["cpu"], cfg["priority"]),
         "faults": lambda: faults(exports_root, episodes, out_dir, cfg["fault_ticks"], cfg["fault_probability"],

@@ -4,6 +4,9 @@
 // The C++ twin of embodied_lib.deploy (loop.py, guard.py, faults.py, missions.py); see --help.
 #include <dlfcn.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -50,6 +53,10 @@ Options
   --hri-library PATH       missions: libhri_pipeline.so (default: native/rust/target/release beside --exports' repo)
   --out FILE               write the JSON report there (default: stdout)
   --stall TICK:PERIODS     hold the loop PERIODS periods at tick TICK, after its work (the overrun count's test)
+  --baseline-seconds S     first measure the machine itself for S seconds, as cyclictest does: the same thread
+                           sleeping to absolute releases at the same period with no work (wake-up latency)
+  --lock-memory            mlockall(MCL_CURRENT | MCL_FUTURE) after start-up: no page of the controller is paged
+                           out or faulted in during the loop (root, CAP_IPC_LOCK or RLIMIT_MEMLOCK)
   --progress               a progress line on stderr
   --help                   this text
 Errors print one line "error: ..." and exit 1; usage errors exit 2.
@@ -59,8 +66,8 @@ struct Options {
   std::string command, exports, episodes, runtime = "executorch", out, corrupt, commands, hri_library;
   std::vector<std::string> models{"navigation", "manipulation"};
   long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1;
-  double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0;
-  bool free_running = false, progress = false;
+  double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0, baseline_seconds = 0.0;
+  bool free_running = false, progress = false, lock_memory = false;
   std::vector<int> faults;
 };
 
@@ -159,7 +166,9 @@ Options parse(int argc, char** argv) {
       if (colon == std::string::npos) usage_error("--stall takes TICK:PERIODS, got '" + v + "'");
       o.stall_tick = to_long(a, v.substr(0, colon), 0, 100000000);
       o.stall_periods = to_double(a, v.substr(colon + 1), 0.0, 1000.0);
-    } else if (a == "--progress") o.progress = true;
+    } else if (a == "--baseline-seconds") o.baseline_seconds = to_double(a, value(), 0.0, 3600.0);
+    else if (a == "--lock-memory") o.lock_memory = true;
+    else if (a == "--progress") o.progress = true;
     else usage_error("unknown option '" + a + "'");
   }
   if (o.exports.empty()) usage_error("--exports is required");
@@ -170,6 +179,61 @@ Options parse(int argc, char** argv) {
 
 // --------------------------------------------------------------------------------------------- helpers
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Sleep to an absolute time on CLOCK_MONOTONIC (steady_clock's clock), as cyclictest and realtime loops do:
+// clock_nanosleep with TIMER_ABSTIME, again after a signal, so the wake-up is judged against the release itself.
+void sleep_until(Clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  timespec at{};
+  at.tv_sec = time_t(ns / 1000000000), at.tv_nsec = long(ns % 1000000000);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, nullptr) == EINTR) {
+  }
+}
+
+// Wake-up latency (actual start minus planned release) the way cyclictest reports it: min / mean / p99 / max in
+// microseconds and a histogram of 10 us bins up to 1 ms (overflow: the count above it).
+json wakeup_latency_us(const std::vector<double>& late_s) {
+  if (late_s.empty()) return nullptr;
+  std::vector<double> us(late_s.size());
+  for (size_t i = 0; i < us.size(); ++i) us[i] = late_s[i] * 1e6;
+  std::sort(us.begin(), us.end());
+  const double mean = std::accumulate(us.begin(), us.end(), 0.0) / double(us.size());
+  const size_t p99 = std::min(us.size() - 1, size_t(std::ceil(0.99 * double(us.size()))) - 1);
+  constexpr int kBins = 100;
+  constexpr double kBinUs = 10.0;
+  std::vector<long> counts(kBins, 0);
+  long overflow = 0;
+  for (double x : us) {
+    const long bin = long(std::floor(std::max(0.0, x) / kBinUs));
+    if (bin < kBins) ++counts[size_t(bin)]; else ++overflow;
+  }
+  auto r = [](double x) { return std::round(x * 10) / 10; };
+  return {{"samples", us.size()}, {"min", r(us.front())}, {"mean", r(mean)}, {"p99", r(us[p99])}, {"max", r(us.back())},
+          {"histogram", {{"bin_us", kBinUs}, {"counts", counts}, {"overflow", overflow}}}};
+}
+
+// The machine's own wake-up latency at this period: a tight loop of absolute sleeps with no work (cyclictest).
+json machine_baseline(double period, double seconds_total) {
+  const auto period_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
+  const long wakes = std::max(1L, long(seconds_total / period));
+  std::vector<double> late(size_t(wakes), 0.0);
+  auto release = Clock::now() + period_d;
+  for (long i = 0; i < wakes; ++i, release += period_d) {
+    sleep_until(release);
+    late[size_t(i)] = seconds(Clock::now() - release);
+  }
+  return {{"period_ms", period * 1e3}, {"seconds", seconds_total}, {"wakeup_latency_us", wakeup_latency_us(late)}};
+}
+
+// Page faults and context switches of the whole process (the loop, the inference workers, the renderer).
+struct Usage {
+  long minor = 0, major = 0, voluntary = 0, involuntary = 0;
+  static Usage now() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return {u.ru_minflt, u.ru_majflt, u.ru_nvcsw, u.ru_nivcsw};
+  }
+};
 
 double rss_mb() {  // resident set now, from /proc/self/statm
   long pages = 0, resident = 0;
@@ -601,6 +665,11 @@ struct Controller {
     const double period = 1.0 / opt.rate_hz;
     const auto period_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
     const auto budget_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period * opt.infer_budget));
+    json baseline = nullptr;
+    if (opt.baseline_seconds > 0 && !opt.free_running) baseline = machine_baseline(period, opt.baseline_seconds);
+    if (opt.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+      throw std::runtime_error(std::string("cannot lock memory (mlockall: ") + std::strerror(errno) +
+                               "; needs root, CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; run without --lock-memory)");
     const double rss_start = rss_mb();
     double rss_warm = rss_start;
     bool warming = true;
@@ -608,6 +677,7 @@ struct Controller {
     long rows = 0, skipped = 0, tick = 0;
     allocations.on(true);
     const long allocations_start = allocations.count();
+    const Usage usage_start = Usage::now();
     auto t0 = Clock::now();
     while (tick < limit) {
       bool all_finished = true;
@@ -621,7 +691,7 @@ struct Controller {
           skipped += behind, tick += behind;
           continue;
         }
-        if (release > now) std::this_thread::sleep_until(release);
+        if (release > now) sleep_until(release);
       } else {
         release = Clock::now();
         t0 = release - tick * period_d;
@@ -704,13 +774,28 @@ struct Controller {
       }
     }
     const long allocations_end = allocations.count();
+    const Usage usage_end = Usage::now();
     allocations.on(false);
     if (opt.progress) std::fprintf(stderr, "\n");
     for (auto& ch : channels)
       if (ch.worker) ch.worker->wait();  // a late inference still running ends before the report
     const double rss_end = rss_mb();
-    return report(rows, skipped, sense_s, render_s, infer_s, act_s, e2e_s, compute_s, wall_s, late_s, missed, row_tick,
-                  rss_start, rss_warm, rss_end, allocations_start, allocations_end);
+    json out = report(rows, skipped, sense_s, render_s, infer_s, act_s, e2e_s, compute_s, wall_s, late_s, missed, row_tick,
+                      rss_start, rss_warm, rss_end, allocations_start, allocations_end);
+    const double n = double(std::max(1L, rows));
+    auto per_tick = [&](long x) { return std::round(double(x) / n * 1e4) / 1e4; };
+    const Usage d{usage_end.minor - usage_start.minor, usage_end.major - usage_start.major,
+                  usage_end.voluntary - usage_start.voluntary, usage_end.involuntary - usage_start.involuntary};
+    out["rusage_in_loop"] = {{"minor_page_faults", d.minor}, {"major_page_faults", d.major},
+                             {"voluntary_context_switches", d.voluntary}, {"involuntary_context_switches", d.involuntary},
+                             {"per_tick", {{"minor_page_faults", per_tick(d.minor)}, {"major_page_faults", per_tick(d.major)},
+                                           {"voluntary_context_switches", per_tick(d.voluntary)},
+                                           {"involuntary_context_switches", per_tick(d.involuntary)}}}};
+    out["wakeup_latency_us"] = opt.free_running ? json(nullptr)
+                                                : wakeup_latency_us(std::vector<double>(late_s.begin(), late_s.begin() + rows));
+    out["machine_baseline"] = baseline;
+    out["memory_locked"] = opt.lock_memory;
+    return out;
   }
 
   json report(long rows, long skipped, const std::vector<double>& sense_s, const std::vector<double>& render_s,
@@ -922,7 +1007,7 @@ struct MissionRunner {
       ++ch->interventions[s.cause];
       ++tick, ++ch->episode_ticks;
       out_of_ticks = ch->episode_ticks >= std::min<long>(ch->max_ticks, max_ticks);
-      if (!c.opt.free_running) std::this_thread::sleep_until(started + period_d);
+      if (!c.opt.free_running) sleep_until(started + period_d);
     }
     result["ticks"] = tick;
     result["actuations"] = ch->actuations - before;

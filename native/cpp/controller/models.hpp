@@ -2,7 +2,7 @@
 // (sizes from the manifest, batch 1) and every run reads and writes those same buffers, so the control loop
 // allocates nothing. Opened through the trust checks every runner uses (size + sha256 from the manifest).
 //   ExecuTorch   the .pte through the Module API's Method: set_input / execute / get_output on planned memory
-//   ONNX Runtime a Session run into preallocated output tensors, one intra-op thread
+//   ONNX Runtime a Session run on an IoBinding of preallocated input and output tensors, one intra-op thread
 #pragma once
 
 #include <executorch/extension/module/module.h>
@@ -134,14 +134,15 @@ class OrtNetwork : public Network {
     for (size_t i = 0; i < outputs.size(); ++i)
       out_values.push_back(Ort::Value::CreateTensor<float>(memory, outputs[i].data(), outputs[i].size(),
                                                            output_shapes[i].data(), output_shapes[i].size()));
-    for (const auto& n : input_names) in_names.push_back(n.c_str());
-    for (const auto& n : output_names) out_names.push_back(n.c_str());
+    // bound once: every run reads and writes the same OrtValues (IoBinding), no per-call name or value lists
+    binding = std::make_unique<Ort::IoBinding>(*session);
+    for (size_t i = 0; i < inputs.size(); ++i) binding->BindInput(input_names[i].c_str(), in_values[i]);
+    for (size_t i = 0; i < outputs.size(); ++i) binding->BindOutput(output_names[i].c_str(), out_values[i]);
   }
 
   void run() override {
     try {
-      session->Run(run_options, in_names.data(), in_values.data(), in_values.size(), out_names.data(),
-                   out_values.data(), out_values.size());
+      session->Run(run_options, *binding);
     } catch (const Ort::Exception& e) {
       throw std::runtime_error(std::string("ONNX Runtime run failed: ") + e.what());
     }
@@ -157,7 +158,7 @@ class OrtNetwork : public Network {
   std::unique_ptr<Ort::Session> session;
   Ort::RunOptions run_options;
   std::vector<Ort::Value> in_values, out_values;
-  std::vector<const char*> in_names, out_names;
+  std::unique_ptr<Ort::IoBinding> binding;
 };
 
 // The runtimes the controller takes, and the manifest format each reads.
