@@ -346,10 +346,22 @@ def main(argv=None):
     parity.add_argument("--language", choices=["C++", "Rust"], help="one language's runners only")
     args = parser.parse_args(argv)
     if args.command == "build":
-        if args.only in (None, "cpp"):
-            build_cpp()
-        if args.only in (None, "rust"):
-            build_rust()
+        languages = [lang for lang, only in (("C++", "cpp"), ("Rust", "rust")) if args.only in (None, only)]
+        # both at once: CMake's configure, Cargo's build scripts and both linkers leave a core idle much of the time
+        # (make test's set-up is on its critical path); each log goes to its own file
+        from concurrent.futures import ThreadPoolExecutor
+
+        from embodied_lib.config import RUNS_DIR
+        with ThreadPoolExecutor(len(languages)) as pool:
+            builds = [pool.submit(build_logged, lang, RUNS_DIR / "native") for lang in languages]
+            failed = []
+            for build in builds:
+                try:
+                    print(build.result(), flush=True)
+                except RuntimeError as exc:
+                    failed.append(str(exc))
+        if failed:
+            sys.exit("error: " + "\n".join(failed))
     else:
         for row in native_parity(args.export_dir, args.iterations, args.language):
             print(json.dumps({k: v for k, v in row.items() if k != "decisions"}))
