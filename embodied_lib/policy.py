@@ -47,6 +47,12 @@ class Policy(ABC):
     def act(self, observation) -> Decision:
         ...
 
+    def for_this_call(self):
+        """What a worker thread runs for one decision (``act`` here), taken on the caller's thread when the call is
+        handed over: a policy with per-call state binds it now (FaultyPolicy's armed fault), so a late call still
+        waiting for its thread cannot take the next tick's."""
+        return self.act
+
 
 class RuntimePolicy(Policy):
     """A policy over a runtime: ``runtime(*inputs) -> outputs`` with the spec's input checks in front."""

@@ -59,13 +59,22 @@ def test_every_fault_kind_ends_in_its_fallback_within_its_tick(exports_root, epi
     causes = {c for ch in report["channels"].values() for c in ch["interventions"]}
     assert {"model_error", "non_finite_output", "out_of_bounds_output", "deadline", "missing_sensor",
             "stale_sensor"} <= causes
-    # each model runs on its own worker to its own deadline: a channel's deadline fallbacks are its own late models
-    for name, channel in report["channels"].items():
-        late = channel["faults"].get("late_inference", {}).get("injected", 0)
-        assert channel["interventions"].get("deadline", 0) == late and "busy" not in channel["interventions"], name
     # a failing model's own message reaches the report, as Python's guard's detail does
     errors = [e for e in report["intervention_examples"] if e["cause"] == "model_error"]
     assert errors and all(e["detail"] == "injected fault: the model raised" for e in errors)
+
+
+def test_a_late_navigation_model_costs_the_manipulation_channel_nothing(exports_root, episodes):
+    """Both models start before either is waited for, each on its own worker to its own deadline."""
+    report = nc.run_controller("run", exports_root, episodes, None,
+                               ["--ticks", 12, "--rate-hz", 10, "--faults", "late_inference", "--fault-probability", 1,
+                                "--fault-models", "navigation"])
+    ran = len(report["timeline"]["tick"])
+    navigation, manipulation = report["channels"]["navigation"], report["channels"]["manipulation"]
+    assert navigation["interventions"].get("deadline", 0) + navigation["interventions"].get("busy", 0) == ran > 0
+    assert manipulation["faults"] == {}
+    late = {c: n for c, n in manipulation["interventions"].items() if c in ("deadline", "busy")}
+    assert late == {}, report["intervention_examples"]
 
 
 def test_an_overrun_costs_ceil_of_its_lateness_in_periods_and_the_next_release_is_on_the_grid(exports_root, episodes):

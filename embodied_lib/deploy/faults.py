@@ -7,6 +7,7 @@ controller opens its models (``deploy.controller.open_guard``).
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -61,6 +62,13 @@ class FaultyPolicy(Policy):
 
     def act(self, observation) -> Decision:
         kind, self._armed = self._armed, None
+        return self._act(kind, observation)
+
+    def for_this_call(self):
+        kind, self._armed = self._armed, None   # taken now, on the loop's thread, not when a worker gets to it
+        return functools.partial(self._act, kind)
+
+    def _act(self, kind: str | None, observation) -> Decision:
         if kind == "model_exception":
             raise InjectedFault("injected fault: the model raised")
         if kind == "late_inference":

@@ -261,7 +261,7 @@ class Guard:
             else:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
-                attempt.future = self._executor.submit(self._timed_act, observation)
+                attempt.future = self._executor.submit(self._timed_act, self.policy.for_this_call(), observation)
         return attempt
 
     def finish(self, attempt: "Attempt") -> GuardedAction:
@@ -307,11 +307,11 @@ class Guard:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
         attempt = Attempt(deadline=deadline, observation=observation, started=self.clock())
-        attempt.future = self._executor.submit(self._timed_act, observation)
+        attempt.future = self._executor.submit(self._timed_act, self.policy.for_this_call(), observation)
         return self._wait(attempt)
 
-    def _timed_act(self, observation):
-        decision = self.policy.act(observation)
+    def _timed_act(self, act, observation):
+        decision = act(observation)
         return decision, self.clock()
 
 

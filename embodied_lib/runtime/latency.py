@@ -70,11 +70,13 @@ def python_latency(export_dir, iterations: int = 200) -> list[dict]:
     return rows
 
 
-def latency_table(export_dir, iterations: int = 200, native: bool = True, language: str | None = None) -> list[dict]:
-    """Python rows, then the native runners' (of ``language``, if given) for one export folder."""
+def latency_table(export_dir, iterations: int = 200, native: bool = True, language: str | None = None,
+                  native_rows: list[dict] | None = None) -> list[dict]:
+    """Python rows, then the native runners' (of ``language``, if given) for one export folder. ``native_rows``:
+    the runners' reports already in hand (native_parity times every run it checks), so they do not run twice."""
     rows = python_latency(export_dir, iterations)
     if native:
-        for r in native_parity(export_dir, iterations, language):
+        for r in native_rows if native_rows is not None else native_parity(export_dir, iterations, language):
             rows.append({"runtime": f"{r['language']} {r['runner']}", "language": r["language"],
                          "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "mean_ms": r["mean_ms"],
                          "iterations": iterations})

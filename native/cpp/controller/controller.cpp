@@ -44,6 +44,7 @@ Options
   --faults LIST            inject faults: model_exception,nan_output,out_of_bounds_output,late_inference,
                            dropped_frame,stale_frame (or all)
   --fault-probability P    chance of a fault per model and tick (default 0.2)
+  --fault-models LIST      the models whose channels get faults (default: every model)
   --fault-seed N           seed of the fault draws (default 0)
   --corrupt-model NAME     flip one byte of that model's file before start-up (it must fall back every tick)
   --threads N              inference threads per runtime (default 1)
@@ -65,6 +66,7 @@ Errors print one line "error: ..." and exit 1; usage errors exit 2.
 struct Options {
   std::string command, exports, episodes, runtime = "executorch", out, corrupt, commands, hri_library;
   std::vector<std::string> models{"navigation", "manipulation"};
+  std::vector<std::string> fault_models;  // empty: faults in every model's channel
   long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1;
   double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0, baseline_seconds = 0.0;
   bool free_running = false, progress = false, lock_memory = false;
@@ -150,6 +152,11 @@ Options parse(int argc, char** argv) {
         o.faults.push_back(f);
       }
     } else if (a == "--fault-probability") o.fault_probability = to_double(a, value(), 0.0, 1.0);
+    else if (a == "--fault-models") {
+      o.fault_models = split(value());
+      for (const auto& m : o.fault_models)
+        if (m != "navigation" && m != "manipulation") usage_error("unknown model '" + m + "' in --fault-models");
+    }
     else if (a == "--fault-seed") o.fault_seed = to_long(a, value(), 0, 1L << 40);
     else if (a == "--corrupt-model") {
       o.corrupt = value();
@@ -549,7 +556,8 @@ struct Controller {
     const double late_s = period * (opt.infer_budget + (1 - opt.infer_budget) / 4);  // controller.late_seconds
     if (ch.network) ch.worker = std::make_unique<InferenceWorker>(ch.network.get(), late_s, allocations.counting);
     ch.rng.seed(uint64_t(opt.fault_seed) + channels.size());
-    ch.fault_kinds = opt.faults;
+    if (opt.fault_models.empty() || std::find(opt.fault_models.begin(), opt.fault_models.end(), model) != opt.fault_models.end())
+      ch.fault_kinds = opt.faults;
     ch.fault_probability = opt.fault_probability;
     channels.push_back(std::move(ch));
   }
