@@ -255,13 +255,11 @@ class Guard:
             attempt.started = self.clock()
             if deadline is None:   # no watchdog: run it here (evaluation)
                 try:
-                    attempt.result = (self.policy.act(observation), None)
+                    attempt.decision = self.policy.act(observation)
                 except Exception as exc:
                     attempt.error = exc
             else:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
-                attempt.future = self._executor.submit(self._timed_act, self.policy.for_this_call(), observation)
+                attempt.future = self._submit(observation)
         return attempt
 
     def finish(self, attempt: "Attempt") -> GuardedAction:
@@ -290,7 +288,7 @@ class Guard:
         if attempt.future is None:
             if attempt.error is not None:
                 raise attempt.error
-            return attempt.result[0]
+            return attempt.decision
         try:
             decision, finished = attempt.future.result(timeout=max(0.0, attempt.deadline - self.clock()))
         except FutureTimeout:
@@ -304,11 +302,14 @@ class Guard:
 
     def _infer(self, observation, deadline):
         """The model on the watchdog's worker, waited for until ``deadline`` (warm-up)."""
+        return self._wait(Attempt(deadline=deadline, observation=observation, started=self.clock(),
+                                  future=self._submit(observation)))
+
+    def _submit(self, observation):
+        """The model on this guard's one worker thread; the call (and any fault armed for it) bound now."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-inference")
-        attempt = Attempt(deadline=deadline, observation=observation, started=self.clock())
-        attempt.future = self._executor.submit(self._timed_act, self.policy.for_this_call(), observation)
-        return self._wait(attempt)
+        return self._executor.submit(self._timed_act, self.policy.for_this_call(), observation)
 
     def _timed_act(self, act, observation):
         decision = act(observation)
@@ -323,9 +324,5 @@ class Attempt:
     step: GuardedAction | None = None   # decided before the model (a check failed, or the model is busy)
     started: float = 0.0
     future: Any = None                  # the model on the guard's worker
-    result: Any = None                  # (decision, None) when it ran without a watchdog
-    error: Exception | None = None
-
-
-class _Busy(Exception):
-    pass
+    decision: Any = None                # when it ran without a watchdog: its decision, or
+    error: Exception | None = None      # what it raised

@@ -126,7 +126,7 @@ def rust_vs_cpp(export_dir: Path, batch1_dir: Path | None, measured: list[dict],
     (``iterations`` at most, from the single run's p50 in ``measured``): the text pipeline's 10 ms calls need fewer
     than navigation's 8 us."""
     per_call = {(r["runner"], r["file"]): r["p50_ms"] for r in measured}
-    jobs, n = {}, {}
+    jobs, n, pairs = {}, {}, []   # pairs: (file label, C++ job, Rust job)
     for folder, suffix in ((export_dir, ""), (batch1_dir, BATCH1)):
         if folder is None:
             continue
@@ -136,15 +136,13 @@ def rust_vs_cpp(export_dir: Path, batch1_dir: Path | None, measured: list[dict],
             if fmt not in files or not all((r, files[fmt]) in per_call for r in runners):
                 continue
             for runner in runners:
-                label = (runner, fmt + suffix)
-                jobs[label] = (runner, folder, fmt)
-                n[label] = max(20, min(iterations, int(0.5e3 / max(per_call[(runner, files[fmt])], 1e-3))))
+                jobs[runner + suffix] = (runner, folder, fmt)
+                n[runner + suffix] = max(20, min(iterations, int(0.5e3 / max(per_call[(runner, files[fmt])], 1e-3))))
+            pairs.append((fmt + suffix, runners[0] + suffix, runners[1] + suffix))
     timed = p50_in_turns(jobs, rounds, n) if jobs else {}
     rows = []
-    for (runner, file), cpp in timed.items():
-        if "_rs" in runner:
-            continue
-        rust = timed[(runner.replace("executorch", "executorch_rs"), file)]
+    for file, cpp_job, rust_job in pairs:
+        cpp, rust = timed[cpp_job], timed[rust_job]
         rows.append({"file": file, "rounds": rounds, "cpp_p50_ms": cpp["p50_ms"], "rust_p50_ms": rust["p50_ms"],
                      "cpp_round_p50s_ms": cpp["round_p50s_ms"], "rust_round_p50s_ms": rust["round_p50s_ms"],
                      "ratio": round(rust["p50_ms"] / cpp["p50_ms"], 3)})
