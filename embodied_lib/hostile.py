@@ -31,6 +31,7 @@ from pathlib import Path
 
 from embodied_lib.export import FORMATS
 from embodied_lib.export.mutants import KINDS, Mutant, mutants, write_hostile_folder
+from embodied_lib.export.manifest import batch1_format
 
 MODELS = ("navigation", "manipulation")
 CONTROLLER_RUNTIMES = {"executorch": "executorch", "onnx": "onnxruntime", "executorch_int8": "executorch_int8",
@@ -191,11 +192,17 @@ def sweep(exports_root, work, per_kind: int = 8, seed: int = 24, models=MODELS, 
                             native_jobs.append((base, mutant, runner.name,
                                                 lambda r=runner, p=path, f=root / model: runner_outcome(r, p, f)))
                     if episodes is not None and fmt in CONTROLLER_RUNTIMES and mutant.index < controller_per_kind:
+                        # the controller gets the mutant as the file it loads for this runtime: ExecuTorch's batch-1
+                        # program where the export has one (manifest.batch1_format)
+                        loaded, at = batch1_format(manifest, fmt), root
+                        if loaded != fmt:
+                            at = work / f"{model}-{mutant.name}-controller"
+                            write_hostile_folder(source, at / model, loaded, mutant)
                         for other in MODELS:   # the controller reads every model's folder; the others untouched
-                            if not (root / other).exists():
-                                (root / other).symlink_to((exports_root / other).resolve())
+                            if not (at / other).exists():
+                                (at / other).symlink_to((exports_root / other).resolve())
                         native_jobs.append((base, mutant, "controller",
-                                            lambda r=root, m=model, f=fmt: controller_outcome(r, episodes, m, f)))
+                                            lambda r=at, m=model, f=fmt: controller_outcome(r, episodes, m, f)))
         with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
             results = list(pool.map(lambda job: job[3](), native_jobs))
         for (base, mutant, surface, _), (outcome, message) in zip(native_jobs, results):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embodied_lib.export.manifest import MANIFEST_NAME, parse_manifest, read_manifest_bytes
+from embodied_lib.export.manifest import MANIFEST_NAME, batch1_format, parse_manifest, read_manifest_bytes
 from embodied_lib.hri.encoder import load_tokenizer
 from embodied_lib.hri.interpreter import CommandInterpreter
 from embodied_lib.hri.model import action_classifier_spec, command_pipeline_spec, param_extractor_spec
@@ -38,11 +38,14 @@ def load_checkpoint(directory):
     return read_checkpoint(directory, lambda config: get_spec(config["model"], **config["spec_args"]))
 
 
-def load_runtime(export_dir, fmt: str, trusted: bool = False, public_key=None) -> Runtime:
+def load_runtime(export_dir, fmt: str, trusted: bool = False, public_key=None, batch1: bool = False) -> Runtime:
     """Open ``fmt`` from ``export_dir``; the spec is rebuilt from the folder's manifest. ``trusted`` and
-    ``public_key``: for code-carrying formats (runtime.runtimes.load_artifact)."""
+    ``public_key``: for code-carrying formats (runtime.runtimes.load_artifact). ``batch1``: for a loop that runs
+    batch 1 (the robot's): the format's batch-1 program where the export has one (manifest.batch1_format)."""
     data = read_manifest_bytes(export_dir)   # read once, for the spec and for the load
     manifest = parse_manifest(data, Path(export_dir) / MANIFEST_NAME)
+    if batch1:
+        fmt = batch1_format(manifest, fmt)
     return load_artifact(export_dir, fmt, get_spec(manifest["model"], **manifest["spec_args"]), trusted, public_key,
                          manifest_bytes=data)
 

@@ -152,7 +152,7 @@ def test_a_late_model_in_one_channel_leaves_the_other_channels_decision_in_time(
 
 def test_a_corrupt_model_at_startup_gives_a_controller_that_falls_back_on_every_tick(navigation_exports, tmp_path):
     report = controller.corrupt_model_start(navigation_exports.parent, "executorch", tmp_path, ticks=5)
-    assert "sha256" in report["startup_error"]
+    assert "sha256" in report["startup_error"] and "navigation.batch1.pte" in report["startup_error"]   # the file it loads
     assert report["interventions"] == {"model_unavailable": 5} and report["robot_moves"] == 0
 
 
@@ -376,6 +376,9 @@ def test_the_loop_runs_on_every_runtime(navigation_exports, fmt):
     assert guard.startup_error is None
     robot = GridRobot(seeds=SEEDS)
     report = controller.run_loop([Channel(robot, guard)], 20.0, ticks=20, free_running=True)
+    # ExecuTorch: the program made for batch 1, which the loop runs (the shipped one plans for its largest batch)
+    assert report["channels"]["navigation"]["model_file"] == ("navigation.batch1.pte" if fmt == "executorch" else
+                                                               guard.model_file) and guard.model_file.startswith("navigation.")
     causes = set(report["channels"]["navigation"]["interventions"])
     assert causes <= {"illegal_move"}, causes            # an untrained policy bumps walls; nothing else happens
     assert len(robot.results) >= 1 or robot.moves > 0

@@ -8,9 +8,10 @@ import torch
 from embodied_lib.export import FORMATS, parity_rule
 from embodied_lib.export.artifacts import sha256_of
 from embodied_lib.export.golden import read_golden
-from embodied_lib.export.manifest import FORMAT_NAMES
+from embodied_lib.export.manifest import FORMAT_NAMES, artifact_entry, read_manifest
 from embodied_lib.registry import load_runtime
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
+from embodied_lib.spec import InputError
 
 # Tolerance: float32 kernels may sum in another order (XNNPACK, ONNX Runtime), which moves
 # outputs of this size by ~1e-7; 1e-5 leaves room for that and catches any real change.
@@ -31,7 +32,7 @@ def test_parity_on_1000_states_for_every_format(navigation_model, navigation_exp
         assert row["passed"], row
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if not FORMATS[f].max_batch])
 @pytest.mark.parametrize("batch", [1, 7])
 def test_dynamic_batch(navigation_model, navigation_exports, fmt, batch):
     spec, model = navigation_model
@@ -41,6 +42,23 @@ def test_dynamic_batch(navigation_model, navigation_exports, fmt, batch):
         expected = model(torch.from_numpy(states)).numpy()
     assert got.shape == (batch, 4)
     np.testing.assert_allclose(got, expected, atol=parity_rule(spec, fmt)["tolerance"], rtol=0)
+
+
+def test_the_batch1_program_is_what_a_loop_loads_and_it_refuses_a_batch(navigation_model, navigation_exports):
+    """ExecuTorch plans activation memory for the largest batch a program takes: the robot's loops load the program
+    made for batch 1, listed in the manifest with its max_batch; it refuses a batch with a clear error."""
+    spec, model = navigation_model
+    assert artifact_entry(read_manifest(navigation_exports), "executorch_batch1")["max_batch"] == 1
+    loop = load_runtime(navigation_exports, "executorch", batch1=True)
+    assert loop.format == "executorch_batch1" and loop.path.name == "navigation.batch1.pte"
+    assert load_runtime(navigation_exports, "onnx", batch1=True).format == "onnx"   # no batch-1 file of its own
+    (states,) = spec.sample_inputs(2, seed=3)
+    (got,) = loop(states[:1])
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(torch.from_numpy(states[:1])).numpy(), atol=TOLERANCE, rtol=0)
+    with pytest.raises(InputError, match=r"batch size must be in \[1, 1\], got 2"):
+        loop(states)
+    assert load_runtime(navigation_exports, "executorch").format == "executorch"   # batched work keeps the shipped file
 
 
 def test_manifest_describes_every_artifact(navigation_exports):

@@ -82,15 +82,16 @@ def test_a_pte_that_aborts_executorchs_python_bindings_is_an_artifact_error(expo
 @pytest.mark.parametrize("model", MODELS)
 def test_the_controller_given_a_crafted_model_starts_unavailable_and_moves_nothing(built, exports_root, tmp_path, model):
     root = tmp_path / "exports"
-    write_hostile_folder(exports_root / model, root / model, "executorch",
-                         _mutant(exports_root / model, "executorch", "garbled_name"))
+    # the batch-1 program: the file the controller loads for ExecuTorch
+    write_hostile_folder(exports_root / model, root / model, "executorch_batch1",
+                         _mutant(exports_root / model, "executorch_batch1", "garbled_name"))
     for other in MODELS:
         if other != model:
             (root / other).symlink_to((exports_root / other).resolve())
     episodes = nc.write_episodes(exports_root, tmp_path / "episodes", maps=2, scenes=1)
     report = nc.run_controller("run", root, episodes, None, ["--models", model, "--ticks", 15, "--free-running"])
     channel = report["channels"][model]
-    assert f"{model}.pte" in channel["guard_startup_error"]
+    assert f"{model}.batch1.pte" in channel["guard_startup_error"]
     assert channel["interventions"] == {"model_unavailable": 15}
     assert channel["actuations"] == 0
 

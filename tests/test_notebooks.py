@@ -5,7 +5,7 @@ import re
 import pytest
 
 from embodied_lib.export import FORMATS
-from embodied_lib.spec import ALL_FORMATS
+from embodied_lib.spec import ROBOT_FORMATS
 from embodied_lib.workbook import notebooks
 
 
@@ -73,12 +73,12 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
 
     out = root / "exports" / "navigation"
     manifest = json.loads((out / "manifest.json").read_text())
-    for fmt in ALL_FORMATS:
+    for fmt in ROBOT_FORMATS:
         assert (out / f"navigation{FORMATS[fmt].suffix}").is_file()
-    assert [a["format"] for a in manifest["artifacts"]] == list(ALL_FORMATS)
+    assert [a["format"] for a in manifest["artifacts"]] == list(ROBOT_FORMATS)
     assert (out / "golden.bin").is_file()
     parity = json.loads((out / "parity.json").read_text())
-    assert len(parity) == len(ALL_FORMATS) and all(r["passed"] for r in parity)
+    assert len(parity) == len(ROBOT_FORMATS) and all(r["passed"] for r in parity)
 
     hri = json.loads((root / "runs" / "hri" / "metrics.json").read_text())
     assert hri["test_accuracy"] > 2 * hri["chance_accuracy"]
@@ -96,7 +96,7 @@ def test_every_notebook_runs_in_order_with_the_quick_profile(executed_workbook):
     assert closed_loop["episodes"] >= 20 and closed_loop["success_rate"] >= 0.8, closed_loop   # a policy that works
     assert [r["round"] for r in manipulation["dagger"]] == [1]
     rows = json.loads((root / "exports" / "manipulation" / "parity.json").read_text())
-    assert len(rows) == len(ALL_FORMATS) and all(r["passed"] for r in rows)
+    assert len(rows) == len(ROBOT_FORMATS) and all(r["passed"] for r in rows)
 
     # notebook 07 wrote what the CLI writes: every injected fault fell back in its tick, refusals moved nothing
     deploy = root / "runs" / "deploy"

@@ -19,7 +19,7 @@ from embodied_lib.deploy.guard import Guard, rules_for
 from embodied_lib.deploy.loop import Channel, ControlLoop
 from embodied_lib.deploy.robots import GridRobot, ReplayRobot, TabletopRobot, record_observations
 from embodied_lib.export import FORMATS
-from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.manifest import artifact_entry, batch1_format, read_manifest
 from embodied_lib.manipulation.evaluate import MAX_STEPS, rollout
 from embodied_lib.navigation.evaluate import run_episodes
 from embodied_lib.registry import get_spec, load_runtime, make_policy
@@ -39,19 +39,21 @@ def open_guard(export_dir, fmt: str = "executorch", model: str | None = None, tr
         rules = rules_for(read_manifest(export_dir))
     except Exception:  # the manifest is damaged or old: the rules this code was built with still hold
         rules = rules_for(get_spec(model).to_json())
-    try:
-        policy = make_policy(load_runtime(export_dir, fmt, trusted, public_key))
+    try:   # the batch-1 program where the export has one: the loop runs batch 1
+        runtime = load_runtime(export_dir, fmt, trusted, public_key, batch1=True)
+        policy = make_policy(runtime)
     except Exception as exc:
         return Guard(None, rules, startup_error=f"{type(exc).__name__}: {exc}")
     if late_s is not None:
         policy = FaultyPolicy(policy, late_s)
-    return Guard(policy, rules)
+    return Guard(policy, rules, model_file=runtime.path.name)
 
 
 def own_policy(export_dir, fmt: str):
-    """The policy of one of this workbook's own exports: code-carrying formats load trusted, because export_all
-    signed them with this machine's key (the signature is still checked)."""
-    return make_policy(load_runtime(export_dir, fmt, trusted=FORMATS[fmt].carries_code))
+    """The policy of one of this workbook's own exports, as the loops run it (batch 1: the batch-1 program where
+    there is one): code-carrying formats load trusted, because export_all signed them with this machine's key (the
+    signature is still checked)."""
+    return make_policy(load_runtime(export_dir, fmt, trusted=FORMATS[fmt].carries_code, batch1=True))
 
 
 def late_seconds(rate_hz: float, infer_budget: float) -> float:
@@ -210,7 +212,7 @@ def corrupt_model_start(exports_root, fmt: str = "executorch", workdir=None, tic
     copy = workdir / "navigation"
     shutil.copytree(exports_root / "navigation", copy, dirs_exist_ok=True)
     manifest = read_manifest(copy)
-    artifact = next(a for a in manifest["artifacts"] if a["format"] == fmt)
+    artifact = artifact_entry(manifest, batch1_format(manifest, fmt))   # the file open_guard will load
     data = bytearray((copy / artifact["file"]).read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy / artifact["file"]).write_bytes(bytes(data))

@@ -186,9 +186,10 @@ class Guard:
     """
 
     def __init__(self, policy, rules, max_age_s: float | None = None, startup_error: str | None = None,
-                 clock=time.perf_counter):
+                 clock=time.perf_counter, model_file: str | None = None):
         self.policy, self.rules, self.max_age_s, self.clock = policy, rules, max_age_s, clock
         self.startup_error = startup_error
+        self.model_file = model_file   # the file the policy runs, for reports
         self.name = rules.name
         self._executor = None
         self._pending = None

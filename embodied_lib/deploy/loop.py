@@ -235,7 +235,8 @@ class ControlLoop:
                 "infer_ms": percentiles_ms(log.column("infer_s", i)), "act_ms": percentiles_ms(log.column("act_s", i)),
                 "end_to_end_ms": percentiles_ms(log.column("e2e_s", i)),
                 "interventions": dict(interventions[channel.name]), "faults": faults[channel.name],
-                "guard_startup_error": channel.guard.startup_error, "results": list(results)}
+                "guard_startup_error": channel.guard.startup_error, "model_file": getattr(channel.guard, "model_file", None),
+                "results": list(results)}
         return {
             "rate_hz": self.rate_hz, "free_running": self.free_running, "infer_budget": self.infer_budget,
             "ticks": log.n + skipped, "deadline_misses": missed,

@@ -29,6 +29,7 @@ class Format:
     load: Callable
     carries_code: bool = False   # loading runs code: only trusted and signed (embodied_lib.export.trust)
     lossy: bool = False          # INT8: judged by spec.int8_tolerance and spec.int8_agreement, not spec.tolerance
+    max_batch: int | None = None  # a program made for batches up to this only (None: the spec's max_batch)
 
 
 FORMATS = {f.name: f for f in (
@@ -46,6 +47,9 @@ FORMATS = {f.name: f for f in (
            quantize.save_executorch_int8, quantize.load_executorch_int8, lossy=True),
     Format("onnx_int8", ".int8.onnx", "ONNX Runtime, INT8 (QDQ static or dynamic)", quantize.save_onnx_int8,
            onnx_model.load, lossy=True),
+    # the robot's models (spec.ROBOT_FORMATS): what the control loops load, Python and C++ alike
+    Format("executorch_batch1", ".batch1.pte", "ExecuTorch runtime, XNNPACK backend, batch 1 (the control loops')",
+           executorch_pte.save_batch1, executorch_pte.load, max_batch=1),
     # not in a model's own formats (spec.ALL_FORMATS): the profiling bench writes it beside the XNNPACK program
     Format("executorch_undelegated", ".undelegated.pte", "ExecuTorch runtime, no delegate (optimized and portable "
            "kernels)", executorch_pte.save_undelegated, executorch_pte.load),
@@ -110,6 +114,7 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
             "outputs": [s.to_json() for s in spec.outputs],
             "export_seconds": round(seconds, 2),
             "parity": parity_rule(spec, name),
+            **({"max_batch": fmt.max_batch} if fmt.max_batch else {}),
         })
         log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
     golden_count = golden_count or spec.golden_count

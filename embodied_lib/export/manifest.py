@@ -17,7 +17,7 @@ MANIFEST_NAME = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 VERSIONED_PACKAGES = ("torch", "executorch", "onnx", "onnxscript", "onnxruntime", "safetensors")
 FORMAT_NAMES = ("torch_export", "executorch", "onnx", "safetensors", "pth", "aoti", "executorch_int8", "onnx_int8",
-                "executorch_undelegated")
+                "executorch_batch1", "executorch_undelegated")
 
 # A file name inside the export folder: no separators, no "..", no leading dot, printable ASCII.
 _FILE = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$", "not": {"pattern": r"\.\."}}
@@ -50,7 +50,10 @@ SCHEMA = {
         "artifacts": {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["format", "file", "sha256", "bytes"],
             "properties": {"format": {"enum": list(FORMAT_NAMES)}, "file": _FILE, "sha256": _SHA256,
-                           "bytes": _BYTES, "parity": {
+                           "bytes": _BYTES,
+                           # a program made for batches up to this only (executorch_batch1: 1)
+                           "max_batch": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+                           "parity": {
                                "type": "object", "required": ["tolerance", "tie_margin", "agreement"],
                                "properties": {"tolerance": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
                                               "tie_margin": {"type": "number", "minimum": 0, "maximum": 10},
@@ -124,6 +127,17 @@ def parse_manifest(data: bytes, path) -> dict:
 
 def read_manifest(directory) -> dict:
     return parse_manifest(read_manifest_bytes(directory), Path(directory) / MANIFEST_NAME)
+
+
+# a format and the program of it made for batch 1 alone, which a control loop loads where the export has one
+BATCH1_PROGRAMS = {"executorch": "executorch_batch1"}
+
+
+def batch1_format(manifest: dict, fmt: str) -> str:
+    """What a loop that runs batch 1 loads for ``fmt``: its batch-1 program where the manifest lists one (the
+    dynamic-batch file plans memory for its largest batch), else ``fmt`` itself."""
+    batch1 = BATCH1_PROGRAMS.get(fmt)
+    return batch1 if batch1 and any(e["format"] == batch1 for e in manifest["artifacts"]) else fmt
 
 
 def artifact_entry(manifest: dict, fmt: str) -> dict:

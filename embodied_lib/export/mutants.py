@@ -33,12 +33,19 @@ HUGE = 3e35
 GENERIC = ("flip_header", "flip_body", "truncate", "overwrite_u32", "huge_weight")
 SPECIFIC = {
     "executorch": ("garbled_name",),
+    "executorch_batch1": ("garbled_name",),
     "executorch_int8": ("garbled_name",),
     "safetensors": ("relabel_dtype", "reshape"),
     "pth": ("relabel_dtype", "stride0", "overlap", "record_large", "record_short", "nested_pickle", "zip_bomb"),
 }
+# the formats a sweep mutates; the batch-1 program is the same file format as the shipped .pte, and the sweep hands
+# the controller its mutants as the batch-1 file it loads (embodied_lib.hostile.sweep)
 KINDS = {fmt: GENERIC + SPECIFIC.get(fmt, ()) for fmt in
          ("executorch", "onnx", "safetensors", "pth", "executorch_int8", "onnx_int8")}
+
+
+def kinds_of(fmt: str) -> tuple:
+    return GENERIC + SPECIFIC.get(fmt, ())
 MUST_REFUSE = {"truncate", "garbled_name", "relabel_dtype", "reshape", "stride0", "overlap", "record_large", "record_short",
                "nested_pickle", "zip_bomb"}
 NESTING = 200_000
@@ -230,7 +237,7 @@ def mutants(data: bytes, fmt: str, per_kind: int, seed: int) -> list[Mutant]:
     """``per_kind`` seeded mutants of each of the format's kinds (the zip bomb once: its bytes do not vary)."""
     rng = np.random.default_rng(seed)
     out = []
-    for kind in KINDS[fmt]:
+    for kind in kinds_of(fmt):
         for i in range(1 if kind == "zip_bomb" else per_kind):
             out.append(Mutant(fmt, kind, i, mutate(data, fmt, kind, rng)))
     return out

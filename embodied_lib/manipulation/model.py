@@ -27,7 +27,7 @@ from embodied_lib.config import MANIPULATION_SAMPLE_SEED_BASE
 from embodied_lib.manipulation.env import (ACTION_FIELDS, GRIPPER_COMMAND_FIELD, IMAGE_SIZE, MAX_STEP, STATE_FIELDS,
                                           WORKSPACE_HIGH, WORKSPACE_LOW, TabletopEnv)
 from embodied_lib.manipulation.expert import scripted_expert_action
-from embodied_lib.spec import BATCH, ModelSpec, Threshold, TensorSpec, continuous, load_state_dict_strict
+from embodied_lib.spec import BATCH, ROBOT_FORMATS, ModelSpec, Threshold, TensorSpec, continuous, load_state_dict_strict
 
 POOL = 4
 CONV_BLOCKS = ((32, 2), (32, 2), (64, 1))   # (channels, stride): 100 -> 50 -> 25 -> 25
@@ -177,5 +177,5 @@ def manipulation_spec(widths: dict | None = None) -> ModelSpec:
                       "out_of_bounds": "an action outside action_bounds, or non-finite, falls back to hold",
                       "workspace": "a step whose target (position + action * max_step_m) leaves the workspace is "
                                    "shortened to its edge; a state whose position is outside it by more than the tolerance falls back to hold"}},
-        tolerance=1e-4, max_batch=64, parity_inputs=100, golden_count=8, calibration_inputs=128,
+        formats=ROBOT_FORMATS, tolerance=1e-4, max_batch=64, parity_inputs=100, golden_count=8, calibration_inputs=128,
         int8_tolerance=0.6, int8_agreement=0.95)   # INT8 measured (full profile): max |diff| 0.23-0.40 of a [-1, 1] range

@@ -14,7 +14,7 @@ from torch import nn
 from embodied_lib import architecture as arch
 from embodied_lib.config import NAVIGATION_SAMPLE_SEED_BASE
 from embodied_lib.navigation.env import ACTION_DELTAS, ACTIONS, CHANNELS, GridWorldEnv, observation_size
-from embodied_lib.spec import BATCH, ModelSpec, TensorSpec, discrete
+from embodied_lib.spec import BATCH, ROBOT_FORMATS, ModelSpec, TensorSpec, discrete
 
 HIDDEN = 256
 DROPOUT = 0.2
@@ -95,5 +95,5 @@ def navigation_spec(grid_size: int = 8, obstacle_fraction: float = 0.15, hidden=
         spec_args={"grid_size": grid_size, "obstacle_fraction": obstacle_fraction, **widths},
         # INT8 measured (full profile): max |diff| 0.10 of Q-values ~1; 95 % same argmax on sampled states, whose
         # best two moves are often within 0.1 (the task metric, not this rate, decides: embodied_lib.profiling)
-        tolerance=1e-5, int8_tolerance=0.25, int8_tie_margin=0.02, int8_agreement=0.9,
+        formats=ROBOT_FORMATS, tolerance=1e-5, int8_tolerance=0.25, int8_tie_margin=0.02, int8_agreement=0.9,
     )

@@ -9,6 +9,7 @@ spec's tolerance always; the argmax for discrete outputs and probabilities; the 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,8 @@ def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=
     if path.resolve().parent != export_dir.resolve():   # a link out of the folder is not the folder's file
         raise ArtifactError(f"{path} resolves outside {export_dir}; a manifest may only name files in its folder")
     file = read_verified(path, entry["sha256"], entry["bytes"])   # the bytes hashed are the bytes loaded
+    if entry.get("max_batch"):   # a program made for smaller batches (executorch_batch1): inputs are checked for it
+        spec = dataclasses.replace(spec, max_batch=min(spec.max_batch, entry["max_batch"]))
     return Runtime(spec, fmt, path, FORMATS[fmt].load(file, spec), manifest)
 
 

@@ -170,16 +170,28 @@ inline const char* format_of(const std::string& runtime) {
   return nullptr;
 }
 
-// The model file of `runtime` in an export folder, checked against its manifest, then opened.
-inline std::unique_ptr<Network> open_network(const std::string& export_dir, const json& manifest,
-                                             const std::string& runtime, const std::string& replace_file = "") {
+// The file the controller loads for `runtime` (it runs batch 1): ExecuTorch's batch-1 program where the manifest
+// lists one (embodied_lib.export.manifest.batch1_format; the dynamic-batch .pte plans activation memory for its
+// largest batch), else the runtime's own format.
+inline std::string model_file(const std::string& export_dir, const json& manifest, const std::string& runtime) {
   const char* format = format_of(runtime);
   if (!format) throw std::runtime_error("unknown runtime " + runtime);
-  std::string file;
-  for (const json& a : manifest.at("artifacts"))
-    if (a.value("format", "") == format) file = a.at("file").get<std::string>();
+  const std::string batch1 = runtime == "executorch" ? "executorch_batch1" : "";
+  std::string file, batch1_file;
+  for (const json& a : manifest.at("artifacts")) {
+    const std::string f = a.value("format", "");
+    if (f == format) file = a.at("file").get<std::string>();
+    if (!batch1.empty() && f == batch1) batch1_file = a.at("file").get<std::string>();
+  }
+  if (!batch1_file.empty()) return batch1_file;
   if (file.empty()) throw std::runtime_error(export_dir + " has no " + format + " artifact; re-export it");
-  const std::string path = replace_file.empty() ? export_dir + "/" + file : replace_file;
+  return file;
+}
+
+// The model file of `runtime` in an export folder (model_file), checked against its manifest, then opened.
+inline std::unique_ptr<Network> open_network(const std::string& export_dir, const json& manifest,
+                                             const std::string& runtime, const std::string& replace_file = "") {
+  const std::string path = replace_file.empty() ? export_dir + "/" + model_file(export_dir, manifest, runtime) : replace_file;
   runner::ModelFile verified = runner::verify_model_file(path, manifest);   // read once; these bytes are loaded
   if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(verified, manifest);
   return std::make_unique<OrtNetwork>(verified, manifest);
