@@ -45,4 +45,6 @@ def test_notebooks_are_stored_without_outputs():
         nb = json.loads(path.read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), path.name
+        # nbformat 4.5 gives every cell an id; one without makes papermill print a MissingIDFieldWarning
+        assert all(c.get("id") for c in nb["cells"]), f"{path.name}: a cell has no id (nbformat.validator.normalize)"
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), path.name
