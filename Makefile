@@ -82,7 +82,8 @@ bench: native
 	$(PY) tools/hri_pipeline_latency.py --out runs/bench/hri_pipeline_latency.json
 	$(PY) -m embodied_lib.deploy all --profile $(BENCH_PROFILE) --quiet --out runs/bench/deploy
 	$(PY) -m embodied_lib.deploy native --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
-	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling --pruning-model navigation --pruning-model manipulation
+	$(PY) -m embodied_lib.deploy native-sustained --profile $(BENCH_PROFILE) --quiet --out runs/bench/controller
+	$(PY) -m embodied_lib.profiling --profile $(BENCH_PROFILE) --out runs/bench/profiling --all-models --pruning-model navigation --pruning-model manipulation
 	$(PY) -m embodied_lib.scale --out runs/bench/scale.json
 	$(PY) -m embodied_lib.hostile exports --out runs/bench/hostile_files.json
 

@@ -41,13 +41,10 @@ PROFILES: dict[str, dict[str, dict]] = {
             target_update_every=500, eps_start=1.0, eps_end=0.05, eps_fraction=0.4,
             eval_maps=500, validation_maps=500, seed=0, device="auto", workers=1,
         ),
-        # notebook 04: formats a model's export leaves out. The text pipeline's INT8 ExecuTorch program is ~115 s of
-        # ExecuTorch's symbolic-shape lowering on one core, a third of the notebook, and nothing of the quick profile
-        # reads it (the robot and the Rust pipeline run the ONNX text pipeline; notebook 08 quick profiles
-        # navigation). The full profile writes it and measures it in notebook 08.
-        # the text pipeline's ExecuTorch programs (fp32 40 s, INT8 115 s of lowering on one core): in the quick
-        # profile nothing reads them (the robot and the Rust pipeline run its ONNX file; notebook 08 profiles
-        # navigation); both runners' tests run them on the test session's own exports
+        # notebook 04: formats a model's export leaves out: the text pipeline's ExecuTorch programs (fp32 40 s, INT8
+        # 115 s of lowering on one core). In the quick profile nothing reads them (the robot and the Rust pipeline
+        # run its ONNX file; notebook 08 profiles navigation); both runners' tests run them on the test session's
+        # own exports. The full profile writes them and measures them in notebook 08.
         "export": dict(skip_formats={"command_pipeline": ("executorch", "executorch_int8")}),
         "native": dict(iterations=50),  # timed batch-1 runs per runtime in notebooks 05/06
         # dagger_*: rounds of DAgger after behaviour cloning (embodied_lib.manipulation.train.train_policy): new
@@ -82,9 +79,15 @@ PROFILES: dict[str, dict[str, dict]] = {
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
         # the timed runs (used only when running as root, as is locking the controller's memory); baseline_seconds:
         # the machine's own wake-up latency at the real-time run's period, measured first (cyclictest's way)
+        # cpus: each model's inference worker on its own core in the rate searches and sustained runs (--cpus);
+        # sustained_*: make bench's long runs at fixed rates on recorded readings (python -m embodied_lib.deploy
+        # native-sustained), judged by realtime_tools' bar (<= 0.5 % missed), and allocation_ticks: the heap
+        # allocation count per runtime
         "controller": dict(runtime="executorch", maps=50, scenes=3, realtime_ticks=200, rates=(100, 500),
                            rate_seconds=1.0, replay=50, fault_ticks=200, fault_probability=0.6, soak_ticks=5_000,
-                           commands=12, cpu=0, priority=50, baseline_seconds=2.0),
+                           commands=12, cpu=0, priority=50, baseline_seconds=2.0, cpus=(0, 1),
+                           sustained_runs=((("navigation", "manipulation"), 500), (("navigation",), 2000)),
+                           sustained_ticks=2_000, allocation_ticks=1_000),
     },
     "full": {
         "navigation": dict(
@@ -104,14 +107,18 @@ PROFILES: dict[str, dict[str, dict]] = {
                     baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
                        fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
-        "profiling": dict(models=None, iterations=500, batch1_models=None, rust_cpp_rounds=5),
+        # the three models the robot runs (the HRI heads live inside command_pipeline); make bench adds the heads
+        "profiling": dict(models=("navigation", "manipulation", "command_pipeline"), iterations=500, batch1_models=None,
+                          rust_cpp_rounds=5),
         "pruning": dict(models=("navigation",), magnitude=(0.5, 0.9), structured=(0.5, 0.75),
                         formats=None, iterations=1000, latency_rounds=5, distil_states=20_000, distil_steps=2_000, distil_batch=256,
                         distil_lr=1e-3, fine_tune_epochs=8),
         "controller": dict(runtime="executorch", maps=500, scenes=50, realtime_ticks=10_000,
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
                            fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=300, cpu=0,
-                           priority=50, baseline_seconds=10.0),
+                           priority=50, baseline_seconds=10.0, cpus=(0, 1),
+                           sustained_runs=((("navigation", "manipulation"), 500), (("navigation",), 2000)),
+                           sustained_ticks=100_000, allocation_ticks=10_000),
     },
 }
 

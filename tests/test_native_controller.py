@@ -121,10 +121,29 @@ def test_the_loop_allocates_nothing_after_startup(exports_root, episodes):
     report = nc.run_controller("run", exports_root, episodes, None, ["--ticks", 60, "--free-running"],
                                count_allocations=True)
     assert report["allocations_in_loop"] == 0
+    # ExecuTorch runs the batch-1 programs by default (the dynamic-batch .pte plans memory for its largest batch)
+    assert {m: ch["model_file"] for m, ch in report["channels"].items()} == {
+        "navigation": "navigation.batch1.pte", "manipulation": "manipulation.batch1.pte"}
     # the counter counts: ONNX Runtime allocates on every run
     onnx = nc.run_controller("run", exports_root, episodes, None,
                              ["--ticks", 20, "--free-running", "--runtime", "onnxruntime"], count_allocations=True)
     assert onnx["allocations_in_loop"] > 0
+
+
+def test_each_worker_on_its_own_cpu_and_the_sustained_run_report(exports_root, episodes, tmp_path):
+    """--cpus puts each model's worker on its own core; a sustained run is judged by realtime_tools' 0.5 % bar from
+    the counts it reports (the rates themselves are make bench's)."""
+    cpus = sorted(os.sched_getaffinity(0))[:2] * (2 if len(os.sched_getaffinity(0)) == 1 else 1)
+    result = nc.sustained(exports_root, episodes, tmp_path, [(("navigation", "manipulation"), 100)], ticks=40,
+                          replay=10, cpus=cpus, baseline_seconds=0.1)
+    (run,) = result["runs"]
+    assert run["ticks"] == 40 and run["missed_share"] == round(run["deadline_misses"] / 40, 6)
+    assert run["within_bar"] == (run["missed_share"] <= nc.MISSED_SHARE_BAR)
+    assert run["allocations_in_loop"] == 0 and run["machine_baseline_us"]["min"] <= run["machine_baseline_us"]["max"]
+    report = json.loads((tmp_path / "cpp_sustained_navigation+manipulation_100hz.json").read_text())
+    assert report["cpus"] == cpus
+    proc = controller("run", "--exports", exports_root, "--episodes", episodes, "--cpus", "0")
+    assert proc.returncode == 2 and "--cpus takes one CPU per model" in proc.stderr, proc.stderr
 
 
 def test_missions_decide_as_python_and_refused_commands_move_nothing(exports_root, episodes, tmp_path):

@@ -9,6 +9,9 @@
     python -m embodied_lib.deploy all --profile full                    # every one, the sizes of notebook 07's profile
     python -m embodied_lib.deploy native --profile full                 # the C++ controller's experiments (its own
                                                                         # "controller" sizes), to --out/<name>.json
+    python -m embodied_lib.deploy native-sustained --profile full       # the C++ controller at 500 Hz (both models)
+                                                                        # and 2 kHz (navigation) for 100,000 ticks,
+                                                                        # and its heap allocations per runtime
 
 Sizes default to the profile's "deploy" settings (embodied_lib.config); flags override them. Results go to
 runs/deploy/<experiment>.json (``--out`` for another folder), the files notebook 07 writes too.
@@ -56,7 +59,8 @@ def missions(exports, fmt, commands, ood, progress):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", choices=("guard", "realtime", "rate", "faults", "soak", "missions", "all", "native"))
+    parser.add_argument("experiment", choices=("guard", "realtime", "rate", "faults", "soak", "missions", "all", "native",
+                                               "native-sustained"))
     parser.add_argument("--exports", type=Path, default=EXPORTS_DIR, help="exports root (one folder per model)")
     parser.add_argument("--profile", default=None, help="quick or full (default: $EMBODIED_PROFILE or quick)")
     parser.add_argument("--format", choices=[f for f in LOOP_FORMATS if f in FORMATS],
@@ -81,12 +85,13 @@ def main(argv=None):
         if not (args.exports / model / "manifest.json").is_file():
             parser.error(f"no exported {model} under {args.exports}; run notebooks 01-04 (or `make run`) first")
     progress, fmt, rate = not args.quiet, args.format or cfg["format"], args.rate or cfg["rate_hz"]
-    if args.experiment == "native":
+    if args.experiment in ("native", "native-sustained"):
         from embodied_lib.deploy import native_controller
 
         if not native_controller.CONTROLLER.is_file():
             parser.error(f"{native_controller.CONTROLLER} is not built; run `make native`")
-        for name, result in native_controller.run_all(args.exports, args.out, args.profile, progress).items():
+        run = native_controller.run_all if args.experiment == "native" else native_controller.run_sustained
+        for name, result in run(args.exports, args.out, args.profile, progress).items():
             print(f"{name}: {native_controller.headline(name, result)}  -> {args.out / (name + '.json')}")
         return
     pick = lambda flag, key: flag if flag is not None else cfg[key]  # noqa: E731

@@ -199,6 +199,12 @@ def realtime_priority(priority: int | None) -> int | None:
     return priority if priority and os.geteuid() == 0 else None
 
 
+def as_root(value):
+    """A setting only root may ask for (memory locking, a CPU latency target), or None elsewhere: the controller
+    would refuse the flag."""
+    return value if os.geteuid() == 0 else None
+
+
 EVALUATE_RATE_HZ = 1.0   # evaluate(): deadlines so loose that only a hung model would miss one
 
 
@@ -244,7 +250,7 @@ def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progr
 
 def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
              cpu: int | None = 0, priority: int | None = None, progress: bool = False,
-             baseline_seconds: float = 2.0) -> dict:
+             baseline_seconds: float = 2.0, cpu_dma_latency_us: int | None = None) -> dict:
     """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
     core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
     controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
@@ -254,7 +260,7 @@ def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0,
     report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
                             _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, priority=realtime_priority(priority),
                                    baseline_seconds=baseline_seconds, lock_memory=os.geteuid() == 0,
-                                   progress=progress),
+                                   cpu_dma_latency=as_root(cpu_dma_latency_us), progress=progress),
                             timeout=ticks / rate_hz * 3 + baseline_seconds + 120, count_allocations=True)
     libraries = shared_libraries(CONTROLLER)
     report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
@@ -262,28 +268,88 @@ def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0,
     return report
 
 
+MISSED_SHARE_BAR = 0.005   # realtime_tools' own tests: under 0.5 % missed triggers over 100,000 triggers at 500 Hz
+
+
+def _worker_cpus(cpus, models) -> list[int] | None:
+    """One CPU per model's worker (``--cpus``), from the profile's list, or None."""
+    return list(cpus)[:len(models)] if cpus and len(cpus) >= len(models) else None
+
+
 def max_rate(exports_root, episodes, out_dir, rates, seconds: float, replay: int, runtime: str = "executorch",
              cpu: int | None = 0, priority: int | None = None,
-             model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",))) -> dict:
-    """The controller's compute alone (recorded readings: no rendering, no physics) pinned to one core, at rising
-    rates for ``seconds`` each: per set of models, the highest rate with no deadline miss and no watchdog fallback
-    (inference may use 90 % of the period, as in the Python search)."""
-    out = {"runtime": runtime, "cpu": cpu, "priority": realtime_priority(priority), "seconds_per_rate": seconds,
-           "replay_readings": replay, "sets": {}}
+             model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",)), cpus=None) -> dict:
+    """The controller's compute alone (recorded readings: no rendering, no physics), at rising rates for ``seconds``
+    each, pinned to one core (``cpu``) or each model's worker on its own (``cpus``): per set of models, the highest
+    rate with no deadline miss and no watchdog fallback (inference may use 90 % of the period, as in the Python
+    search), and the highest with at most 0.5 % of its ticks missed (realtime_tools' bar)."""
+    out = {"runtime": runtime, "cpu": cpu, "cpus": list(cpus) if cpus else None, "priority": realtime_priority(priority),
+           "seconds_per_rate": seconds, "replay_readings": replay, "sets": {}}
     for models in model_sets:
         rows = []
         for rate in rates:
             report = run_controller("run", exports_root, episodes, None, _flags(
                 runtime, models=models, rate_hz=rate, ticks=max(1, int(rate * seconds)), replay=replay,
-                infer_budget=0.9, cpu=cpu, priority=realtime_priority(priority)), timeout=seconds * 3 + 120)
-            late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
-            rows.append({"rate_hz": rate, "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
-                         "watchdog_fallbacks": late, "compute_ms": report["compute_ms"],
-                         "infer_ms": {m: ch["infer_ms"] for m, ch in report["channels"].items()}})
+                infer_budget=0.9, cpu=cpu, cpus=_worker_cpus(cpus, models), priority=realtime_priority(priority)),
+                timeout=seconds * 3 + 120)
+            rows.append(_rate_row(report))
             if report["deadline_misses"] > 0.5 * report["ticks"]:
                 break   # far past what it sustains: the higher rates only repeat it
         clean = [r["rate_hz"] for r in rows if r["deadline_misses"] == 0 and r["watchdog_fallbacks"] == 0]
-        out["sets"]["+".join(models)] = {"rates": rows, "max_rate_without_misses_hz": max(clean) if clean else None}
+        within = [r["rate_hz"] for r in rows if r["missed_share"] <= MISSED_SHARE_BAR]
+        out["sets"]["+".join(models)] = {"rates": rows, "max_rate_without_misses_hz": max(clean) if clean else None,
+                                         "max_rate_within_bar_hz": max(within) if within else None}
+    return out
+
+
+def _rate_row(report: dict) -> dict:
+    late = sum(ch["interventions"].get(c, 0) for ch in report["channels"].values() for c in ("deadline", "busy"))
+    return {"rate_hz": report["rate_hz"], "ticks": report["ticks"], "deadline_misses": report["deadline_misses"],
+            "missed_share": round(report["deadline_misses"] / max(1, report["ticks"]), 6), "watchdog_fallbacks": late,
+            "compute_ms": report["compute_ms"], "infer_ms": {m: ch["infer_ms"] for m, ch in report["channels"].items()}}
+
+
+def sustained(exports_root, episodes, out_dir, runs, ticks: int, replay: int, runtime: str = "executorch",
+              cpus=(0, 1), priority: int | None = None, baseline_seconds: float = 2.0,
+              cpu_dma_latency_us: int | None = None) -> dict:
+    """Long runs at fixed rates on recorded readings (the controller's compute: no rendering, no physics), each
+    model's worker on its own CPU (``cpus``), judged by realtime_tools' bar: at most 0.5 % of ``ticks`` missed
+    (ros2_control's count: a tick ending n periods late costs ceil(n)). ``runs``: ``[(models, rate_hz), ...]``.
+    Each with the machine's own wake-up latency at its period first, memory locked where this runs as root, and the
+    loop's heap allocations counted. make bench's, not the notebook's: 100,000 ticks at 500 Hz are 200 s."""
+    rows = []
+    for models, rate in runs:
+        report = run_controller("run", exports_root, episodes, Path(out_dir) / f"cpp_sustained_{'+'.join(models)}_{rate:g}hz.json",
+                                _flags(runtime, models=models, rate_hz=rate, ticks=ticks, replay=replay, infer_budget=0.9,
+                                       cpus=_worker_cpus(cpus, models), priority=realtime_priority(priority),
+                                       lock_memory=os.geteuid() == 0, baseline_seconds=baseline_seconds,
+                                       cpu_dma_latency=as_root(cpu_dma_latency_us)),
+                                timeout=ticks / rate * 3 + baseline_seconds + 120, count_allocations=True)
+        row = _rate_row(report)
+        rows.append({"models": "+".join(models), **row, "within_bar": row["missed_share"] <= MISSED_SHARE_BAR,
+                     "wakeup_latency_us": {k: report["wakeup_latency_us"][k] for k in ("min", "mean", "p99", "max")},
+                     "machine_baseline_us": {k: report["machine_baseline"]["wakeup_latency_us"][k]
+                                             for k in ("min", "mean", "p99", "max")} if report["machine_baseline"] else None,
+                     "allocations_in_loop": report["allocations_in_loop"], "peak_rss_mb": report["peak_rss_mb"],
+                     "rusage_per_tick": report["rusage_in_loop"]["per_tick"], "memory_locked": report["memory_locked"],
+                     "model_files": {m: ch["model_file"] for m, ch in report["channels"].items()}})
+    return {"runtime": runtime, "ticks": ticks, "replay_readings": replay, "cpus": list(cpus) if cpus else None,
+            "priority": realtime_priority(priority), "bar_missed_share": MISSED_SHARE_BAR, "runs": rows}
+
+
+def allocations(exports_root, episodes, out_dir, ticks: int, replay: int,
+                runtimes=("executorch", "onnxruntime")) -> dict:
+    """Heap allocations the loop makes after start-up over ``ticks`` ticks with both models, per runtime (the
+    preloaded counting allocator; free running on recorded readings, so the count is the controller's and its
+    runtime's, not the simulators')."""
+    out = {"ticks": ticks, "runtimes": {}}
+    for runtime in runtimes:
+        report = run_controller("run", exports_root, episodes, None, _flags(
+            runtime, ticks=ticks, replay=replay, free_running=True), timeout=ticks * 0.05 + 120, count_allocations=True)
+        n = report["allocations_in_loop"]
+        out["runtimes"][runtime] = {"allocations_in_loop": n, "per_tick": round(n / max(1, report["ticks"]), 3),
+                                    "peak_rss_mb": report["peak_rss_mb"],
+                                    "model_files": {m: ch["model_file"] for m, ch in report["channels"].items()}}
     return out
 
 
@@ -396,7 +462,7 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "realtime": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
                                      cfg["cpu"], cfg["priority"], progress, cfg["baseline_seconds"]),
         "rate": lambda: max_rate(exports_root, episodes, out_dir, cfg["rates"], cfg["rate_seconds"], cfg["replay"],
-                                 cfg["runtime"], cfg["cpu"], cfg["priority"]),
+                                 cfg["runtime"], cfg["cpu"], cfg["priority"], cpus=cfg["cpus"]),
         "faults": lambda: faults(exports_root, episodes, out_dir, cfg["fault_ticks"], cfg["fault_probability"],
                                  runtime=cfg["runtime"], priority=cfg["priority"]),
         "soak": lambda: soak(exports_root, episodes, out_dir, cfg["soak_ticks"], cfg["replay"], cfg["runtime"],
@@ -404,6 +470,27 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),
     }
     assert tuple(runs) == EXPERIMENTS
+    return _timed(runs, out_dir)
+
+
+def run_sustained(exports_root, out_dir, profile: str | None = None, progress: bool = False) -> dict:
+    """make bench's long runs (``sustained``) and the allocation count per runtime (``allocations``), with the
+    profile's "controller" sizes; each result saved as ``out_dir/<name>.json``."""
+    from embodied_lib.config import get_config
+
+    cfg = get_config("controller", profile)
+    out_dir = Path(out_dir)
+    episodes = write_episodes(exports_root, out_dir / "episodes", cfg["maps"], cfg["scenes"])
+    runs = {
+        "sustained": lambda: sustained(exports_root, episodes, out_dir, cfg["sustained_runs"], cfg["sustained_ticks"],
+                                       cfg["replay"], cfg["runtime"], cfg["cpus"], cfg["priority"]),
+        "allocations": lambda: allocations(exports_root, episodes, out_dir, cfg["allocation_ticks"], cfg["replay"]),
+    }
+    return _timed(runs, out_dir)
+
+
+def _timed(runs: dict, out_dir: Path) -> dict:
+    """Each experiment of ``runs`` in order, its wall time added, its result saved as ``out_dir/<name>.json``."""
     results = {}
     for name, run in runs.items():
         started = time.perf_counter()
@@ -473,7 +560,15 @@ def headline(name: str, result: dict) -> str:
             line += f"; {result['allocations_in_loop']} allocations in the loop"
         return line
     if name == "rate":
-        return ", ".join(f"{k}: {v['max_rate_without_misses_hz']} Hz" for k, v in result["sets"].items())
+        return ", ".join(f"{k}: {v['max_rate_without_misses_hz']} Hz without a miss, {v.get('max_rate_within_bar_hz')} Hz "
+                         f"within 0.5 %" for k, v in result["sets"].items())
+    if name == "sustained":
+        return "; ".join(f"{r['models']} at {r['rate_hz']:g} Hz: {r['deadline_misses']} of {r['ticks']} missed "
+                         f"({r['missed_share']:.3%}), compute p99 {r['compute_ms']['p99']} ms, wake-up mean "
+                         f"{r['wakeup_latency_us']['mean']} us, {r['allocations_in_loop']} allocations, peak RSS "
+                         f"{r['peak_rss_mb']} MB" for r in result["runs"])
+    if name == "allocations":
+        return ", ".join(f"{k}: {v['allocations_in_loop']} in {result['ticks']} ticks" for k, v in result["runtimes"].items())
     if name == "soak":
         rss = result["rss_mb"]
         return f"{result['ticks']} ticks, RSS {rss['start']} -> {rss['end']} MB ({rss['growth_after_warm_up']:+.1f} after warm-up)"

@@ -1,6 +1,6 @@
 """Sizes, INT8 accuracy, latency and memory of every exported model, pruning, and the design document's claims.
 
-    python -m embodied_lib.profiling --profile full --pruning-model navigation --pruning-model manipulation
+    python -m embodied_lib.profiling --profile full --all-models --pruning-model navigation --pruning-model manipulation
                                                              # what `make bench` runs
     python -m embodied_lib.profiling --model navigation --iterations 50 --no-pruning
 """
@@ -23,6 +23,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="training checkpoints (for the TorchScript trace)")
     parser.add_argument("--out", type=Path, default=RUNS_DIR / "bench" / "profiling", help="where the JSON goes")
     parser.add_argument("--model", action="append", help="model name (repeatable); default: the profile's")
+    parser.add_argument("--all-models", action="store_true",
+                        help="every exported model, the HRI heads included (what make bench profiles)")
     parser.add_argument("--iterations", type=int_in(1, 1_000_000), help="timed batch-1 runs per runtime (default: the profile's)")
     parser.add_argument("--no-pruning", action="store_true", help="skip pruning (pruned exports, fine-tunes, task metrics)")
     parser.add_argument("--pruning-model", action="append", choices=["navigation", "manipulation"],
@@ -33,7 +35,8 @@ def main(argv=None):
     require_writable(parser, args.out)
     cfg = get_config("profiling", args.profile)
     result = run(args.exports, args.runs, args.out, args.profile, args.iterations or cfg["iterations"],
-                 args.model or cfg["models"], cfg["batch1_models"], rounds=cfg["rust_cpp_rounds"])
+                 None if args.all_models else args.model or cfg["models"], cfg["batch1_models"],
+                 rounds=cfg["rust_cpp_rounds"])
     if not args.no_pruning:   # its verdicts join the others in summary.json
         result["claims"] += pruning.run(args.runs, args.out, args.profile, models=args.pruning_model)["claims"]
     for claim in result["claims"]:

@@ -3,6 +3,7 @@
 // manipulation models, through the safety guard, on absolute deadlines, and writes one JSON report.
 // The C++ twin of embodied_lib.deploy (loop.py, guard.py, faults.py, missions.py); see --help.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -49,6 +50,8 @@ Options
   --corrupt-model NAME     flip one byte of that model's file before start-up (it must fall back every tick)
   --threads N              inference threads per runtime (default 1)
   --cpu K                  pin the controller's threads to CPU K (after start-up; the camera's renderer stays free)
+  --cpus LIST              each model's inference worker on its own CPU, in --models order (e.g. 0,1); the loop's
+                           thread stays on --cpu (default: the first of LIST). The channels then run side by side
   --priority N             SCHED_FIFO priority N (1-99) for the controller's threads (root or CAP_SYS_NICE)
   --commands FILE          missions: one command per line
   --hri-library PATH       missions: libhri_pipeline.so (default: native/rust/target/release beside --exports' repo)
@@ -56,8 +59,13 @@ Options
   --stall TICK:PERIODS     hold the loop PERIODS periods at tick TICK, after its work (the overrun count's test)
   --baseline-seconds S     first measure the machine itself for S seconds, as cyclictest does: the same thread
                            sleeping to absolute releases at the same period with no work (wake-up latency)
-  --lock-memory            mlockall(MCL_CURRENT | MCL_FUTURE) after start-up: no page of the controller is paged
-                           out or faulted in during the loop (root, CAP_IPC_LOCK or RLIMIT_MEMLOCK)
+  --lock-memory            after start-up and warm-up, mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) and the
+                           loop's stack pre-faulted: the pages the loop uses stay resident (root, CAP_IPC_LOCK or
+                           RLIMIT_MEMLOCK). ONFAULT: the libraries' untouched pages are not read in and locked
+  --cpu-dma-latency US     hold a PM QoS request on /dev/cpu_dma_latency for the run, as cyclictest does (its
+                           default is 0): no CPU enters an idle state that takes longer than US microseconds to
+                           leave. On a VM with the haltpoll idle driver, 0 keeps the vCPU polling between ticks
+                           instead of halting to the host (root)
   --progress               a progress line on stderr
   --help                   this text
 Errors print one line "error: ..." and exit 1; usage errors exit 2.
@@ -67,7 +75,9 @@ struct Options {
   std::string command, exports, episodes, runtime = "executorch", out, corrupt, commands, hri_library;
   std::vector<std::string> models{"navigation", "manipulation"};
   std::vector<std::string> fault_models;  // empty: faults in every model's channel
-  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1;
+  std::vector<int> cpus;                  // --cpus: one per model's worker
+  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1,
+       dma_latency_us = -1;
   double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0, baseline_seconds = 0.0;
   bool free_running = false, progress = false, lock_memory = false;
   std::vector<int> faults;
@@ -163,6 +173,9 @@ Options parse(int argc, char** argv) {
       if (o.corrupt != "navigation" && o.corrupt != "manipulation") usage_error("--corrupt-model takes navigation or manipulation");
     } else if (a == "--threads") o.threads = to_long(a, value(), 1, 256);
     else if (a == "--cpu") o.cpu = to_long(a, value(), 0, 4095);
+    else if (a == "--cpus") {
+      for (const auto& k : split(value())) o.cpus.push_back(int(to_long(a, k, 0, 4095)));
+    }
     else if (a == "--priority") o.priority = to_long(a, value(), 1, 99);
     else if (a == "--commands") o.commands = value();
     else if (a == "--hri-library") o.hri_library = value();
@@ -175,12 +188,15 @@ Options parse(int argc, char** argv) {
       o.stall_periods = to_double(a, v.substr(colon + 1), 0.0, 1000.0);
     } else if (a == "--baseline-seconds") o.baseline_seconds = to_double(a, value(), 0.0, 3600.0);
     else if (a == "--lock-memory") o.lock_memory = true;
+    else if (a == "--cpu-dma-latency") o.dma_latency_us = to_long(a, value(), 0, 1000000);
     else if (a == "--progress") o.progress = true;
     else usage_error("unknown option '" + a + "'");
   }
   if (o.exports.empty()) usage_error("--exports is required");
   if (o.episodes.empty()) usage_error("--episodes is required");
   if (o.command == "missions" && o.commands.empty()) usage_error("missions needs --commands FILE");
+  if (!o.cpus.empty() && o.cpus.size() != o.models.size())
+    usage_error("--cpus takes one CPU per model (" + std::to_string(o.models.size()) + "), got " + std::to_string(o.cpus.size()));
   return o;
 }
 
@@ -230,6 +246,27 @@ json machine_baseline(double period, double seconds_total) {
     late[size_t(i)] = seconds(Clock::now() - release);
   }
   return {{"period_ms", period * 1e3}, {"seconds", seconds_total}, {"wakeup_latency_us", wakeup_latency_us(late)}};
+}
+
+// Touch this much of the calling thread's stack so that its pages are resident (and locked, after mlockall) before
+// the loop runs: the ROS 2 real-time demos' stack prefault.
+void prefault_stack() {
+  constexpr size_t kBytes = 256 * 1024;
+  volatile unsigned char stack[kBytes];
+  for (size_t i = 0; i < kBytes; i += 4096) stack[i] = 0;
+}
+
+// --cpu-dma-latency: a PM QoS request that lasts while the file stays open (cyclictest's latency target). The
+// kernel keeps every CPU out of idle states whose exit latency exceeds it.
+int hold_cpu_dma_latency(long us) {
+  const int fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+  const int32_t value = int32_t(us);
+  if (fd < 0 || write(fd, &value, sizeof(value)) != ssize_t(sizeof(value))) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    throw std::runtime_error("cannot set /dev/cpu_dma_latency (" + why + "; needs root; run without --cpu-dma-latency)");
+  }
+  return fd;  // left open until the process exits: closing it ends the request
 }
 
 // Page faults and context switches of the whole process (the loop, the inference workers, the renderer).
@@ -288,12 +325,9 @@ struct AllocationCounter {
   long count() const { return total ? total() : -1; }
 };
 
-// A byte of the model file flipped, in a copy: the corrupt-model fault at start-up.
+// A byte of the model file flipped (the one open_network would load), in a copy: the corrupt-model fault at start-up.
 std::string corrupted_copy(const std::string& export_dir, const json& manifest, const std::string& runtime) {
-  std::string file;
-  for (const json& a : manifest.at("artifacts"))
-    if (a.value("format", "") == format_of(runtime)) file = a.at("file").get<std::string>();
-  std::vector<char> bytes = runner::read_file(export_dir + "/" + file, "model file");
+  std::vector<char> bytes = runner::read_file(export_dir + "/" + model_file(export_dir, manifest, runtime), "model file");
   bytes[bytes.size() / 2] ^= char(0xFF);
   char path[] = "/tmp/embodied-corrupt-XXXXXX";
   const int fd = mkstemp(path);
@@ -316,7 +350,7 @@ struct Channel {
   bool navigation = false;
   json manifest;
   std::unique_ptr<Network> network;
-  std::string startup_error;
+  std::string startup_error, file;  // file: the model file it runs (model_file), for the report
   std::unique_ptr<InferenceWorker> worker;
   Clock::time_point submitted;  // when this tick's inputs went to the worker
   std::unique_ptr<NavigationRules> nav_rules;
@@ -487,7 +521,8 @@ struct Controller {
   explicit Controller(Options o) : opt(std::move(o)) {
     channels.reserve(2);
     for (const auto& model : opt.models) open_channel(model);
-    if (opt.cpu >= 0) pin(int(opt.cpu));
+    if (!opt.cpus.empty()) pin_each(opt.cpu >= 0 ? int(opt.cpu) : opt.cpus[0], opt.cpus);
+    else if (opt.cpu >= 0) pin(int(opt.cpu));
     if (opt.priority > 0) prioritise(int(opt.priority));
   }
 
@@ -514,6 +549,22 @@ struct Controller {
     for (auto& ch : channels)
       if (ch.worker) ok = ok && ch.worker->pin(set);
     if (!ok) throw std::runtime_error("cannot pin to CPU " + std::to_string(cpu) + " (is there such a CPU?)");
+  }
+
+  // --cpus: the loop's thread on `loop_cpu`, each channel's inference worker on its own CPU, so that with two
+  // cores the two models run at the same time instead of taking turns on one.
+  void pin_each(int loop_cpu, const std::vector<int>& cpus) {
+    auto one = [](int cpu) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      return set;
+    };
+    cpu_set_t loop_set = one(loop_cpu);
+    bool ok = pthread_setaffinity_np(pthread_self(), sizeof(loop_set), &loop_set) == 0;
+    for (size_t i = 0; i < channels.size(); ++i)
+      if (channels[i].worker) ok = ok && channels[i].worker->pin(one(cpus[i]));
+    if (!ok) throw std::runtime_error("cannot pin to the CPUs of --cpus (are there such CPUs?)");
   }
 
   void open_channel(const std::string& model) {
@@ -545,6 +596,7 @@ struct Controller {
     ch.cycle = opt.command == "run";
     std::string replaced;
     try {
+      ch.file = model_file(dir, ch.manifest, opt.runtime);
       if (opt.corrupt == model) replaced = corrupted_copy(dir, ch.manifest, opt.runtime);
       ch.network = open_network(dir, ch.manifest, opt.runtime, replaced);
     } catch (const std::exception& e) {  // the robot stays safe: every tick falls back, with the reason
@@ -673,11 +725,18 @@ struct Controller {
     const double period = 1.0 / opt.rate_hz;
     const auto period_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
     const auto budget_d = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period * opt.infer_budget));
+    if (opt.dma_latency_us >= 0) hold_cpu_dma_latency(opt.dma_latency_us);   // before the baseline: both run under it
     json baseline = nullptr;
     if (opt.baseline_seconds > 0 && !opt.free_running) baseline = machine_baseline(period, opt.baseline_seconds);
-    if (opt.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-      throw std::runtime_error(std::string("cannot lock memory (mlockall: ") + std::strerror(errno) +
-                               "; needs root, CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; run without --lock-memory)");
+    // ONFAULT: lock what is resident now (the warmed-up models, buffers, code) and whatever faults in later,
+    // without reading in and locking every page of every mapped library (MCL_CURRENT alone took the controller from
+    // 93 to 639 MB resident, measured); the loop's stack is touched once here so that it too is resident.
+    if (opt.lock_memory) {
+      if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+        throw std::runtime_error(std::string("cannot lock memory (mlockall: ") + std::strerror(errno) +
+                                 "; needs root, CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; run without --lock-memory)");
+      prefault_stack();
+    }
     const double rss_start = rss_mb();
     double rss_warm = rss_start;
     bool warming = true;
@@ -803,6 +862,7 @@ struct Controller {
                                                 : wakeup_latency_us(std::vector<double>(late_s.begin(), late_s.begin() + rows));
     out["machine_baseline"] = baseline;
     out["memory_locked"] = opt.lock_memory;
+    out["cpu_dma_latency_us"] = opt.dma_latency_us >= 0 ? json(opt.dma_latency_us) : json(nullptr);
     return out;
   }
 
@@ -855,6 +915,7 @@ struct Controller {
           {"end_to_end_ms", percentiles_ms(column(e2e_s))}, {"interventions", interventions}, {"faults", faults},
           {"actuations", ch.actuations},
           {"guard_startup_error", ch.startup_error.empty() ? json(nullptr) : json(ch.startup_error)},
+          {"model_file", ch.file.empty() ? json(nullptr) : json(ch.file)},
           {"results", results}};
     }
     std::vector<double> compute(compute_s.begin(), compute_s.begin() + rows), wall(wall_s.begin(), wall_s.begin() + rows),
@@ -874,7 +935,7 @@ struct Controller {
                               {"cause", cause_name(e.cause)}, {"detail", e.detail}});
     return {{"controller", "C++ embodied_controller"}, {"command", opt.command}, {"runtime", opt.runtime},
             {"rate_hz", opt.rate_hz}, {"free_running", opt.free_running}, {"infer_budget", opt.infer_budget},
-            {"replay", opt.replay}, {"threads", opt.threads}, {"cpu", opt.cpu}, {"priority", opt.priority},
+            {"replay", opt.replay}, {"threads", opt.threads}, {"cpu", opt.cpu}, {"cpus", opt.cpus}, {"priority", opt.priority},
             {"ticks", rows + skipped}, {"deadline_misses", misses},
             {"compute_ms", percentiles_ms(compute)}, {"wall_ms", percentiles_ms(wall)},
             {"start_late_ms", percentiles_ms(late)}, {"channels", chans}, {"fault_totals", totals},
