@@ -43,7 +43,8 @@ def held_out_grid_observations(n=40):
 def test_navigation_policies_decide_the_same_in_every_format(navigation_model, navigation_exports):
     spec, model = navigation_model
     everyone = policies(spec, model, navigation_exports)
-    assert len(everyone) == 8   # eager and the seven float formats of the fixture (INT8 is judged in test_profiling)
+    # eager and the eight float formats of the fixture, the batch-1 program among them (INT8 is judged in test_profiling)
+    assert len(everyone) == 9 and "executorch_batch1" in everyone
     for obs in held_out_grid_observations():
         decisions = {name: p.act(obs) for name, p in everyone.items()}
         reference = decisions["eager"]
