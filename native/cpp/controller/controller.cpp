@@ -729,8 +729,9 @@ struct Controller {
     json baseline = nullptr;
     if (opt.baseline_seconds > 0 && !opt.free_running) baseline = machine_baseline(period, opt.baseline_seconds);
     // ONFAULT: lock what is resident now (the warmed-up models, buffers, code) and whatever faults in later,
-    // without reading in and locking every page of every mapped library (MCL_CURRENT alone took the controller from
-    // 93 to 639 MB resident, measured); the loop's stack is touched once here so that it too is resident.
+    // without reading in and locking every page of every mapped library (measured, both models with the simulators:
+    // 639 MB peak with MCL_CURRENT alone, dynamic-batch programs; 121.5 MB with ONFAULT and the batch-1 programs);
+    // the loop's stack is touched here so that it is resident too.
     if (opt.lock_memory) {
       if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
         throw std::runtime_error(std::string("cannot lock memory (mlockall: ") + std::strerror(errno) +
