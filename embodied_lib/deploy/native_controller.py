@@ -199,12 +199,6 @@ def realtime_priority(priority: int | None) -> int | None:
     return priority if priority and os.geteuid() == 0 else None
 
 
-def as_root(value):
-    """A setting only root may ask for (memory locking, a CPU latency target), or None elsewhere: the controller
-    would refuse the flag."""
-    return value if os.geteuid() == 0 else None
-
-
 EVALUATE_RATE_HZ = 1.0   # evaluate(): deadlines so loose that only a hung model would miss one
 
 
@@ -250,7 +244,7 @@ def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progr
 
 def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
              cpu: int | None = 0, priority: int | None = None, progress: bool = False,
-             baseline_seconds: float = 2.0, cpu_dma_latency_us: int | None = None) -> dict:
+             baseline_seconds: float = 2.0) -> dict:
     """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
     core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
     controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
@@ -260,7 +254,7 @@ def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0,
     report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
                             _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, priority=realtime_priority(priority),
                                    baseline_seconds=baseline_seconds, lock_memory=os.geteuid() == 0,
-                                   cpu_dma_latency=as_root(cpu_dma_latency_us), progress=progress),
+                                   progress=progress),
                             timeout=ticks / rate_hz * 3 + baseline_seconds + 120, count_allocations=True)
     libraries = shared_libraries(CONTROLLER)
     report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
@@ -309,9 +303,17 @@ def _rate_row(report: dict) -> dict:
             "compute_ms": report["compute_ms"], "infer_ms": {m: ch["infer_ms"] for m, ch in report["channels"].items()}}
 
 
+def _latency_summary(latency: dict | None) -> dict | None:
+    """min / mean / p99 / max of a wake-up latency report (its histogram left in the run's own JSON)."""
+    return {k: latency[k] for k in ("min", "mean", "p99", "max")} if latency else None
+
+
+def _model_files(report: dict) -> dict:
+    return {m: ch["model_file"] for m, ch in report["channels"].items()}
+
+
 def sustained(exports_root, episodes, out_dir, runs, ticks: int, replay: int, runtime: str = "executorch",
-              cpus=(0, 1), priority: int | None = None, baseline_seconds: float = 2.0,
-              cpu_dma_latency_us: int | None = None) -> dict:
+              cpus=(0, 1), priority: int | None = None, baseline_seconds: float = 2.0) -> dict:
     """Long runs at fixed rates on recorded readings (the controller's compute: no rendering, no physics), each
     model's worker on its own CPU (``cpus``), judged by realtime_tools' bar: at most 0.5 % of ``ticks`` missed
     (ros2_control's count: a tick ending n periods late costs ceil(n)). ``runs``: ``[(models, rate_hz), ...]``.
@@ -322,17 +324,15 @@ def sustained(exports_root, episodes, out_dir, runs, ticks: int, replay: int, ru
         report = run_controller("run", exports_root, episodes, Path(out_dir) / f"cpp_sustained_{'+'.join(models)}_{rate:g}hz.json",
                                 _flags(runtime, models=models, rate_hz=rate, ticks=ticks, replay=replay, infer_budget=0.9,
                                        cpus=_worker_cpus(cpus, models), priority=realtime_priority(priority),
-                                       lock_memory=os.geteuid() == 0, baseline_seconds=baseline_seconds,
-                                       cpu_dma_latency=as_root(cpu_dma_latency_us)),
+                                       lock_memory=os.geteuid() == 0, baseline_seconds=baseline_seconds),
                                 timeout=ticks / rate * 3 + baseline_seconds + 120, count_allocations=True)
         row = _rate_row(report)
         rows.append({"models": "+".join(models), **row, "within_bar": row["missed_share"] <= MISSED_SHARE_BAR,
-                     "wakeup_latency_us": {k: report["wakeup_latency_us"][k] for k in ("min", "mean", "p99", "max")},
-                     "machine_baseline_us": {k: report["machine_baseline"]["wakeup_latency_us"][k]
-                                             for k in ("min", "mean", "p99", "max")} if report["machine_baseline"] else None,
+                     "wakeup_latency_us": _latency_summary(report["wakeup_latency_us"]),
+                     "machine_baseline_us": _latency_summary((report["machine_baseline"] or {}).get("wakeup_latency_us")),
                      "allocations_in_loop": report["allocations_in_loop"], "peak_rss_mb": report["peak_rss_mb"],
                      "rusage_per_tick": report["rusage_in_loop"]["per_tick"], "memory_locked": report["memory_locked"],
-                     "model_files": {m: ch["model_file"] for m, ch in report["channels"].items()}})
+                     "model_files": _model_files(report)})
     return {"runtime": runtime, "ticks": ticks, "replay_readings": replay, "cpus": list(cpus) if cpus else None,
             "priority": realtime_priority(priority), "bar_missed_share": MISSED_SHARE_BAR, "runs": rows}
 
@@ -349,7 +349,7 @@ def allocations(exports_root, episodes, out_dir, ticks: int, replay: int,
         n = report["allocations_in_loop"]
         out["runtimes"][runtime] = {"allocations_in_loop": n, "per_tick": round(n / max(1, report["ticks"]), 3),
                                     "peak_rss_mb": report["peak_rss_mb"],
-                                    "model_files": {m: ch["model_file"] for m, ch in report["channels"].items()}}
+                                    "model_files": _model_files(report)}
     return out
 
 

@@ -40,12 +40,11 @@ SPECIFIC = {
 }
 # the formats a sweep mutates; the batch-1 program is the same file format as the shipped .pte, and the sweep hands
 # the controller its mutants as the batch-1 file it loads (embodied_lib.hostile.sweep)
-KINDS = {fmt: GENERIC + SPECIFIC.get(fmt, ()) for fmt in
-         ("executorch", "onnx", "safetensors", "pth", "executorch_int8", "onnx_int8")}
-
-
 def kinds_of(fmt: str) -> tuple:
     return GENERIC + SPECIFIC.get(fmt, ())
+
+
+KINDS = {fmt: kinds_of(fmt) for fmt in ("executorch", "onnx", "safetensors", "pth", "executorch_int8", "onnx_int8")}
 MUST_REFUSE = {"truncate", "garbled_name", "relabel_dtype", "reshape", "stride0", "overlap", "record_large", "record_short",
                "nested_pickle", "zip_bomb"}
 NESTING = 200_000
