@@ -387,3 +387,32 @@ def test_the_loop_runs_on_every_runtime(navigation_exports, fmt):
 def test_an_unsigned_code_format_is_not_loaded_unless_trusted(navigation_exports):
     guard = controller.open_guard(navigation_exports, "aoti")   # trusted=False: code-carrying formats are refused
     assert guard.policy is None and "trusted" in guard.startup_error
+
+
+def test_experiments_named_together_run_side_by_side_and_each_is_saved(tmp_path):
+    """run_all plays the C++ fault run beside the real-time run: run one after the other, neither would get past
+    the barrier (it needs both at once) and each would time out."""
+    import threading
+
+    from embodied_lib.deploy.native_controller import _timed
+
+    barrier = threading.Barrier(2, timeout=10)
+    order = []
+
+    def meet(name):
+        barrier.wait()
+        order.append(name)
+        return {"name": name}
+
+    runs = {"first": lambda: {"name": "first"}, "a": lambda: meet("a"), "b": lambda: meet("b"),
+            "last": lambda: {"name": "last"}}
+    results = _timed(runs, tmp_path, together=("a", "b"))
+    assert set(results) == set(runs) and sorted(order) == ["a", "b"]
+    assert all((tmp_path / f"{name}.json").is_file() and "wall_seconds" in r for name, r in results.items())
+
+
+def test_a_background_run_that_fails_raises_with_its_log(tmp_path):
+    run = controller.BackgroundRun("faults", ["faults"], tmp_path / "no-exports", tmp_path / "out")
+    with pytest.raises(RuntimeError, match="no-exports"):
+        run.wait(timeout=120)
+    assert not (tmp_path / "out" / "faults.json").exists()

@@ -8,6 +8,9 @@ Every function returns a JSON-friendly dict; the CLI writes the same dicts under
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -181,6 +184,43 @@ def save_result(experiment: str, result: dict, out_dir) -> Path:
     path = out_dir / f"{experiment}.json"
     path.write_text(json.dumps(result, indent=1, default=np_encoder))
     return path
+
+
+class BackgroundRun:
+    """``python -m embodied_lib.deploy EXPERIMENT`` in a child process while the caller goes on; ``wait()`` returns
+    the results it wrote (``out_dir/<name>.json`` for each of ``names``), or raises with the last lines of its log
+    (``out_dir/<experiment>.log``). Notebook 07 runs two things this way: the Python fault run beside the Python
+    real-time run, and the C++ controller's experiments beside all of the Python ones. The 20 Hz runs sleep through
+    about 90 % of each 50 ms tick, so one after the other they mostly waited; what each measures it measures with
+    the others running (``make bench`` runs them one at a time). ``flags``: the CLI's own (``--ticks``, ``--rate``,
+    ...), so a notebook's settings reach the child; ``cpu``: pin the child (and the threads it starts) to that core."""
+
+    def __init__(self, experiment: str, names, exports_root, out_dir, profile: str | None = None,
+                 cpu: int | None = None, flags=()):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.names = tuple(names)
+        for name in self.names:   # an earlier run's results must not pass for this run's
+            (self.out_dir / f"{name}.json").unlink(missing_ok=True)
+        self.log = self.out_dir / f"{experiment}.log"
+        command = [sys.executable, "-m", "embodied_lib.deploy", experiment, "--quiet", "--exports", str(exports_root),
+                   "--out", str(self.out_dir)] + (["--profile", profile] if profile else []) + [str(f) for f in flags]
+        self.started = time.perf_counter()
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        if cpu is not None and cpu in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(self.process.pid, {cpu})   # it is still importing: the threads it starts inherit this
+        self.cpu = cpu
+        self.seconds = None
+
+    def wait(self, timeout: float | None = None) -> dict:
+        code = self.process.wait(timeout)
+        if self.seconds is None:
+            self.seconds = round(time.perf_counter() - self.started, 1)
+        if code != 0:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"python -m embodied_lib.deploy exited {code}; last lines of {self.log}:\n{tail}")
+        return {name: json.loads((self.out_dir / f"{name}.json").read_text()) for name in self.names}
 
 
 def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,

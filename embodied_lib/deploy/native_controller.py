@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from embodied_lib.config import EVAL_SEED_BASE
-from embodied_lib.deploy.controller import save_result
+from embodied_lib.deploy.controller import BackgroundRun, save_result
 from embodied_lib.deploy.missions import TABLE_COLOURS, UNSUPPORTED
 from embodied_lib.export.manifest import read_manifest
 from embodied_lib.manipulation import env as tabletop
@@ -470,7 +470,9 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),
     }
     assert tuple(runs) == EXPERIMENTS
-    return _timed(runs, out_dir)
+    # the fault run (20 Hz, sleeping through most of each tick, as the real-time run) plays beside the real-time run:
+    # one after the other they were 800 s of the full profile's 07
+    return _timed(runs, out_dir, together=("realtime", "faults"))
 
 
 def run_sustained(exports_root, out_dir, profile: str | None = None, progress: bool = False) -> dict:
@@ -489,51 +491,42 @@ def run_sustained(exports_root, out_dir, profile: str | None = None, progress: b
     return _timed(runs, out_dir)
 
 
-def _timed(runs: dict, out_dir: Path) -> dict:
-    """Each experiment of ``runs`` in order, its wall time added, its result saved as ``out_dir/<name>.json``."""
-    results = {}
-    for name, run in runs.items():
+def _timed(runs: dict, out_dir: Path, together=()) -> dict:
+    """Each experiment of ``runs`` in order, its wall time added, its result saved as ``out_dir/<name>.json``; the
+    ones named in ``together`` side by side (each is a controller process; the threads here only wait on them),
+    where the first of them comes in the order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> dict:
         started = time.perf_counter()
-        results[name] = run()
-        results[name]["wall_seconds"] = round(time.perf_counter() - started, 1)
-        save_result(name, results[name], out_dir)
+        result = runs[name]()
+        result["wall_seconds"] = round(time.perf_counter() - started, 1)
+        save_result(name, result, out_dir)
+        return result
+
+    results = {}
+    for name in runs:
+        if name in results:
+            continue
+        if name in together:
+            with ThreadPoolExecutor(len(together)) as pool:
+                futures = {n: pool.submit(one, n) for n in together}
+            results.update({n: future.result() for n, future in futures.items()})
+        else:
+            results[name] = one(name)
     return results
 
 
-class BackgroundExperiments:
+class BackgroundExperiments(BackgroundRun):
     """``run_all`` in a child process (``python -m embodied_lib.deploy native``), pinned to the controller's core,
-    while the caller goes on: notebook 07 starts it before the Python loop's experiments. Most of both sides are
-    real-time loops that sleep through 90 % of each 50 ms tick; one after the other they were 45 of the full
-    profile's minutes. What each side measures it measures with the other running (``make bench`` runs them one
-    at a time). ``wait()`` returns the results, or raises with the last lines of the child's log."""
+    while the caller goes on: notebook 07 starts it before the Python loop's experiments (one after the other they
+    were 45 of the full profile's minutes). Its log is ``out_dir/native.log``."""
 
     def __init__(self, exports_root, out_dir, profile: str | None = None, cpu: int | None = 0):
         if not CONTROLLER.is_file():
             raise FileNotFoundError(f"{CONTROLLER} is not built; run `make native`")
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name in EXPERIMENTS:   # an earlier run's results must not pass for this run's
-            (self.out_dir / f"{name}.json").unlink(missing_ok=True)
+        super().__init__("native", EXPERIMENTS, exports_root, out_dir, profile, cpu)
         self.episodes = self.out_dir / "episodes"
-        self.log = self.out_dir / "experiments.log"
-        command = [sys.executable, "-m", "embodied_lib.deploy", "native", "--quiet", "--exports", str(exports_root),
-                   "--out", str(self.out_dir)] + (["--profile", profile] if profile else [])
-        self.started = time.perf_counter()
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        if cpu is not None and cpu in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1:
-            os.sched_setaffinity(self.process.pid, {cpu})   # it is still importing: the threads it starts inherit this
-        self.cpu = cpu
-        self.seconds = None
-
-    def wait(self, timeout: float | None = None) -> dict:
-        code = self.process.wait(timeout)
-        if self.seconds is None:
-            self.seconds = round(time.perf_counter() - self.started, 1)
-        if code != 0:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"the C++ controller's experiments exited {code}; last lines of {self.log}:\n{tail}")
-        return {name: json.loads((self.out_dir / f"{name}.json").read_text()) for name in EXPERIMENTS}
 
 
 def _share(rate: float | None) -> str:
