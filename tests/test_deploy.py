@@ -416,3 +416,8 @@ def test_a_background_run_that_fails_raises_with_its_log(tmp_path):
     with pytest.raises(RuntimeError, match="no-exports"):
         run.wait(timeout=120)
     assert not (tmp_path / "out" / "faults.json").exists()
+
+
+def test_a_background_run_waited_for_that_fails_before_its_first_tick_raises_at_once(tmp_path):
+    with pytest.raises(RuntimeError, match="no-exports"):
+        controller.BackgroundRun("faults", ["faults"], tmp_path / "no-exports", tmp_path / "out", wait_started=True)

@@ -74,6 +74,8 @@ def main(argv=None):
     parser.add_argument("--commands", type=int_in(1, 100_000), help="generated commands (missions)")
     parser.add_argument("--ood", type=int_in(0, 100_000), help="out-of-domain texts (missions)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--started-file", type=Path, help="faults: create this file once the models are loaded, "
+                        "right before the first tick (a caller that runs another loop beside it waits for it)")
     args = parser.parse_args(argv)
     try:
         cfg = get_config("deploy", args.profile)
@@ -101,7 +103,8 @@ def main(argv=None):
         "realtime": lambda: controller.run_realtime(args.exports, fmt, pick(args.ticks, "realtime_ticks"), rate, progress),
         "rate": lambda: controller.max_rate(args.exports, fmt, seconds=cfg["rate_seconds"], progress=progress),
         "faults": lambda: controller.run_faults(args.exports, fmt, pick(args.ticks, "fault_ticks"), rate,
-                                                pick(args.probability, "fault_probability"), progress=progress),
+                                                pick(args.probability, "fault_probability"), progress=progress,
+                                                on_start=args.started_file and args.started_file.touch),
         "soak": lambda: controller.soak(args.exports, fmt, pick(args.ticks, "soak_ticks"), progress=progress),
         "missions": lambda: missions(args.exports, fmt, pick(args.commands, "commands"), pick(args.ood, "ood"), progress),
     }

@@ -193,18 +193,24 @@ class BackgroundRun:
     real-time run, and the C++ controller's experiments beside all of the Python ones. The 20 Hz runs sleep through
     about 90 % of each 50 ms tick, so one after the other they mostly waited; what each measures it measures with
     the others running (``make bench`` runs them one at a time). ``flags``: the CLI's own (``--ticks``, ``--rate``,
-    ...), so a notebook's settings reach the child; ``cpu``: pin the child (and the threads it starts) to that core."""
+    ...), so a notebook's settings reach the child; ``cpu``: pin the child (and the threads it starts) to that core.
+    ``wait_started``: return only once the child's loop ticks (``--started-file``): its start-up (imports, loading
+    and warming the models: seconds of a busy core) must not land on the caller's real-time run."""
 
     def __init__(self, experiment: str, names, exports_root, out_dir, profile: str | None = None,
-                 cpu: int | None = None, flags=()):
+                 cpu: int | None = None, flags=(), wait_started: bool = False, timeout: float = 300):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.names = tuple(names)
         for name in self.names:   # an earlier run's results must not pass for this run's
             (self.out_dir / f"{name}.json").unlink(missing_ok=True)
         self.log = self.out_dir / f"{experiment}.log"
+        started_file = self.out_dir / f"{experiment}.started"
+        started_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "embodied_lib.deploy", experiment, "--quiet", "--exports", str(exports_root),
                    "--out", str(self.out_dir)] + (["--profile", profile] if profile else []) + [str(f) for f in flags]
+        if wait_started:
+            command += ["--started-file", str(started_file)]
         self.started = time.perf_counter()
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -212,6 +218,17 @@ class BackgroundRun:
             os.sched_setaffinity(self.process.pid, {cpu})   # it is still importing: the threads it starts inherit this
         self.cpu = cpu
         self.seconds = None
+        if wait_started:
+            deadline = time.perf_counter() + timeout
+            while not started_file.exists():
+                if self.process.poll() is not None:
+                    self.wait()   # exited before its first tick: raises with its log (or returns, had it nothing to run)
+                    break
+                if time.perf_counter() > deadline:
+                    self.process.kill()
+                    raise RuntimeError(f"python -m embodied_lib.deploy {experiment} did not start ticking within "
+                                       f"{timeout:g} s; see {self.log}")
+                time.sleep(0.05)
 
     def wait(self, timeout: float | None = None) -> dict:
         code = self.process.wait(timeout)
@@ -225,11 +242,13 @@ class BackgroundRun:
 
 def run_faults(exports_root, fmt: str = "executorch", ticks: int = 10_000, rate_hz: float = 20.0,
                probability: float = 0.3, kinds=FAULT_KINDS, seed: int = 0, progress: bool = False,
-               replay: dict | None = None, free_running: bool = False) -> dict:
+               replay: dict | None = None, free_running: bool = False, on_start=None) -> dict:
     """Both policies at ``rate_hz`` with faults injected: every fault must end in its fallback in its tick,
-    and the loop must keep its rate."""
+    and the loop must keep its rate. ``on_start``: called once the models are loaded, right before the first tick."""
     channels = build_channels(exports_root, fmt, held_out(BACK_TO_BACK), held_out(BACK_TO_BACK), FaultPlan(kinds, probability),
                               rate_hz, replay=replay, fault_seed=seed)
+    if on_start is not None:
+        on_start()
     report = run_loop(channels, rate_hz, ticks, free_running, progress=progress, desc=f"faults at {rate_hz:g} Hz")
     if not free_running:
         report["corrupt_model_at_startup"] = corrupt_model_start(exports_root, fmt)
