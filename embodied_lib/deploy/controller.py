@@ -205,11 +205,11 @@ class BackgroundRun:
         for name in self.names:   # an earlier run's results must not pass for this run's
             (self.out_dir / f"{name}.json").unlink(missing_ok=True)
         self.log = self.out_dir / f"{experiment}.log"
-        started_file = self.out_dir / f"{experiment}.started"
-        started_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "embodied_lib.deploy", experiment, "--quiet", "--exports", str(exports_root),
                    "--out", str(self.out_dir)] + (["--profile", profile] if profile else []) + [str(f) for f in flags]
         if wait_started:
+            started_file = self.out_dir / f"{experiment}.started"
+            started_file.unlink(missing_ok=True)
             command += ["--started-file", str(started_file)]
         self.started = time.perf_counter()
         with open(self.log, "w") as log:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -457,8 +456,9 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
     cfg = get_config("controller", profile)
     out_dir = Path(out_dir)
     episodes = write_episodes(exports_root, out_dir / "episodes", cfg["maps"], cfg["scenes"])
-    # the fault run plays beside the real-time run (below) on another core: two SCHED_FIFO loops of one period on one
-    # core wake in a fixed phase, and one waits out the other's tick every time (measured: the real-time run's
+    # the fault run plays beside the real-time run (both 20 Hz loops that sleep through most of each tick; one after
+    # the other they were 800 s of the full profile's 07), on another core: two SCHED_FIFO loops of one period on
+    # one core wake in a fixed phase, and one waits out the other's tick every time (measured: the real-time run's
     # machine baseline read 3.8 ms at its minimum). This process may be pinned to the controller's core, so the
     # machine's count says which cores exist.
     fault_cpu = next((c for c in cfg["cpus"] or () if c != cfg["cpu"] and c < (os.cpu_count() or 1)), None)
@@ -476,8 +476,6 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "missions": lambda: missions(exports_root, episodes, out_dir, cfg["commands"], cfg["runtime"]),
     }
     assert tuple(runs) == EXPERIMENTS
-    # the fault run (20 Hz, sleeping through most of each tick, as the real-time run) plays beside the real-time run:
-    # one after the other they were 800 s of the full profile's 07
     return _timed(runs, out_dir, together=("realtime", "faults"))
 
 
