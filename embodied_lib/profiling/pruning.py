@@ -36,7 +36,7 @@ from embodied_lib.native import native_parity, p50_in_turns
 from embodied_lib.profiling.accuracy import HEADLINE, task_metrics
 from embodied_lib.progress import progress_bar
 from embodied_lib.registry import get_spec, load_checkpoint, load_runtime
-from embodied_lib.runtime.latency import golden_batch1, time_calls
+from embodied_lib.runtime.latency import WARMUP, golden_batch1, percentile, time_calls
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 from embodied_lib.spec import load_state_dict_strict
 
@@ -247,8 +247,8 @@ class _Nothing(nn.Module):
 def speed_floor(spec, model: nn.Module, iterations: int) -> dict | None:
     """For a model with an ``input_stage`` (manipulation: the 4x average pool and normalisation of the raw 400 x 400
     frame), the batch-1 time of that stage against the whole model's, each lowered to an XNNPACK program and timed in
-    one process, less a program that does nothing (the call overhead): the largest speed-up pruning every other
-    layer could buy. None for a model without one."""
+    one process, call by call in turn, less a program that does nothing (the call overhead): the largest speed-up
+    pruning every other layer could buy. None for a model without one."""
     if not hasattr(model, "input_stage"):
         return None
     import tempfile
@@ -258,13 +258,22 @@ def speed_floor(spec, model: nn.Module, iterations: int) -> dict | None:
     from embodied_lib.export import executorch_pte
 
     inputs = spec.example_inputs(batch=1)
-    runtime, times = Runtime.get(), {}
+    runtime, programs = Runtime.get(), {}
     with tempfile.TemporaryDirectory() as folder:
         for label, module in (("model", model), ("input_stage", _InputStage(model)), ("call", _Nothing())):
             path = Path(folder) / f"{label}.pte"
             executorch_pte.save(spec, module, torch.export.export(module.eval(), inputs), path)
-            method = runtime.load_program(path).load_method("forward")
-            times[label] = time_calls(lambda: method.execute(list(inputs)), iterations)["p50_ms"]
+            programs[label] = runtime.load_program(path)
+        methods = {label: program.load_method("forward") for label, program in programs.items()}
+        # interleaved, one call of each per round: a slow spell of a shared machine lands on all three alike
+        samples = {label: [] for label in methods}
+        for round_ in range(WARMUP + iterations):
+            for label, method in methods.items():
+                t0 = time.perf_counter()
+                method.execute(list(inputs))
+                if round_ >= WARMUP:
+                    samples[label].append((time.perf_counter() - t0) * 1e3)
+    times = {label: percentile(ms, 50) for label, ms in samples.items()}
     model_ms, stage_ms = times["model"] - times["call"], times["input_stage"] - times["call"]
     return {"model_ms": round(model_ms, 4), "input_stage_ms": round(stage_ms, 4),
             "input_stage_share": round(stage_ms / model_ms, 3), "max_speedup_x": round(model_ms / stage_ms, 2),
