@@ -56,9 +56,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         # baseline_epochs: the heads-only baseline (finetune=False). device: auto = CUDA when there is one.
         "hri": dict(n_train=600, n_val=120, n_test=240, n_ood=150, finetune=True, head_epochs=3, epochs=6,
                     baseline_epochs=30, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
-        # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick
+        # notebook 07: the control loop's experiments (embodied_lib.deploy); fault_probability per channel and tick;
+        # priority: the rate search's loop and workers at SCHED_FIFO (only as root, as the C++ controller's)
         "deploy": dict(format="executorch", rate_hz=20.0, maps=50, scenes=3, realtime_ticks=200, rate_seconds=1.0,
-                       fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12),
+                       fault_ticks=200, fault_probability=0.6, soak_ticks=2_000, commands=24, ood=12, priority=50),
         # notebook 08: which exported models are profiled (quick: one, ~2.5 min; each runtime's memory is its own
         # process), timed batch-1 runs per runtime, and which models also get ExecuTorch programs exported for
         # batch 1 only (their memory plan; None: every profiled model)
@@ -79,13 +80,16 @@ PROFILES: dict[str, dict[str, dict]] = {
         # only, on recorded readings, one core), faults, the soak, missions; SCHED_FIFO priority of its threads in
         # the timed runs (used only when running as root, as is locking the controller's memory); baseline_seconds:
         # the machine's own wake-up latency at the real-time run's period, measured first (cyclictest's way)
-        # cpus: each model's inference worker on its own core in the rate searches and sustained runs (--cpus);
+        # cpus: each model's inference worker on its own core in the rate searches and make bench's runs (--cpus),
+        # on threads each (navigation alone on its worker, manipulation on ExecuTorch's pool of two: --threads);
+        # cpu_dma_latency_us: make bench's runs hold cyclictest's CPU latency request as root (--cpu-dma-latency);
         # sustained_*: make bench's long runs at fixed rates on recorded readings (python -m embodied_lib.deploy
         # native-sustained), judged by realtime_tools' bar (<= 0.5 % missed), and allocation_ticks: the heap
         # allocation count per runtime
         "controller": dict(runtime="executorch", maps=50, scenes=3, realtime_ticks=200, rates=(100, 500),
                            rate_seconds=1.0, replay=50, fault_ticks=200, fault_probability=0.6, soak_ticks=5_000,
                            commands=12, cpu=0, priority=50, baseline_seconds=2.0, cpus=(0, 1),
+                           threads=dict(navigation=1, manipulation=2), cpu_dma_latency_us=0,
                            sustained_runs=((("navigation", "manipulation"), 500), (("navigation",), 2000)),
                            sustained_ticks=2_000, allocation_ticks=1_000),
     },
@@ -106,7 +110,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "hri": dict(n_train=6000, n_val=600, n_test=1200, n_ood=600, finetune=True, head_epochs=3, epochs=3,
                     baseline_epochs=40, batch_size=32, encoder_lr=3e-4, head_lr=1e-3, seed=0, device="auto", bf16=False),
         "deploy": dict(format="executorch", rate_hz=20.0, maps=500, scenes=50, realtime_ticks=10_000, rate_seconds=5.0,
-                       fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60),
+                       fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=600, ood=60, priority=50),
         # the three models the robot runs (the HRI heads live inside command_pipeline); make bench adds the heads
         "profiling": dict(models=("navigation", "manipulation", "command_pipeline"), iterations=500, batch1_models=None,
                           rust_cpp_rounds=5),
@@ -117,6 +121,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                            rates=(50, 100, 200, 300, 400, 500, 1000, 2000, 5000), rate_seconds=5.0, replay=200,
                            fault_ticks=6_000, fault_probability=0.6, soak_ticks=100_000, commands=300, cpu=0,
                            priority=50, baseline_seconds=10.0, cpus=(0, 1),
+                           threads=dict(navigation=1, manipulation=2), cpu_dma_latency_us=0,
                            sustained_runs=((("navigation", "manipulation"), 500), (("navigation",), 2000)),
                            sustained_ticks=100_000, allocation_ticks=10_000),
     },

@@ -75,6 +75,9 @@ def test_a_late_navigation_model_costs_the_manipulation_channel_nothing(exports_
     assert manipulation["faults"] == {}
     late = {c: n for c, n in manipulation["interventions"].items() if c in ("deadline", "busy")}
     assert late == {}, report["intervention_examples"]
+    # the report's own count of it, the one the fault run is judged by
+    assert manipulation["beside_a_late_model"] == {"ticks": ran, "timing_fallbacks": 0}
+    assert navigation["beside_a_late_model"] == {"ticks": 0, "timing_fallbacks": 0}
 
 
 def test_an_overrun_costs_ceil_of_its_lateness_in_periods_and_the_next_release_is_on_the_grid(exports_root, episodes):
@@ -83,6 +86,9 @@ def test_an_overrun_costs_ceil_of_its_lateness_in_periods_and_the_next_release_i
                                                                       "--ticks", 10, "--rate-hz", 20, "--stall", "3:2.5"])
     assert report["deadline_misses"] == 3 and report["ticks"] == 10
     assert report["timeline"]["tick"] == [0, 1, 2, 3, 6, 7, 8, 9]
+    # the stall is the tick's own work, not a late wake-up: the report tells the two apart
+    assert report["deadline_misses_by_cause"] == {"woke_late": 0, "own_work": 3}
+    assert report["host_steal_ms"] is None or report["host_steal_ms"] >= 0
 
 
 @pytest.mark.parametrize("model", ["navigation", "manipulation"])
@@ -135,15 +141,21 @@ def test_each_worker_on_its_own_cpu_and_the_sustained_run_report(exports_root, e
     the counts it reports (the rates themselves are make bench's)."""
     cpus = sorted(os.sched_getaffinity(0))[:2] * (2 if len(os.sched_getaffinity(0)) == 1 else 1)
     result = nc.sustained(exports_root, episodes, tmp_path, [(("navigation", "manipulation"), 100)], ticks=40,
-                          replay=10, cpus=cpus, baseline_seconds=0.1)
+                          replay=10, cpus=cpus, baseline_seconds=0.1, threads={"navigation": 1, "manipulation": 2})
     (run,) = result["runs"]
     assert run["ticks"] == 40 and run["missed_share"] == round(run["deadline_misses"] / 40, 6)
     assert run["within_bar"] == (run["missed_share"] <= nc.MISSED_SHARE_BAR)
+    assert sum(run["deadline_misses_by_cause"].values()) == run["deadline_misses"]
     assert run["allocations_in_loop"] == 0 and run["machine_baseline_us"]["min"] <= run["machine_baseline_us"]["max"]
     report = json.loads((tmp_path / "cpp_sustained_navigation+manipulation_100hz.json").read_text())
-    assert report["cpus"] == cpus
+    assert report["cpus"] == cpus and report["threads"] == [1, 2]
     proc = controller("run", "--exports", exports_root, "--episodes", episodes, "--cpus", "0")
     assert proc.returncode == 2 and "--cpus takes one CPU per model" in proc.stderr, proc.stderr
+    # ExecuTorch's XNNPACK has one process-wide pool: two models cannot each have a pool of their own size
+    proc = controller("run", "--exports", exports_root, "--episodes", episodes, "--threads", "2,3")
+    assert proc.returncode == 2 and "one shared pool" in proc.stderr, proc.stderr
+    proc = controller("run", "--exports", exports_root, "--episodes", episodes, "--threads", "1,1,1")
+    assert proc.returncode == 2 and "--threads takes one count, or one per model" in proc.stderr, proc.stderr
 
 
 def test_missions_decide_as_python_and_refused_commands_move_nothing(exports_root, episodes, tmp_path):

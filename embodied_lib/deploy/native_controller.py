@@ -243,17 +243,21 @@ def evaluate(exports_root, episodes, out_dir, runtime: str = "executorch", progr
 
 def realtime(exports_root, episodes, out_dir, ticks: int, rate_hz: float = 20.0, runtime: str = "executorch",
              cpu: int | None = 0, priority: int | None = None, progress: bool = False,
-             baseline_seconds: float = 2.0) -> dict:
+             baseline_seconds: float = 2.0, cpus=None, threads: dict | None = None,
+             cpu_dma_latency_us: int | None = None, name: str = "realtime") -> dict:
     """Both models on their simulators at ``rate_hz``, episodes back to back, the whole controller pinned to one
-    core (``cpu``). Its compute per tick excludes the camera's rendering and the physics (the robot's, not the
-    controller's); the preloaded counting allocator reports the heap allocations the loop made after start-up.
-    First the machine's own wake-up latency at the same period (``baseline_seconds``, cyclictest's way), so the
-    report tells the VM's jitter from the controller's; memory locked (mlockall) where this runs as root. With the
-    controller's binary size and memory."""
-    report = run_controller("run", exports_root, episodes, Path(out_dir) / "cpp_realtime.json",
-                            _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, priority=realtime_priority(priority),
+    core (``cpu``), or each model's worker on its own (``cpus``, on ``threads`` each: ``{model: n}``). Its compute
+    per tick excludes the camera's rendering and the physics (the robot's, not the controller's); the preloaded
+    counting allocator reports the heap allocations the loop made after start-up. First the machine's own wake-up
+    latency at the same period (``baseline_seconds``, cyclictest's way), so the report tells the VM's jitter from
+    the controller's; memory locked (mlockall) and the CPU latency request (``cpu_dma_latency_us``) where this runs
+    as root. With the controller's binary size and memory; the report is ``out_dir/cpp_<name>.json``."""
+    models = ("navigation", "manipulation")
+    report = run_controller("run", exports_root, episodes, Path(out_dir) / f"cpp_{name}.json",
+                            _flags(runtime, ticks=ticks, rate_hz=rate_hz, cpu=cpu, cpus=_worker_cpus(cpus, models),
+                                   threads=_model_threads(threads, models), priority=realtime_priority(priority),
                                    baseline_seconds=baseline_seconds, lock_memory=os.geteuid() == 0,
-                                   progress=progress),
+                                   cpu_dma_latency=_as_root(cpu_dma_latency_us), progress=progress),
                             timeout=ticks / rate_hz * 3 + baseline_seconds + 120, count_allocations=True)
     libraries = shared_libraries(CONTROLLER)
     report["binary"] = {"bytes": CONTROLLER.stat().st_size, "shared_libraries": len(libraries),
@@ -269,21 +273,33 @@ def _worker_cpus(cpus, models) -> list[int] | None:
     return list(cpus)[:len(models)] if cpus and len(cpus) >= len(models) else None
 
 
+def _model_threads(threads: dict | None, models) -> list[int] | None:
+    """Each model's inference threads (``--threads``, in ``models`` order) from ``{model: n}``, or None (one)."""
+    return [threads.get(m, 1) for m in models] if threads else None
+
+
+def _as_root(value):
+    """What only root may ask the kernel for (a CPU latency request): the value as root, else None (left out)."""
+    return value if value is not None and os.geteuid() == 0 else None
+
+
 def max_rate(exports_root, episodes, out_dir, rates, seconds: float, replay: int, runtime: str = "executorch",
              cpu: int | None = 0, priority: int | None = None,
-             model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",)), cpus=None) -> dict:
+             model_sets=(("navigation", "manipulation"), ("navigation",), ("manipulation",)), cpus=None,
+             threads: dict | None = None) -> dict:
     """The controller's compute alone (recorded readings: no rendering, no physics), at rising rates for ``seconds``
     each, pinned to one core (``cpu``) or each model's worker on its own (``cpus``): per set of models, the highest
     rate with no deadline miss and no watchdog fallback (inference may use 90 % of the period, as in the Python
     search), and the highest with at most 0.5 % of its ticks missed (realtime_tools' bar)."""
-    out = {"runtime": runtime, "cpu": cpu, "cpus": list(cpus) if cpus else None, "priority": realtime_priority(priority),
-           "seconds_per_rate": seconds, "replay_readings": replay, "sets": {}}
+    out = {"runtime": runtime, "cpu": cpu, "cpus": list(cpus) if cpus else None, "threads": threads,
+           "priority": realtime_priority(priority), "seconds_per_rate": seconds, "replay_readings": replay, "sets": {}}
     for models in model_sets:
         rows = []
         for rate in rates:
             report = run_controller("run", exports_root, episodes, None, _flags(
                 runtime, models=models, rate_hz=rate, ticks=max(1, int(rate * seconds)), replay=replay,
-                infer_budget=0.9, cpu=cpu, cpus=_worker_cpus(cpus, models), priority=realtime_priority(priority)),
+                infer_budget=0.9, cpu=cpu, cpus=_worker_cpus(cpus, models), threads=_model_threads(threads, models),
+                priority=realtime_priority(priority)),
                 timeout=seconds * 3 + 120)
             rows.append(_rate_row(report))
             if report["deadline_misses"] > 0.5 * report["ticks"]:
@@ -312,28 +328,35 @@ def _model_files(report: dict) -> dict:
 
 
 def sustained(exports_root, episodes, out_dir, runs, ticks: int, replay: int, runtime: str = "executorch",
-              cpus=(0, 1), priority: int | None = None, baseline_seconds: float = 2.0) -> dict:
+              cpus=(0, 1), priority: int | None = None, baseline_seconds: float = 2.0, threads: dict | None = None,
+              cpu_dma_latency_us: int | None = None) -> dict:
     """Long runs at fixed rates on recorded readings (the controller's compute: no rendering, no physics), each
     model's worker on its own CPU (``cpus``), judged by realtime_tools' bar: at most 0.5 % of ``ticks`` missed
     (ros2_control's count: a tick ending n periods late costs ceil(n)). ``runs``: ``[(models, rate_hz), ...]``.
-    Each with the machine's own wake-up latency at its period first, memory locked where this runs as root, and the
-    loop's heap allocations counted. make bench's, not the notebook's: 100,000 ticks at 500 Hz are 200 s."""
+    Each with the machine's own wake-up latency at its period first, memory locked and the CPU latency request
+    (``cpu_dma_latency_us``) where this runs as root, each model on its ``threads``, and the loop's heap
+    allocations counted. make bench's, not the notebook's: 100,000 ticks at 500 Hz are 200 s."""
     rows = []
     for models, rate in runs:
         report = run_controller("run", exports_root, episodes, Path(out_dir) / f"cpp_sustained_{'+'.join(models)}_{rate:g}hz.json",
                                 _flags(runtime, models=models, rate_hz=rate, ticks=ticks, replay=replay, infer_budget=0.9,
-                                       cpus=_worker_cpus(cpus, models), priority=realtime_priority(priority),
-                                       lock_memory=os.geteuid() == 0, baseline_seconds=baseline_seconds),
+                                       cpus=_worker_cpus(cpus, models), threads=_model_threads(threads, models),
+                                       priority=realtime_priority(priority), lock_memory=os.geteuid() == 0,
+                                       cpu_dma_latency=_as_root(cpu_dma_latency_us),
+                                       baseline_seconds=baseline_seconds),
                                 timeout=ticks / rate * 3 + baseline_seconds + 120, count_allocations=True)
         row = _rate_row(report)
         rows.append({"models": "+".join(models), **row, "within_bar": row["missed_share"] <= MISSED_SHARE_BAR,
+                     "deadline_misses_by_cause": report["deadline_misses_by_cause"],
+                     "host_steal_ms": report["host_steal_ms"],
                      "wakeup_latency_us": _latency_summary(report["wakeup_latency_us"]),
                      "machine_baseline_us": _latency_summary((report["machine_baseline"] or {}).get("wakeup_latency_us")),
                      "allocations_in_loop": report["allocations_in_loop"], "peak_rss_mb": report["peak_rss_mb"],
                      "rusage_per_tick": report["rusage_in_loop"]["per_tick"], "memory_locked": report["memory_locked"],
                      "model_files": _model_files(report)})
     return {"runtime": runtime, "ticks": ticks, "replay_readings": replay, "cpus": list(cpus) if cpus else None,
-            "priority": realtime_priority(priority), "bar_missed_share": MISSED_SHARE_BAR, "runs": rows}
+            "threads": threads, "priority": realtime_priority(priority),
+            "cpu_dma_latency_us": _as_root(cpu_dma_latency_us), "bar_missed_share": MISSED_SHARE_BAR, "runs": rows}
 
 
 def allocations(exports_root, episodes, out_dir, ticks: int, replay: int,
@@ -468,7 +491,7 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
         "realtime": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
                                      cfg["cpu"], cfg["priority"], progress, cfg["baseline_seconds"]),
         "rate": lambda: max_rate(exports_root, episodes, out_dir, cfg["rates"], cfg["rate_seconds"], cfg["replay"],
-                                 cfg["runtime"], cfg["cpu"], cfg["priority"], cpus=cfg["cpus"]),
+                                 cfg["runtime"], cfg["cpu"], cfg["priority"], cpus=cfg["cpus"], threads=cfg["threads"]),
         "faults": lambda: faults(exports_root, episodes, out_dir, cfg["fault_ticks"], cfg["fault_probability"],
                                  runtime=cfg["runtime"], priority=cfg["priority"], cpu=fault_cpu),
         "soak": lambda: soak(exports_root, episodes, out_dir, cfg["soak_ticks"], cfg["replay"], cfg["runtime"],
@@ -480,16 +503,23 @@ def run_all(exports_root, out_dir, profile: str | None = None, progress: bool = 
 
 
 def run_sustained(exports_root, out_dir, profile: str | None = None, progress: bool = False) -> dict:
-    """make bench's long runs (``sustained``) and the allocation count per runtime (``allocations``), with the
-    profile's "controller" sizes; each result saved as ``out_dir/<name>.json``."""
+    """make bench's runs of the controller alone, with the profile's "controller" settings, each worker on its own
+    core: the 20 Hz real-time run on the simulators (``realtime_alone``), the long runs at fixed rates
+    (``sustained``) and the allocation count per runtime (``allocations``); each result saved as
+    ``out_dir/<name>.json``."""
     from embodied_lib.config import get_config
 
     cfg = get_config("controller", profile)
     out_dir = Path(out_dir)
     episodes = write_episodes(exports_root, out_dir / "episodes", cfg["maps"], cfg["scenes"])
     runs = {
+        "realtime_alone": lambda: realtime(exports_root, episodes, out_dir, cfg["realtime_ticks"], 20.0, cfg["runtime"],
+                                           None, cfg["priority"], progress, cfg["baseline_seconds"], cpus=cfg["cpus"],
+                                           threads=cfg["threads"], cpu_dma_latency_us=cfg["cpu_dma_latency_us"],
+                                           name="realtime_alone"),
         "sustained": lambda: sustained(exports_root, episodes, out_dir, cfg["sustained_runs"], cfg["sustained_ticks"],
-                                       cfg["replay"], cfg["runtime"], cfg["cpus"], cfg["priority"]),
+                                       cfg["replay"], cfg["runtime"], cfg["cpus"], cfg["priority"],
+                                       threads=cfg["threads"], cpu_dma_latency_us=cfg["cpu_dma_latency_us"]),
         "allocations": lambda: allocations(exports_root, episodes, out_dir, cfg["allocation_ticks"], cfg["replay"]),
     }
     return _timed(runs, out_dir)
@@ -546,13 +576,16 @@ def headline(name: str, result: dict) -> str:
         n, m = result["navigation"], result["manipulation"]
         return (f"navigation C++ {n['cpp']:.1%} / Python {n['python']:.1%}, manipulation C++ {m['cpp']:.1%} / "
                 f"Python {m['python']:.1%} (same outcome: {n['same_outcome']:.1%}, {m['same_outcome']:.1%})")
-    if name in ("realtime", "faults"):
+    if name in ("realtime", "realtime_alone", "faults"):
         line = (f"{result['ticks']} ticks at {result['rate_hz']:g} Hz, {result['deadline_misses']} misses, compute p50 "
                 f"{result['compute_ms']['p50']} / p99 {result['compute_ms']['p99']} / max {result['compute_ms']['max']} ms")
         if name == "faults":
             totals = result["fault_totals"]
             line += (f"; {sum(t['injected'] for t in totals.values())} faults, "
-                     f"{sum(t['fell_back_same_tick'] for t in totals.values())} fell back in their tick")
+                     f"{sum(t['fell_back_same_tick'] for t in totals.values())} fell back in their tick; beside "
+                     f"the other channel's late model: " + ", ".join(
+                         f"{m} {ch['beside_a_late_model']['timing_fallbacks']} timing fallbacks in "
+                         f"{ch['beside_a_late_model']['ticks']} ticks" for m, ch in result["channels"].items()))
         else:
             line += f"; {result['allocations_in_loop']} allocations in the loop"
         return line
@@ -561,8 +594,10 @@ def headline(name: str, result: dict) -> str:
                          f"within 0.5 %" for k, v in result["sets"].items())
     if name == "sustained":
         return "; ".join(f"{r['models']} at {r['rate_hz']:g} Hz: {r['deadline_misses']} of {r['ticks']} missed "
-                         f"({r['missed_share']:.3%}), compute p99 {r['compute_ms']['p99']} ms, wake-up mean "
-                         f"{r['wakeup_latency_us']['mean']} us, {r['allocations_in_loop']} allocations, peak RSS "
+                         f"({r['missed_share']:.3%}; woke late {r['deadline_misses_by_cause']['woke_late']}, own work "
+                         f"{r['deadline_misses_by_cause']['own_work']}; host steal {r['host_steal_ms']} ms), compute "
+                         f"p99 {r['compute_ms']['p99']} ms, wake-up mean {r['wakeup_latency_us']['mean']} / max "
+                         f"{r['wakeup_latency_us']['max']} us, {r['allocations_in_loop']} allocations, peak RSS "
                          f"{r['peak_rss_mb']} MB" for r in result["runs"])
     if name == "allocations":
         return ", ".join(f"{k}: {v['allocations_in_loop']} in {result['ticks']} ticks" for k, v in result["runtimes"].items())

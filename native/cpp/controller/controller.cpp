@@ -48,7 +48,10 @@ Options
   --fault-models LIST      the models whose channels get faults (default: every model)
   --fault-seed N           seed of the fault draws (default 0)
   --corrupt-model NAME     flip one byte of that model's file before start-up (it must fall back every tick)
-  --threads N              inference threads per runtime (default 1)
+  --threads LIST           inference threads of each model, in --models order, or one count for all (default 1).
+                           ExecuTorch: a model on 1 runs without the shared pool, on its worker alone; the models
+                           on more share one pool, so they take the same count (e.g. 1,2: navigation alone,
+                           manipulation on a pool of two). ONNX Runtime: each session's intra-op threads
   --cpu K                  pin the controller's threads to CPU K (after start-up; the camera's renderer stays free)
   --cpus LIST              each model's inference worker on its own CPU, in --models order (e.g. 0,1); the loop's
                            thread stays on --cpu (default: the first of LIST). The channels then run side by side
@@ -76,12 +79,27 @@ struct Options {
   std::vector<std::string> models{"navigation", "manipulation"};
   std::vector<std::string> fault_models;  // empty: faults in every model's channel
   std::vector<int> cpus;                  // --cpus: one per model's worker
-  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, threads = 1, cpu = -1, priority = 0, stall_tick = -1,
+  std::vector<long> threads{1};           // --threads: one per model, or one for all
+  long maps = -1, scenes = -1, ticks = 200, replay = 0, fault_seed = 0, cpu = -1, priority = 0, stall_tick = -1,
        dma_latency_us = -1;
   double rate_hz = 20.0, infer_budget = 0.6, fault_probability = 0.2, stall_periods = 0.0, baseline_seconds = 0.0;
   bool free_running = false, progress = false, lock_memory = false;
   std::vector<int> faults;
 };
+
+// The threads model `i` (in --models order) runs on.
+long threads_of(const Options& o, size_t i) { return o.threads.size() == 1 ? o.threads[0] : o.threads[i]; }
+
+// ExecuTorch's shared pool: the one count above 1 among the models' (1 if none, -1 if they differ).
+long pool_threads(const Options& o) {
+  long pool = 1;
+  for (size_t i = 0; i < o.models.size(); ++i) {
+    const long n = threads_of(o, i);
+    if (n > 1 && pool > 1 && n != pool) return -1;
+    if (n > 1) pool = n;
+  }
+  return pool;
+}
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr, "embodied_controller: error: %s (see --help)\n", message.c_str());
@@ -171,7 +189,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--corrupt-model") {
       o.corrupt = value();
       if (o.corrupt != "navigation" && o.corrupt != "manipulation") usage_error("--corrupt-model takes navigation or manipulation");
-    } else if (a == "--threads") o.threads = to_long(a, value(), 1, 256);
+    } else if (a == "--threads") {
+      o.threads.clear();
+      for (const auto& k : split(value())) o.threads.push_back(to_long(a, k, 1, 256));
+    }
     else if (a == "--cpu") o.cpu = to_long(a, value(), 0, 4095);
     else if (a == "--cpus") {
       for (const auto& k : split(value())) o.cpus.push_back(int(to_long(a, k, 0, 4095)));
@@ -197,6 +218,11 @@ Options parse(int argc, char** argv) {
   if (o.command == "missions" && o.commands.empty()) usage_error("missions needs --commands FILE");
   if (!o.cpus.empty() && o.cpus.size() != o.models.size())
     usage_error("--cpus takes one CPU per model (" + std::to_string(o.models.size()) + "), got " + std::to_string(o.cpus.size()));
+  if (o.threads.size() != 1 && o.threads.size() != o.models.size())
+    usage_error("--threads takes one count, or one per model (" + std::to_string(o.models.size()) + "), got " +
+                std::to_string(o.threads.size()));
+  if (o.runtime.rfind("executorch", 0) == 0 && pool_threads(o) < 0)
+    usage_error("--threads: ExecuTorch has one shared pool, so the models on more than one thread take the same count");
   return o;
 }
 
@@ -278,6 +304,16 @@ struct Usage {
     return {u.ru_minflt, u.ru_majflt, u.ru_nvcsw, u.ru_nivcsw};
   }
 };
+
+// Time the hypervisor ran something else while this VM's vCPUs wanted to run (/proc/stat's steal, all CPUs), in
+// ms; -1 where there is no such line. Read outside the loop (a file read allocates).
+double host_steal_ms() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  long long user, nice, system, idle, iowait, irq, softirq, steal;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return -1;
+  return double(steal) * 1000.0 / double(sysconf(_SC_CLK_TCK));
+}
 
 double rss_mb() {  // resident set now, from /proc/self/statm
   long pages = 0, resident = 0;
@@ -382,6 +418,10 @@ struct Channel {
   std::array<long, kCauseCount> interventions{};
   std::array<std::array<long, 3>, kFaultCount> faults{};  // injected, fell back in the tick, cause as expected
   std::array<long, kFaultCount> unhandled{};
+  // ticks this channel had no fault of its own while another channel's model was late (an injected late
+  // inference, or a deadline), and how many of them still ended in a timing fallback here (deadline or busy):
+  // 0 when the channels do not wait for each other
+  long beside_late = 0, beside_late_timing_fallbacks = 0;
   long actuations = 0;  // ticks on which the robot moved (a move, or a gripper step with dx, dy or dz)
 
   bool replaying() const { return !replay_observations.empty(); }
@@ -598,7 +638,7 @@ struct Controller {
     try {
       ch.file = model_file(dir, ch.manifest, opt.runtime);
       if (opt.corrupt == model) replaced = corrupted_copy(dir, ch.manifest, opt.runtime);
-      ch.network = open_network(dir, ch.manifest, opt.runtime, replaced);
+      ch.network = open_network(dir, ch.manifest, opt.runtime, int(threads_of(opt, channels.size())), replaced);
     } catch (const std::exception& e) {  // the robot stays safe: every tick falls back, with the reason
       ch.startup_error = e.what();
       if (!replaced.empty()) ch.startup_error = "--corrupt-model " + model + ": " + ch.startup_error;
@@ -742,7 +782,8 @@ struct Controller {
     double rss_warm = rss_start;
     bool warming = true;
     const long warmed_at = std::min(1000L, limit / 10);
-    long rows = 0, skipped = 0, tick = 0;
+    long rows = 0, skipped = 0, tick = 0, missed_woke_late = 0, missed_work = 0;
+    const double steal_start = host_steal_ms();
     allocations.on(true);
     const long allocations_start = allocations.count();
     const Usage usage_start = Usage::now();
@@ -756,7 +797,7 @@ struct Controller {
         const auto now = Clock::now();
         if (now > release + period_d) {  // woke a whole period late: every passed release is lost
           const long behind = std::min(long(std::ceil(seconds(now - release) / period)), limit - tick);
-          skipped += behind, tick += behind;
+          skipped += behind, tick += behind, missed_woke_late += behind;
           continue;
         }
         if (release > now) sleep_until(release);
@@ -794,6 +835,15 @@ struct Controller {
         infer_s[row * nch + i] = steps[i].infer_s;  // 0 where a check before the model decided
       }
       for (size_t i = 0; i < nch; ++i) {
+        if (!active[i] || drawn[i] != kNoFault) continue;
+        bool other_late = false;
+        for (size_t j = 0; j < nch; ++j)
+          other_late |= j != i && active[j] && (drawn[j] == kLateInference || steps[j].cause == kDeadline);
+        if (!other_late) continue;
+        ++channels[i].beside_late;
+        channels[i].beside_late_timing_fallbacks += steps[i].cause == kDeadline || steps[i].cause == kBusy;
+      }
+      for (size_t i = 0; i < nch; ++i) {
         if (!active[i]) continue;
         Channel& ch = channels[i];
         const auto t = Clock::now();
@@ -823,11 +873,16 @@ struct Controller {
       compute_s[row] = wall_s[row] - excluded;
       missed[row] = finished > release + period_d;
       ++tick;
-      if (missed[row] && !opt.free_running) {
-        // ros2_control's overrun: a tick that ends n periods after its release costs ceil(n) cycles (itself and
-        // the releases that passed during it); the next tick waits for the next release on the grid
-        const long passed = std::min(long(std::ceil(seconds(finished - release) / period)) - 1, limit - tick);
-        skipped += passed, tick += passed;
+      if (missed[row]) {
+        long cost = 1;
+        if (!opt.free_running) {
+          // ros2_control's overrun: a tick that ends n periods after its release costs ceil(n) cycles (itself and
+          // the releases that passed during it); the next tick waits for the next release on the grid
+          const long passed = std::min(long(std::ceil(seconds(finished - release) / period)) - 1, limit - tick);
+          skipped += passed, tick += passed, cost += passed;
+        }
+        // whose lateness it mostly was: the thread's wake-up (the machine's) or the tick's own work
+        (late_s[row] > wall_s[row] ? missed_woke_late : missed_work) += cost;
       }
       if (warming && tick >= warmed_at) {  // >=: an overrun may skip past it
         warming = false;
@@ -844,6 +899,7 @@ struct Controller {
     const long allocations_end = allocations.count();
     const Usage usage_end = Usage::now();
     allocations.on(false);
+    const double steal_ms = host_steal_ms() - steal_start;
     if (opt.progress) std::fprintf(stderr, "\n");
     for (auto& ch : channels)
       if (ch.worker) ch.worker->wait();  // a late inference still running ends before the report
@@ -862,6 +918,10 @@ struct Controller {
     out["wakeup_latency_us"] = opt.free_running ? json(nullptr)
                                                 : wakeup_latency_us(std::vector<double>(late_s.begin(), late_s.begin() + rows));
     out["machine_baseline"] = baseline;
+    // the misses told apart: releases lost while the loop's thread was not running (it woke late: on this VM the
+    // host's doing, with its steal time beside) and ticks late mostly by their own work
+    out["deadline_misses_by_cause"] = {{"woke_late", missed_woke_late}, {"own_work", missed_work}};
+    out["host_steal_ms"] = steal_ms >= 0 ? json(std::round(steal_ms)) : json(nullptr);
     out["memory_locked"] = opt.lock_memory;
     out["cpu_dma_latency_us"] = opt.dma_latency_us >= 0 ? json(opt.dma_latency_us) : json(nullptr);
     return out;
@@ -915,6 +975,7 @@ struct Controller {
           {"infer_ms", percentiles_ms(column(infer_s))}, {"act_ms", percentiles_ms(column(act_s))},
           {"end_to_end_ms", percentiles_ms(column(e2e_s))}, {"interventions", interventions}, {"faults", faults},
           {"actuations", ch.actuations},
+          {"beside_a_late_model", {{"ticks", ch.beside_late}, {"timing_fallbacks", ch.beside_late_timing_fallbacks}}},
           {"guard_startup_error", ch.startup_error.empty() ? json(nullptr) : json(ch.startup_error)},
           {"model_file", ch.file.empty() ? json(nullptr) : json(ch.file)},
           {"results", results}};
@@ -1203,7 +1264,7 @@ int main(int argc, char** argv) {
   using namespace controller;
   const Options opt = parse(argc, argv);
   try {
-    set_executorch_threads(uint32_t(opt.threads));
+    set_executorch_threads(uint32_t(pool_threads(opt)));
     if (opt.command == "check-world") {
       if (opt.out.empty()) throw std::runtime_error("check-world needs --out PREFIX");
       write_report(opt, check_world(opt));

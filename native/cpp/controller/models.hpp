@@ -2,8 +2,14 @@
 // (sizes from the manifest, batch 1) and every run reads and writes those same buffers, so the control loop
 // allocates nothing. Opened through the trust checks every runner uses (size + sha256 from the manifest).
 //   ExecuTorch   the .pte through the Module API's Method: set_input / execute / get_output on planned memory
-//   ONNX Runtime a Session run on an IoBinding of preallocated input and output tensors, one intra-op thread
+//   ONNX Runtime a Session run on an IoBinding of preallocated input and output tensors
+// Threads per model: ONNX Runtime's intra-op threads are the session's own. ExecuTorch's XNNPACK takes the one
+// process-wide pool when a method is loaded, and two models' calls on a pool of several threads take turns in it
+// (pthreadpool runs one parallel job at a time), so a model given one thread is loaded without the pool and runs
+// on its own worker only: a navigation call never waits for manipulation's.
 #pragma once
+
+#include <optional>
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
@@ -12,7 +18,9 @@
 #include "../executorch_load.hpp"
 #include "../runner_common.hpp"
 
-// The wheel ships libexecutorch_threadpool.so without its header; these two declarations are its API
+#include <executorch/extension/threadpool/threadpool_guard.h>
+
+// The wheel ships libexecutorch_threadpool.so without this header; these two declarations are its API
 // (extension/threadpool/threadpool.h): the shared pool XNNPACK runs on, resized to the controller's threads.
 namespace executorch::extension::threadpool {
 class ThreadPool {
@@ -71,11 +79,15 @@ using runner::et_error;
 
 class ExecuTorchNetwork : public Network {
  public:
-  ExecuTorchNetwork(runner::ModelFile& file, const json& manifest)
+  ExecuTorchNetwork(runner::ModelFile& file, const json& manifest, bool shared_pool)
       : program(runner::open_executorch(std::move(file.bytes), file.path)) {
     declare(manifest);
     path = file.path;
     module = program.module.get();
+    // XNNPACK binds its threadpool when the method loads (xnn_create_runtime): without the pool, this model's
+    // calls run on the calling thread alone and never queue behind another model's in the shared pool
+    std::optional<executorch::extension::threadpool::NoThreadPoolGuard> alone;
+    if (!shared_pool) alone.emplace();
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     auto m = module->method("forward");  // the Method itself: execute() without the Module's per-call vectors
@@ -117,11 +129,11 @@ class ExecuTorchNetwork : public Network {
 
 class OrtNetwork : public Network {
  public:
-  OrtNetwork(const runner::ModelFile& file, const json& manifest) {
+  OrtNetwork(const runner::ModelFile& file, const json& manifest, int threads) {
     declare(manifest);
     path = file.path;
     Ort::SessionOptions options;
-    options.SetIntraOpNumThreads(1);
+    options.SetIntraOpNumThreads(threads);
     options.SetInterOpNumThreads(1);
     try {  // from the verified bytes, not the path
       session = std::make_unique<Ort::Session>(env(), file.bytes.data(), file.bytes.size(), options);
@@ -188,15 +200,17 @@ inline std::string model_file(const std::string& export_dir, const json& manifes
   return file;
 }
 
-// The model file of `runtime` in an export folder (model_file), checked against its manifest, then opened.
+// The model file of `runtime` in an export folder (model_file), checked against its manifest, then opened to run
+// on `threads` threads (ExecuTorch: more than one means the shared pool, sized by set_executorch_threads).
 inline std::unique_ptr<Network> open_network(const std::string& export_dir, const json& manifest,
-                                             const std::string& runtime, const std::string& replace_file = "") {
+                                             const std::string& runtime, int threads, const std::string& replace_file = "") {
   const std::string path = replace_file.empty() ? export_dir + "/" + model_file(export_dir, manifest, runtime) : replace_file;
   runner::ModelFile verified = runner::verify_model_file(path, manifest);   // read once; these bytes are loaded
-  if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(verified, manifest);
-  return std::make_unique<OrtNetwork>(verified, manifest);
+  if (runtime.rfind("executorch", 0) == 0) return std::make_unique<ExecuTorchNetwork>(verified, manifest, threads > 1);
+  return std::make_unique<OrtNetwork>(verified, manifest, threads);
 }
 
+// Before any model loads: the shared pool's size, the one count above 1 among the models' (1 if none).
 inline void set_executorch_threads(uint32_t n) {
   if (auto* pool = executorch::extension::threadpool::get_threadpool()) pool->_unsafe_reset_threadpool(n);
 }
