@@ -421,3 +421,27 @@ def test_a_background_run_that_fails_raises_with_its_log(tmp_path):
 def test_a_background_run_waited_for_that_fails_before_its_first_tick_raises_at_once(tmp_path):
     with pytest.raises(RuntimeError, match="no-exports"):
         controller.BackgroundRun("faults", ["faults"], tmp_path / "no-exports", tmp_path / "out", wait_started=True)
+
+
+def test_fifo_priority_reaches_the_threads_started_inside_and_is_undone():
+    """The rate search's SCHED_FIFO: the loop's thread and the inference workers it starts (they inherit it), the
+    old policy back afterwards; nothing changes, and None comes back, where this is not root."""
+    import os
+    import threading
+
+    from embodied_lib.deploy.controller import fifo_priority
+
+    before = os.sched_getscheduler(0)
+    seen = []
+    with fifo_priority(7) as granted:
+        inside = os.sched_getscheduler(0)
+        worker = threading.Thread(target=lambda: seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)))
+        worker.start()
+        worker.join()
+    assert os.sched_getscheduler(0) == before
+    if os.geteuid() == 0:
+        assert granted == 7 and inside == os.SCHED_FIFO and seen == [(os.SCHED_FIFO, 7)]
+    else:
+        assert granted is None and inside == before and seen[0][0] == before
+    with fifo_priority(None) as granted:
+        assert granted is None and os.sched_getscheduler(0) == before

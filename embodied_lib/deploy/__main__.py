@@ -9,9 +9,11 @@
     python -m embodied_lib.deploy all --profile full                    # every one, the sizes of notebook 07's profile
     python -m embodied_lib.deploy native --profile full                 # the C++ controller's experiments (its own
                                                                         # "controller" sizes), to --out/<name>.json
-    python -m embodied_lib.deploy native-sustained --profile full       # the C++ controller at 500 Hz (both models)
-                                                                        # and 2 kHz (navigation) for 100,000 ticks,
-                                                                        # and its heap allocations per runtime
+    python -m embodied_lib.deploy native-sustained --profile full       # the C++ controller alone, a core per
+                                                                        # worker: 20 Hz on the simulators (10,000
+                                                                        # ticks), 500 Hz (both models) and 2 kHz
+                                                                        # (navigation) for 100,000 ticks, and its
+                                                                        # heap allocations per runtime
 
 Sizes default to the profile's "deploy" settings (embodied_lib.config); flags override them. Results go to
 runs/deploy/<experiment>.json (``--out`` for another folder), the files notebook 07 writes too.
@@ -101,7 +103,8 @@ def main(argv=None):
         "guard": lambda: controller.compare_guarded(args.exports, fmt, pick(args.maps, "maps"),
                                                     pick(args.scenes, "scenes"), progress),
         "realtime": lambda: controller.run_realtime(args.exports, fmt, pick(args.ticks, "realtime_ticks"), rate, progress),
-        "rate": lambda: controller.max_rate(args.exports, fmt, seconds=cfg["rate_seconds"], progress=progress),
+        "rate": lambda: controller.max_rate(args.exports, fmt, seconds=cfg["rate_seconds"], progress=progress,
+                                            priority=cfg["priority"]),
         "faults": lambda: controller.run_faults(args.exports, fmt, pick(args.ticks, "fault_ticks"), rate,
                                                 pick(args.probability, "fault_probability"), progress=progress,
                                                 on_start=args.started_file and args.started_file.touch),
