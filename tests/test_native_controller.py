@@ -6,6 +6,7 @@ Untrained models from the session fixtures: what is under test is the controller
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -206,3 +207,26 @@ def test_short_runs_under_address_and_undefined_behavior_sanitizers(exports_root
         proc = controller(args[0], "--exports", exports_root, "--episodes", episodes, *args[1:], binary=binary, env=env)
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
         assert "runtime error" not in proc.stderr and "Sanitizer" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_the_camera_renders_in_its_own_process_and_a_dead_camera_is_an_error_not_a_hang(exports_root, episodes):
+    """The tabletop's camera (Mesa's renderer) runs in a child process, so it is not in the controller's memory;
+    killed mid-run, the controller stops with an error that names it, within the frame timeout."""
+    import psutil
+
+    proc = subprocess.Popen([str(nc.CONTROLLER), "run", "--exports", str(exports_root), "--episodes", str(episodes),
+                             "--models", "manipulation", "--ticks", "2000", "--rate-hz", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=nc.controller_env())
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        while not parent.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (camera,) = parent.children()
+        assert not any("libLLVM" in m.path or "/dri/" in m.path for m in parent.memory_maps())  # no renderer here
+        time.sleep(1.0)   # it renders frames
+        camera.kill()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "the camera process did not render a frame" in stderr, stderr

@@ -52,7 +52,7 @@ Options
                            ExecuTorch: a model on 1 runs without the shared pool, on its worker alone; the models
                            on more share one pool, so they take the same count (e.g. 1,2: navigation alone,
                            manipulation on a pool of two). ONNX Runtime: each session's intra-op threads
-  --cpu K                  pin the controller's threads to CPU K (after start-up; the camera's renderer stays free)
+  --cpu K                  pin the controller's threads to CPU K (after start-up; the camera is its own process)
   --cpus LIST              each model's inference worker on its own CPU, in --models order (e.g. 0,1); the loop's
                            thread stays on --cpu (default: the first of LIST). The channels then run side by side
   --priority N             SCHED_FIFO priority N (1-99) for the controller's threads (root or CAP_SYS_NICE)
@@ -295,7 +295,7 @@ int hold_cpu_dma_latency(long us) {
   return fd;  // left open until the process exits: closing it ends the request
 }
 
-// Page faults and context switches of the whole process (the loop, the inference workers, the renderer).
+// Page faults and context switches of the whole process (the loop, the inference workers; not the camera's).
 struct Usage {
   long minor = 0, major = 0, voluntary = 0, involuntary = 0;
   static Usage now() {
@@ -578,9 +578,9 @@ struct Controller {
                                      " (needs root or CAP_SYS_NICE; run without --priority)");
   }
 
-  // --cpu: the controller's threads (this loop and the inference workers) on one core. Pinned after start-up, so
-  // the simulated camera's renderer threads (Mesa's, made when EGL initialised) stay where they were: on a robot
-  // the camera is not the controller's core either.
+  // --cpu: the controller's threads (this loop and the inference workers) on one core, after start-up. The
+  // simulated camera renders in its own process (world::CameraProcess), which stays where it was: on a robot the
+  // camera is not the controller's core either.
   void pin(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);

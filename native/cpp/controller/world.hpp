@@ -3,16 +3,28 @@
 //   GridWorld  the held-out grid maps (maps.json); the robot-centred observation built as encode_observation does.
 //   Tabletop   TabletopEnv's MJCF (tabletop.xml) in MuJoCo's C library, each held-out scene loaded as MuJoCo's
 //              integration state and settled as Python settles it; the camera renders through MuJoCo's own
-//              renderer in an EGL context (Mesa), as Python's mujoco.Renderer does with MUJOCO_GL=egl.
+//              renderer in an EGL context (Mesa), as Python's mujoco.Renderer does with MUJOCO_GL=egl, in a
+//              camera process of its own (CameraProcess): on a robot the camera is not in the controller either,
+//              and Mesa's software renderer (LLVM's JIT: 67 of the controller's 123 MB) stays out of its memory.
 // Nothing here allocates after construction: observations go into caller-owned buffers.
 #pragma once
 
 #include <EGL/egl.h>
 #include <EGL/eglext.h>
 #include <mujoco/mujoco.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstdio>
+#include <new>
 #include <memory>
 #include <cmath>
 #include <cstring>
@@ -212,6 +224,105 @@ class EglContext {
   EGLContext context = EGL_NO_CONTEXT;
 };
 
+// ---------------------------------------------------------------------------------------------- camera process
+// The tabletop's camera in a child process: forked before it opens EGL, it renders MuJoCo's scene from a copy of
+// the parent's mjData buffer (every array mjv_updateScene reads: the kinematics exactly as the last step left
+// them, so frames stay pixel-identical to Python's) into shared memory. One request, one frame: two process-shared
+// semaphores in a shared mapping made before the fork, so a frame costs the controller no allocation. A camera
+// that dies or hangs is an error (after `start_s` to open, `frame_s` a frame), never a hang; the child dies with
+// its parent (PDEATHSIG).
+class CameraProcess {
+ public:
+  // `open` runs in the child, before its first frame (EGL, scene, context); `draw(rgb)` renders one frame.
+  template <class Open, class Draw>
+  CameraProcess(size_t state_bytes, size_t frame_bytes, Open open, Draw draw, double start_s = 30.0, double frame_s = 5.0)
+      : state_bytes(state_bytes), frame_bytes(frame_bytes), frame_s(frame_s) {
+    bytes = sizeof(Shared) + state_bytes + frame_bytes;
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::runtime_error("cannot map the camera's shared memory");
+    shared = new (m) Shared();
+    if (sem_init(&shared->request, 1, 0) != 0 || sem_init(&shared->done, 1, 0) != 0)
+      throw std::runtime_error("cannot make the camera's semaphores");
+    const pid_t parent = getpid();
+    child = fork();
+    if (child < 0) throw std::runtime_error("cannot start the camera process (fork)");
+    if (child == 0) serve(parent, open, draw);  // never returns
+    wait_done("start", start_s);               // the child has opened its camera (or says why not)
+  }
+  ~CameraProcess() {
+    if (child > 0) {
+      shared->quit = 1;
+      sem_post(&shared->request);
+      int status = 0;
+      if (!wait_for_exit(status)) kill(child, SIGKILL), waitpid(child, &status, 0);
+    }
+    if (shared) munmap(shared, bytes);
+  }
+  CameraProcess(const CameraProcess&) = delete;
+  CameraProcess& operator=(const CameraProcess&) = delete;
+
+  uint8_t* state() { return reinterpret_cast<uint8_t*>(shared + 1); }
+  // Render the state the caller wrote into state(); the frame lands in `rgb`.
+  void render(uint8_t* rgb) {
+    sem_post(&shared->request);
+    wait_done("render a frame", frame_s);
+    std::memcpy(rgb, state() + state_bytes, frame_bytes);
+  }
+
+ private:
+  struct Shared {
+    sem_t request, done;
+    volatile int quit = 0, failed = 0;
+    char error[300] = "";
+  };
+  size_t state_bytes, frame_bytes, bytes = 0;
+  double frame_s;
+  Shared* shared = nullptr;
+  pid_t child = -1;
+
+  template <class Open, class Draw>
+  [[noreturn]] void serve(pid_t parent, Open& open, Draw& draw) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);  // the parent died before the line above
+    try {
+      open();
+      sem_post(&shared->done);
+      for (;;) {
+        while (sem_wait(&shared->request) != 0) {}
+        if (shared->quit) _exit(0);
+        draw(state(), state() + state_bytes);
+        sem_post(&shared->done);
+      }
+    } catch (const std::exception& e) {
+      std::snprintf(shared->error, sizeof(shared->error), "%s", e.what());
+      shared->failed = 1;
+      sem_post(&shared->done);
+      _exit(1);
+    }
+  }
+
+  void wait_done(const char* what, double timeout_s) {
+    timespec until{};
+    clock_gettime(CLOCK_REALTIME, &until);  // sem_timedwait's clock
+    const long ns = long(timeout_s * 1e9);
+    until.tv_sec += ns / 1000000000L + (until.tv_nsec + ns % 1000000000L) / 1000000000L;
+    until.tv_nsec = (until.tv_nsec + ns % 1000000000L) % 1000000000L;
+    int r;
+    while ((r = sem_timedwait(&shared->done, &until)) != 0 && errno == EINTR) {}
+    if (r != 0) throw std::runtime_error(std::string("the camera process did not ") + what + " within " +
+                                         std::to_string(int(timeout_s)) + " s");
+    if (shared->failed) throw std::runtime_error(std::string("the camera process failed: ") + shared->error);
+  }
+
+  bool wait_for_exit(int& status) {
+    for (int i = 0; i < 200; ++i) {  // 2 s
+      if (waitpid(child, &status, WNOHANG) == child) return true;
+      usleep(10000);
+    }
+    return false;
+  }
+};
+
 // ---------------------------------------------------------------------------------------------- tabletop
 class Tabletop {
  public:
@@ -260,14 +371,19 @@ class Tabletop {
                                  std::to_string(states.back().size()) + " numbers, this model needs " + std::to_string(size));
     }
     if (states.empty()) throw std::runtime_error("scenes.json holds no scenes");
-    if (with_camera) open_camera(need(episodes, "camera", where).get<std::string>());
+    if (with_camera) {
+      const std::string name = need(episodes, "camera", where).get<std::string>();
+      camera_process = std::make_unique<CameraProcess>(
+          size_t(data->nbuffer), frame_bytes(), [this, name] { open_camera(name); },
+          [this](const uint8_t* state, uint8_t* rgb) {
+            std::memcpy(data->buffer, state, size_t(data->nbuffer));
+            draw(rgb);
+          });
+    }
   }
 
   ~Tabletop() {
-    if (camera_open) {
-      mjv_freeScene(&scene);
-      mjr_freeContext(&context);
-    }
+    camera_process.reset();  // the child renders; this process never opened EGL
     if (data) mj_deleteData(data);
     if (model) mj_deleteModel(model);
   }
@@ -299,8 +415,17 @@ class Tabletop {
     out[9] = float(double(steps) / max_steps);
   }
 
-  // RGB, top row first (MuJoCo reads bottom-up; Python flips the same way).
+  // RGB, top row first, of the scene as the last step left it: drawn by the camera process from this mjData's
+  // buffer (its fixed-size arrays: qpos, the kinematics, ...; same model, so the same layout).
   void render(uint8_t* rgb) {
+    if (!camera_process) throw std::runtime_error("this tabletop has no camera");
+    std::memcpy(camera_process->state(), data->buffer, size_t(data->nbuffer));
+    camera_process->render(rgb);
+  }
+
+ private:
+  // In the camera process: MuJoCo's renderer on the copied state (MuJoCo reads bottom-up; Python flips the same way).
+  void draw(uint8_t* rgb) {
     mjv_updateScene(model, data, &option, nullptr, &camera, mjCAT_ALL, &scene);
     const mjrRect rect{0, 0, image_size, image_size};
     mjr_render(rect, &scene, &context);
@@ -310,6 +435,7 @@ class Tabletop {
       std::swap_ranges(rgb + top * row, rgb + (top + 1) * row, rgb + bottom * row);
   }
 
+ public:
   // TabletopEnv.step: move the position targets by action * max_step (inside the actuators' ranges), close or
   // open the fingers, simulate one control period.
   void step(const float* action) {
@@ -339,9 +465,9 @@ class Tabletop {
   std::vector<int> position_qpos, position_dof, finger_qpos;
   int gripper_body = -1, cube_body = -1;
   double cube_rest_z = 0.0;
-  // camera
+  // camera: the process, and in it the renderer's state
+  std::unique_ptr<CameraProcess> camera_process;
   std::unique_ptr<EglContext> egl;
-  bool camera_open = false;
   mjvScene scene;
   mjrContext context;
   mjvCamera camera;
@@ -367,7 +493,6 @@ class Tabletop {
     if (context.currentBuffer != mjFB_OFFSCREEN) throw std::runtime_error("MuJoCo has no offscreen framebuffer here");
     camera.type = mjCAMERA_FIXED;
     camera.fixedcamid = id(mjOBJ_CAMERA, name);
-    camera_open = true;
   }
 };
 
