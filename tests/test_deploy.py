@@ -375,7 +375,9 @@ def test_the_loop_runs_on_every_runtime(navigation_exports, fmt):
     guard = controller.open_guard(navigation_exports, fmt, trusted=fmt in ("aoti", "torch_export"))
     assert guard.startup_error is None
     robot = GridRobot(seeds=SEEDS)
-    report = controller.run_loop([Channel(robot, guard)], 20.0, ticks=20, free_running=True)
+    # decisions are under test, not timing: deadlines judged at 1 Hz (600 ms for inference), so a slow first call
+    # of a runtime on a busy machine is not a watchdog fallback (at 20 Hz, torch_export's once was, in make test)
+    report = controller.run_loop([Channel(robot, guard)], 1.0, ticks=20, free_running=True)
     # ExecuTorch: the program made for batch 1, which the loop runs (the shipped one plans for its largest batch)
     assert report["channels"]["navigation"]["model_file"] == ("navigation.batch1.pte" if fmt == "executorch" else
                                                                guard.model_file) and guard.model_file.startswith("navigation.")
