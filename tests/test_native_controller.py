@@ -122,6 +122,8 @@ def test_jitter_is_reported_beside_the_machines_own_wake_up_latency(exports_root
         assert report["memory_locked"] and usage["major_page_faults"] == 0
     rows = nc.jitter_rows(report)
     assert rows[0] == {"measure": "wake-up latency min (us)", "controller": own["min"], "machine baseline": machine["min"]}
+    by_cause = {r["measure"]: r["controller"] for r in rows if r["measure"].startswith("deadline misses")}
+    assert sum(by_cause.values()) == report["deadline_misses"] and len(by_cause) == 2
 
 
 def test_the_loop_allocates_nothing_after_startup(exports_root, episodes):

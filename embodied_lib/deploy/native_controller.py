@@ -124,7 +124,8 @@ def side_by_side(native: dict, python: dict) -> list[dict]:
 def jitter_rows(report: dict) -> list[dict]:
     """The controller's wake-up latency (actual start minus planned release) beside the machine's own at the same
     period (the cyclictest-style baseline measured first), in microseconds, then page faults and context switches
-    per tick of the loop: what is the controller's and what is the VM's."""
+    per tick of the loop, the deadline misses by cause (woke late, or late by the tick's own work) and the host's
+    steal time over the run: what is the controller's and what is the VM's."""
     own, machine = report.get("wakeup_latency_us"), (report.get("machine_baseline") or {}).get("wakeup_latency_us")
     rows = []
     if own:
@@ -134,6 +135,11 @@ def jitter_rows(report: dict) -> list[dict]:
     per_tick = (report.get("rusage_in_loop") or {}).get("per_tick", {})
     for key, value in per_tick.items():
         rows.append({"measure": f"{key.replace('_', ' ')} per tick", "controller": value, "machine baseline": None})
+    for cause, value in (report.get("deadline_misses_by_cause") or {}).items():
+        rows.append({"measure": f"deadline misses: {cause.replace('_', ' ')}", "controller": value,
+                     "machine baseline": None})
+    if report.get("host_steal_ms") is not None:   # the hypervisor ran something else while this VM wanted to run
+        rows.append({"measure": "host steal time (ms)", "controller": None, "machine baseline": report["host_steal_ms"]})
     return rows
 
 
