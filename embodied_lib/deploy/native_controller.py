@@ -201,7 +201,7 @@ EXAMPLE_MISSIONS = ("go to row 3 column 5", "pick up the red cube", "pick up the
 
 def realtime_priority(priority: int | None) -> int | None:
     """The SCHED_FIFO priority to ask for: only as root (elsewhere the controller would refuse the flag)."""
-    return priority if priority and os.geteuid() == 0 else None
+    return _as_root(priority or None)
 
 
 EVALUATE_RATE_HZ = 1.0   # evaluate(): deadlines so loose that only a hung model would miss one

@@ -36,7 +36,7 @@ from embodied_lib.native import native_parity, p50_in_turns
 from embodied_lib.profiling.accuracy import HEADLINE, task_metrics
 from embodied_lib.progress import progress_bar
 from embodied_lib.registry import get_spec, load_checkpoint, load_runtime
-from embodied_lib.runtime.latency import WARMUP, golden_batch1, percentile, time_calls
+from embodied_lib.runtime.latency import golden_batch1, time_calls, time_calls_in_turns
 from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 from embodied_lib.spec import load_state_dict_strict
 
@@ -265,15 +265,9 @@ def speed_floor(spec, model: nn.Module, iterations: int) -> dict | None:
             executorch_pte.save(spec, module, torch.export.export(module.eval(), inputs), path)
             programs[label] = runtime.load_program(path)
         methods = {label: program.load_method("forward") for label, program in programs.items()}
-        # interleaved, one call of each per round: a slow spell of a shared machine lands on all three alike
-        samples = {label: [] for label in methods}
-        for round_ in range(WARMUP + iterations):
-            for label, method in methods.items():
-                t0 = time.perf_counter()
-                method.execute(list(inputs))
-                if round_ >= WARMUP:
-                    samples[label].append((time.perf_counter() - t0) * 1e3)
-    times = {label: percentile(ms, 50) for label, ms in samples.items()}
+        timed = time_calls_in_turns({label: (lambda m=m: m.execute(list(inputs))) for label, m in methods.items()},
+                                    iterations)
+    times = {label: t["p50_ms"] for label, t in timed.items()}
     model_ms, stage_ms = times["model"] - times["call"], times["input_stage"] - times["call"]
     return {"model_ms": round(model_ms, 4), "input_stage_ms": round(stage_ms, 4),
             "input_stage_share": round(stage_ms / model_ms, 3), "max_speedup_x": round(model_ms / stage_ms, 2),

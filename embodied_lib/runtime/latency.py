@@ -46,6 +46,20 @@ def time_calls(fn, iterations: int) -> dict:
             "iterations": iterations}
 
 
+def time_calls_in_turns(fns: dict, iterations: int) -> dict:
+    """``time_calls`` of several callables in one process, one call of each per round: a slow spell of a shared
+    machine lands on all of them alike, so their ratios hold where back-to-back runs would not."""
+    ms = {label: [] for label in fns}
+    for round_ in range(WARMUP + iterations):
+        for label, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if round_ >= WARMUP:
+                ms[label].append((time.perf_counter() - t0) * 1e3)
+    return {label: {"p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "mean_ms": float(np.mean(v)),
+                    "iterations": iterations} for label, v in ms.items()}
+
+
 def golden_batch1(export_dir) -> list[torch.Tensor]:
     """Golden vector 0 as batch-1 tensors: the input every latency and memory figure runs."""
     export_dir = Path(export_dir)

@@ -899,7 +899,8 @@ struct Controller {
     const long allocations_end = allocations.count();
     const Usage usage_end = Usage::now();
     allocations.on(false);
-    const double steal_ms = host_steal_ms() - steal_start;
+    const double steal_end = host_steal_ms();
+    const double steal_ms = steal_start < 0 || steal_end < 0 ? -1 : steal_end - steal_start;  // -1: unreadable
     if (opt.progress) std::fprintf(stderr, "\n");
     for (auto& ch : channels)
       if (ch.worker) ch.worker->wait();  // a late inference still running ends before the report
