@@ -235,6 +235,8 @@ def main(argv=None):
     parser.add_argument("--from-scratch", action="store_true", help="fresh weights even where the profile "
                         "warm-starts from the reference weights (the quick profile)")
     parser.add_argument("--eval-episodes", type=int_in(1, 100_000), help="override the profile's held-out scenes")
+    parser.add_argument("--seed", type=int_in(0, 2**31 - 1), help="override the profile's seed (demonstration scenes, "
+                        "initial weights, batch order, augmentation)")
     parser.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA (ignored on the CPU)")
     parser.add_argument("--workers", type=int_in(1, 256), help="processes collecting demonstrations and evaluating")
@@ -244,7 +246,7 @@ def main(argv=None):
     require_writable(parser, args.data, args.out)
     overrides = {k: v for k, v in {"episodes": args.episodes, "epochs": args.epochs, "batch_size": args.batch_size,
                                    "dagger_rounds": args.dagger_rounds, "dagger_episodes": args.dagger_episodes,
-                                   "eval_episodes": args.eval_episodes, "device": args.device,
+                                   "eval_episodes": args.eval_episodes, "seed": args.seed, "device": args.device,
                                    "bf16": args.bf16 or None, "workers": args.workers}.items() if v is not None}
     if args.from_scratch:
         overrides["warm_start"] = None
