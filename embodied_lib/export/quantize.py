@@ -116,6 +116,16 @@ def load_executorch_int8(file, spec):
     return load_pte(file, spec)
 
 
+def softmax_and_readers(path) -> list[str]:
+    """The names of an ONNX graph's Softmax nodes and of the nodes that read their output (static INT8 leaves them
+    float: ``save_onnx_int8`` says why)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    probabilities = {o for n in graph.node if n.op_type == "Softmax" for o in n.output}
+    return [n.name for n in graph.node if n.op_type == "Softmax" or probabilities & set(n.input)]
+
+
 class _CalibrationReader:
     """onnxruntime.quantization's CalibrationDataReader protocol over calibration_inputs."""
 
@@ -127,7 +137,7 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def save_onnx_int8(spec, model, program, path):
+def save_onnx_int8(spec, model, program, path, float_softmax: bool = True):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -138,13 +148,21 @@ def save_onnx_int8(spec, model, program, path):
         # ONNX shape inference and graph clean-up first, as onnxruntime's quantization docs ask; its symbolic
         # pass cannot follow the attention mask's dynamic shapes, the plain ONNX one can.
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        # float_softmax: a softmax and what reads its probabilities stay float, as the XNNPACK quantizer of the
+        # ExecuTorch twin leaves them (it annotates conv, linear, add, mul, cat; ONNX Runtime's default quantizes
+        # every op it can). Measured (issue 43, tools/int8_parity_study.py): manipulation's spatial softmax spreads
+        # its probabilities over 625 cells, mostly below one INT8 step of a per-tensor [0, 1] scale, and the
+        # keypoints they average were the largest loss of the graph (SQNR 24 -> 19 dB); quantized there, 10 quick
+        # trainings read max |diff| 0.25-0.61 (one over its 0.6 rule), float there 0.12-0.24, as the ExecuTorch
+        # INT8 twins (0.13-0.23).
         # reduce_range: 7-bit weights. On x86 without VNNI ONNX Runtime runs U8S8 through VPMADDUBSW, whose
         # 16-bit pair sums saturate at 8-bit weights (its docs' "saturation" note; measured on AVX2 EPYC:
         # navigation max |diff| 0.46 with graph optimisations on, 0.03 off or with reduce_range).
         if spec.quantization == "static":
             quantize_static(str(prepared), str(path), _CalibrationReader(spec), quant_format=QuantFormat.QDQ,
                             per_channel=True, reduce_range=True, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8)
+                            weight_type=QuantType.QInt8,
+                            nodes_to_exclude=softmax_and_readers(prepared) if float_softmax else None)
         else:
             quantize_dynamic(str(prepared), str(path), per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm", "Gather"])
