@@ -26,6 +26,7 @@ from embodied_lib.cli import int_in
 from embodied_lib.config import REPO_ROOT
 from embodied_lib.export import FORMATS
 from embodied_lib.export.manifest import artifact_entry, read_manifest
+from embodied_lib.export.parity import served_formats
 from embodied_lib.export.trust import local_public_key
 
 NATIVE_DIR = REPO_ROOT / "native"
@@ -269,7 +270,7 @@ def runners_for(manifest: dict, language: str | None = None) -> list[Runner]:
     """The runners that can run this export (of one language, if given)."""
     dtypes = [i["dtype"] for i in manifest["inputs"]]
     all_float = tensor_runner_inputs(dtypes)
-    formats = {a["format"] for a in manifest["artifacts"]}
+    formats = set(served_formats(manifest))   # a file that failed parity at export is never run
 
     def fits(r: Runner) -> bool:
         if r.artifact not in formats or (language and r.language != language):

@@ -68,21 +68,32 @@ def metrics_line(m: dict) -> str:
 
 
 def summary(runs_dir=RUNS_DIR, exports_dir=EXPORTS_DIR) -> str:
-    """One screen: training metrics per model, then every exported artifact with its parity."""
+    """One screen: training metrics per model, then every exported artifact with its parity verdict (the manifest's,
+    export.parity), and last the files that failed it and are never served, with why."""
+    from embodied_lib.export.parity import refusal
+
     lines = ["", "=" * 78, "Embodied AI Deployment Workbook: summary", "=" * 78]
     for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
         lines.append(f"{metrics_path.parent.name}: {metrics_line(json.loads(metrics_path.read_text()))}")
+    refused = []
     for manifest_path in sorted(Path(exports_dir).glob("*/manifest.json")):
         manifest = json.loads(manifest_path.read_text())
-        parity_path = manifest_path.parent / "parity.json"
-        parity = {r["format"]: r for r in json.loads(parity_path.read_text())} if parity_path.is_file() else {}
         lines.append(f"exports/{manifest_path.parent.name}/ (torch {manifest['versions']['torch']}, "
                      f"executorch {manifest['versions']['executorch']}):")
         for a in manifest["artifacts"]:
-            p = parity.get(a["format"])
-            check = f"max|diff| {p['max_abs_diff']:.1e} {'ok' if p['passed'] else 'FAILED'}" if p else "no parity run"
+            verdict = a.get("parity") or {}
+            if "passed" not in verdict:
+                check = "no parity verdict (never served)"
+            elif verdict["max_abs_diff"] is None:
+                check = "NaN/Inf FAILED (never served)"
+            else:
+                check = f"max|diff| {verdict['max_abs_diff']:.1e} {'ok' if verdict['passed'] else 'FAILED (never served)'}"
             lines.append(f"  {a['format']:13s} {a['file']:28s} {a['bytes'] / 1e6:6.2f} MB  {check}")
+            if refusal(a):
+                refused.append(f"  exports/{manifest_path.parent.name}/{refusal(a)}")
         lines.append(f"  golden vectors: {manifest['golden']['file']} ({manifest['golden']['count']})")
+    if refused:
+        lines += ["Files refused by every loader (Python, C++, Rust, the controllers):", *refused]
     return "\n".join(lines)
 
 

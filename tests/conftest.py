@@ -85,6 +85,19 @@ def navigation_exports(tmp_path_factory, navigation_model):
 
 
 @pytest.fixture(scope="session")
+def failed_int8_exports(tmp_path_factory, navigation_model):
+    """A navigation export whose INT8 files fail their parity rule, as a real one may (issue 43): the same model
+    judged by an INT8 tolerance no INT8 file can meet. The float files pass."""
+    import dataclasses
+
+    spec, model = navigation_model
+    out = tmp_path_factory.mktemp("failed_int8") / "navigation"
+    export_all(dataclasses.replace(spec, int8_tolerance=1e-9), model, out,
+               formats=("executorch", "onnx", "executorch_int8", "onnx_int8"), log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def manipulation_exports(tmp_path_factory):
     """A seeded, untrained ManipulationNet in every format."""
     from embodied_lib.manipulation.model import manipulation_spec

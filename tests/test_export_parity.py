@@ -115,3 +115,67 @@ def test_a_profile_can_leave_formats_out_of_one_model(navigation_model, tmp_path
     written = [a["format"] for a in results["navigation"]["manifest"]["artifacts"]]
     assert written == ["onnx", "executorch"] and [r["format"] for r in results["navigation"]["parity"]] == written
     assert not (tmp_path / "exports" / "navigation" / "navigation.int8.pte").exists()
+
+
+def test_a_failed_int8_file_is_recorded_and_never_served(failed_int8_exports):
+    """Issue 43: the export writes each file's parity verdict into its manifest entry; Python's loader refuses a file
+    whose verdict failed, naming why, and serves the rest. parity_report reports it without loading it."""
+    from embodied_lib.export.artifacts import ArtifactError
+    from embodied_lib.registry import get_spec, load_runtime
+    from embodied_lib.runtime.runtimes import eager_runtime, parity_report
+
+    manifest = read_manifest(failed_int8_exports)
+    verdicts = {a["format"]: a["parity"] for a in manifest["artifacts"]}
+    assert {f: v["passed"] for f, v in verdicts.items()} == {"executorch": True, "onnx": True, "executorch_int8": False,
+                                                             "onnx_int8": False}
+    assert all(v["inputs"] == 1000 and v["max_abs_diff"] > v["tolerance"] for f, v in verdicts.items() if "int8" in f)
+    for fmt in ("executorch_int8", "onnx_int8"):
+        with pytest.raises(ArtifactError, match=r"navigation\.int8\.\w+ failed its parity check at export: max \|diff\| "
+                                                r"[\d.e-]+ against a tolerance of 1e-09.*never served"):
+            load_runtime(failed_int8_exports, fmt)
+    load_runtime(failed_int8_exports, "onnx")   # the files that passed load as ever
+    spec = get_spec("navigation")
+    rows = {r["format"]: r for r in parity_report(failed_int8_exports, eager_runtime(spec, spec.build_model()), n=5)}
+    assert not rows["onnx_int8"]["passed"] and "never served" in rows["onnx_int8"]["refused"]
+
+
+def test_a_file_without_a_verdict_is_refused(navigation_exports, tmp_path):
+    """A manifest entry with no verdict (an older export, or one edited by hand) is not served either."""
+    import shutil
+
+    from embodied_lib.export.artifacts import ArtifactError
+    from embodied_lib.registry import load_runtime
+
+    folder = tmp_path / "navigation"
+    shutil.copytree(navigation_exports, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["artifacts"]:
+        del entry["parity"]["passed"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="navigation.onnx has no parity verdict in its manifest.*re-export it"):
+        load_runtime(folder, "onnx")
+
+
+def test_the_workflow_goes_on_past_a_failed_int8_file_and_stops_on_a_float_one(navigation_model, tmp_path, monkeypatch):
+    """export_and_check: a lossy file that fails is in the rows (and the summary names it) and the export returns;
+    a float file that fails raises, after the manifest that records it is written."""
+    import dataclasses
+
+    from embodied_lib.export import workflow
+    from embodied_lib.workbook import summary
+
+    spec, model = navigation_model
+    strict = dataclasses.replace(spec, int8_tolerance=1e-9)
+    monkeypatch.setattr(workflow, "load_checkpoint", lambda _: (strict, model))
+    out = tmp_path / "exports" / "navigation"
+    result = workflow.export_and_check("unused", out, formats=["onnx", "onnx_int8"], parity_inputs=50, log=lambda *_: None)
+    assert [(r["format"], r["passed"]) for r in result["parity"]] == [("onnx", True), ("onnx_int8", False)]
+    shown = summary(tmp_path / "runs", tmp_path / "exports")
+    assert "FAILED (never served)" in shown and "Files refused by every loader" in shown
+    assert "navigation/navigation.int8.onnx failed its parity check" in shown
+
+    wrong = dataclasses.replace(spec, tolerance=1e-30)   # no float runtime sums in eager's exact order
+    monkeypatch.setattr(workflow, "load_checkpoint", lambda _: (wrong, model))
+    with pytest.raises(workflow.FloatParityError, match="float files failed parity"):
+        workflow.export_and_check("unused", out, formats=["executorch"], parity_inputs=50, log=lambda *_: None)
+    assert read_manifest(out)["artifacts"][0]["parity"]["passed"] is False

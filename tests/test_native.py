@@ -159,3 +159,15 @@ def test_the_rust_environment_is_the_same_when_applied_twice(monkeypatch):
     for key, value in first.items():
         monkeypatch.setenv(key, value)
     assert rust_env() == first
+
+
+@pytest.mark.parametrize("runner", [r for r in NAV_RUNNERS if r.name in INT8_RUNNERS], ids=lambda r: r.name)
+def test_a_file_that_failed_parity_is_refused_by_every_runner(built, failed_int8_exports, runner):
+    """Issue 43: the manifest records the export's failed verdict, and the C++ and Rust runners refuse the file with
+    that reason (a clean exit 1), as Python's loader does; a sweep of the folder leaves it out instead of stopping."""
+    with pytest.raises(NativeRunnerError, match=r"error: .*navigation\.int8\.\w+ failed its parity check at export "
+                                                r"\(max \|diff\| [\d.e-]+ against a tolerance of 1e-0?9.*never served") as err:
+        run_runner(runner, model_file(failed_int8_exports, runner), failed_int8_exports / "golden.bin", 1)
+    assert err.value.returncode == 1
+    swept = {r.name for r in runners_for(read_manifest(failed_int8_exports))}
+    assert runner.name not in swept and {"executorch", "onnxruntime"} <= swept

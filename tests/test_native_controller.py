@@ -232,3 +232,17 @@ def test_the_camera_renders_in_its_own_process_and_a_dead_camera_is_an_error_not
     finally:
         proc.kill()
     assert proc.returncode == 1 and "the camera process did not render a frame" in stderr, stderr
+
+
+def test_a_model_file_that_failed_parity_leaves_its_channel_unavailable(exports_root, episodes, failed_int8_exports,
+                                                                          tmp_path):
+    """Issue 43: the controller reads the manifest's verdict like every loader; an INT8 file that failed parity at
+    export is refused at start-up with the reason, and its channel falls back on every tick, moving nothing."""
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "navigation").symlink_to(failed_int8_exports)
+    report = nc.run_controller("run", root, episodes, None, ["--models", "navigation", "--runtime", "onnxruntime_int8",
+                                                             "--ticks", 5, "--free-running"])
+    channel = report["channels"]["navigation"]
+    assert "navigation.int8.onnx failed its parity check at export" in channel["guard_startup_error"]
+    assert channel["interventions"] == {"model_unavailable": 5} and channel["actuations"] == 0

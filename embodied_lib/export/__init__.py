@@ -9,15 +9,21 @@ Each format is a module with ``save(spec, model, program, path)`` and
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+
+from embodied_lib.config import PARITY_SEED
 from embodied_lib.export import aoti_package, executorch_pte, onnx_model, quantize, torch_export, trust, weights
-from embodied_lib.export.artifacts import ArtifactError, sha256_of
+from embodied_lib.export.artifacts import ArtifactError, ModelBytes, sha256_of
 from embodied_lib.export.golden import make_golden, write_golden
 from embodied_lib.export.manifest import package_versions, write_manifest
+from embodied_lib.export.parity import compare_outputs
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,35 @@ def parity_rule(spec, fmt: str) -> dict:
         return {"tolerance": spec.int8_tolerance, "tie_margin": spec.int8_tie_margin,
                 "agreement": spec.int8_agreement}
     return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
+PARITY_BATCH = 256
+
+
+def outputs_in_batches(run, inputs, batch: int) -> tuple[np.ndarray, ...]:
+    """``run`` (a loaded format, or the eager module) over NumPy ``inputs`` in batches of ``batch``; NumPy out."""
+    parts = []
+    for i in range(0, inputs[0].shape[0], batch):
+        out = run(*(torch.from_numpy(np.ascontiguousarray(a[i:i + batch])) for a in inputs))
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        parts.append([o.detach().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in out])
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def file_parity(spec, fmt: str, path: Path, inputs, expected) -> dict:
+    """The file just written, run through its own runtime on the parity ``inputs`` and judged against eager's
+    ``expected`` outputs by its format's rule: the verdict its manifest entry carries (export.parity)."""
+    form = FORMATS[fmt]
+    run = form.load(ModelBytes(path, path.read_bytes()), spec)
+    got = outputs_in_batches(run, inputs, min(PARITY_BATCH, spec.max_batch, form.max_batch or spec.max_batch))
+    if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
+        raise ArtifactError(f"{path} returned shapes {[list(g.shape) for g in got]}, eager "
+                            f"{[list(e.shape) for e in expected]}: the export is broken")
+    result = compare_outputs(spec, expected, got, parity_rule(spec, fmt))
+    if not math.isfinite(result["max_abs_diff"]):   # NaN or Inf in an output: no number to record, and a failure
+        result.update(max_abs_diff=None, passed=False)
+    return {**parity_rule(spec, fmt), "inputs": int(inputs[0].shape[0]),
+            **{k: result[k] for k in ("max_abs_diff", "decision_agreement", "near_ties", "passed")}}
+
+
 GOLDEN_FILE = "golden.bin"
 # Outputs far outside anything the model can produce are a damaged file or a failed runtime, not an answer:
 # a bounded output (tanh, probabilities) may not leave its bounds by more than half their magnitude; an
@@ -89,9 +124,13 @@ def output_limit(judged, golden_values) -> float:
 
 
 def export_all(spec, model, out_dir, formats=None, golden_count: int | None = None, log=print,
-               signing_key=None) -> dict:
+               signing_key=None, parity_inputs: int | None = None) -> dict:
     """Write every requested format plus golden vectors and manifest.json into ``out_dir``, and sign the
-    manifest (``manifest.sig``) with ``signing_key`` (default: this machine's key, made on first use)."""
+    manifest (``manifest.sig``) with ``signing_key`` (default: this machine's key, made on first use).
+
+    Each file is run on ``parity_inputs`` sampled inputs (default: the spec's) against eager before the manifest
+    is written, and its entry records the verdict (``file_parity``); loaders serve only files that passed
+    (export.parity.refusal). Nothing is raised here for a failed file: ``export.workflow`` decides what stops."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -100,6 +139,9 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     if unknown:
         raise ValueError(f"unknown formats {sorted(unknown)}; choose from {list(FORMATS)}")
     program = torch_export.export_program(spec, model)
+    inputs = spec.sample_inputs(parity_inputs or spec.parity_inputs, PARITY_SEED)
+    with torch.no_grad():
+        expected = outputs_in_batches(model, inputs, min(PARITY_BATCH, spec.max_batch))
     artifacts = []
     for name in names:
         fmt = FORMATS[name]
@@ -113,10 +155,12 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
             "inputs": [s.to_json() for s in spec.inputs],
             "outputs": [s.to_json() for s in spec.outputs],
             "export_seconds": round(seconds, 2),
-            "parity": parity_rule(spec, name),
+            "parity": file_parity(spec, name, path, inputs, expected),
             **({"max_batch": fmt.max_batch} if fmt.max_batch else {}),
         })
-        log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s")
+        verdict = artifacts[-1]["parity"]
+        log(f"  {name:13s} {path.name:28s} {path.stat().st_size / 1e6:7.2f} MB  {seconds:5.1f} s  "
+            f"parity {'passed' if verdict['passed'] else 'FAILED (never served)'}")
     golden_count = golden_count or spec.golden_count
     extras = [Path(p) for p in spec.write_extras(spec, model, out_dir)] if spec.write_extras else []
     architecture = spec.architecture(model)
@@ -140,4 +184,4 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     return manifest
 
 
-__all__ = ["ArtifactError", "FORMATS", "bounded_limit", "export_all", "output_limit", "parity_rule"]
+__all__ = ["ArtifactError", "FORMATS", "bounded_limit", "export_all", "file_parity", "output_limit", "parity_rule"]

@@ -57,7 +57,11 @@ SCHEMA = {
                                "type": "object", "required": ["tolerance", "tie_margin", "agreement"],
                                "properties": {"tolerance": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
                                               "tie_margin": {"type": "number", "minimum": 0, "maximum": 10},
-                                              "agreement": {"type": "number", "minimum": 0.5, "maximum": 1}}}}}},
+                                              "agreement": {"type": "number", "minimum": 0.5, "maximum": 1},
+                                              # the verdict of the export's parity check (export.parity)
+                                              "passed": {"type": "boolean"},
+                                              "inputs": {"type": "integer", "minimum": 1},
+                                              "max_abs_diff": {"type": ["number", "null"], "minimum": 0}}}}}},
         "golden": {"type": "object", "required": ["file", "sha256", "count"],
                    "properties": {"file": _FILE, "sha256": _SHA256, "count": {"type": "integer", "minimum": 1}}},
         "extra_files": {"type": "array", "items": {

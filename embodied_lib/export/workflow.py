@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 from embodied_lib.config import RUNS_DIR, cores_allotted
-from embodied_lib.export import export_all
+from embodied_lib.export import FORMATS, export_all
+from embodied_lib.export.parity import refusal
 from embodied_lib.parallel import map_tasks
 from embodied_lib.registry import load_checkpoint
-from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 
 PARITY_FILE = "parity.json"
 
@@ -20,15 +20,37 @@ def trained_checkpoints(runs_dir=RUNS_DIR) -> dict[str, Path]:
     return {json.loads((d / "config.json").read_text())["model"]: d for d in found}
 
 
+class FloatParityError(RuntimeError):
+    """A float file failed parity: the model or the exporter is wrong, and nothing downstream should run on it."""
+
+
+def parity_rows(manifest: dict) -> list[dict]:
+    """The parity table of an export: each file's verdict as its manifest entry records it (export.file_parity)."""
+    rows = []
+    for entry in manifest["artifacts"]:
+        verdict = entry["parity"]
+        rows.append({"format": entry["format"], "file": entry["file"], "lossy": FORMATS[entry["format"]].lossy,
+                     "inputs": verdict["inputs"], "max_abs_diff": verdict["max_abs_diff"],
+                     "decision_agreement": verdict["decision_agreement"], "near_ties": verdict["near_ties"],
+                     "tolerance": verdict["tolerance"], "required_agreement": verdict["agreement"],
+                     "passed": verdict["passed"], **({} if verdict["passed"] else {"refused": refusal(entry)})})
+    return rows
+
+
 def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int | None = None, skip=(),
                      log=print) -> dict:
-    """Export one checkpoint (``formats``, default the model's own, less ``skip``), run parity against eager, write
-    parity.json; return both."""
+    """Export one checkpoint (``formats``, default the model's own, less ``skip``), each file checked against eager
+    as it is written (export_all), and write parity.json; return both. A lossy (INT8) file that fails its rule is
+    recorded as failed (every loader refuses it) and the export goes on; a float file that fails raises
+    FloatParityError, after the manifest that records it is written."""
     spec, model = load_checkpoint(checkpoint_dir)
     formats = [f for f in (formats or spec.formats) if f not in skip]
-    manifest = export_all(spec, model, out_dir, formats=formats, log=log)
-    rows = parity_report(out_dir, eager_runtime(spec, model), n=parity_inputs or spec.parity_inputs)
+    manifest = export_all(spec, model, out_dir, formats=formats, log=log, parity_inputs=parity_inputs)
+    rows = parity_rows(manifest)
     (Path(out_dir) / PARITY_FILE).write_text(json.dumps(rows, indent=2) + "\n")
+    wrong = [r for r in rows if not r["passed"] and not r["lossy"]]
+    if wrong:
+        raise FloatParityError(f"{spec.name}: float files failed parity with eager, so the export is wrong: {wrong}")
     return {"manifest": manifest, "parity": rows}
 
 

@@ -17,6 +17,7 @@ import torch
 from embodied_lib.config import cores_allotted
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.parity import served_formats
 from embodied_lib.export.workflow import checkpoint_bytes
 from embodied_lib.native import (RUNNERS, exported_models, native_parity, p50_in_turns, rust_env, shared_libraries,
                                  tensor_runner_inputs)
@@ -130,7 +131,8 @@ def rust_vs_cpp(export_dir: Path, batch1_dir: Path | None, measured: list[dict],
     for folder, suffix in ((export_dir, ""), (batch1_dir, BATCH1)):
         if folder is None:
             continue
-        files = {a["format"]: a["file"] for a in read_manifest(folder)["artifacts"]}
+        manifest = read_manifest(folder)
+        files = {a["format"]: a["file"] for a in manifest["artifacts"] if a["format"] in served_formats(manifest)}
         for fmt in ("executorch", "executorch_int8"):
             runners = (fmt, fmt.replace("executorch", "executorch_rs"))   # C++, Rust
             if fmt not in files or not all((r, files[fmt]) in per_call for r in runners):
@@ -155,7 +157,7 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
     planned memory and task metrics of one exported model."""
     manifest = read_manifest(export_dir)
     name = manifest["model"]
-    formats = [a["format"] for a in manifest["artifacts"]]
+    formats = served_formats(manifest)   # a file that failed parity at export is never loaded (export.parity)
     log(f"{name}: sizes, TorchScript trace, latency")
     loaded = _checkpoint_model(runs_dir, name)   # (spec, model), or None without a checkpoint
     result = {"model": name, "sizes": sizes(manifest),
@@ -180,9 +182,11 @@ def profile_model(export_dir: Path, runs_dir: Path, out_dir: Path, profile: str 
         elif fmt in formats:
             jobs.append((label, fmt, export_dir, result["sizes"]["bytes"][fmt], None))
     if batch1_dir:
-        b1_bytes = sizes(read_manifest(batch1_dir))["bytes"]
+        b1_manifest = read_manifest(batch1_dir)
+        b1_bytes, b1_served = sizes(b1_manifest)["bytes"], served_formats(b1_manifest)
         for fmt, label in PTE_LABELS.items():   # not the program with no delegate: its verdict is about time
-            jobs.append((label + BATCH1, fmt, batch1_dir, b1_bytes[fmt], None))
+            if fmt in b1_served:
+                jobs.append((label + BATCH1, fmt, batch1_dir, b1_bytes[fmt], None))
     # each child's peak is its own process's (VmHWM), so children side by side measure the same numbers; most of a
     # child's ~8 s is importing torch, so one per core halves this part of the notebook. Two even inside make test
     # (one core per worker): they measure memory, not time, and by notebook 08 the other worker has usually finished

@@ -32,19 +32,19 @@ from torch import nn
 from embodied_lib.config import DATA_DIR, PRUNING_SEED, get_config, seed_everything
 from embodied_lib.export import export_all
 from embodied_lib.export.manifest import read_manifest
+from embodied_lib.export.workflow import parity_rows
 from embodied_lib.native import native_parity, p50_in_turns
 from embodied_lib.profiling.accuracy import HEADLINE, task_metrics
 from embodied_lib.progress import progress_bar
 from embodied_lib.registry import get_spec, load_checkpoint, load_runtime
 from embodied_lib.runtime.latency import golden_batch1, time_calls, time_calls_in_turns
-from embodied_lib.runtime.runtimes import eager_runtime, parity_report
 from embodied_lib.spec import load_state_dict_strict
 
 ALLOWED_DROP = 2.0           # points of the task metric a pruned file may lose and still be called usable
 CLAIM = "Pruning: remove unused parameters"
 TARGET_SPEEDUP = 1.5         # C++ ExecuTorch batch-1 p50, unpruned over pruned
 MAGNITUDE_FORMATS = ("executorch", "onnx")   # enough to show that zeros change neither size nor latency
-PARITY_INPUTS = 200          # sampled inputs of each structured variant's Python parity
+PARITY_INPUTS = 200          # sampled inputs of each variant's parity check (export_all)
 NATIVE_PARITY_ITERATIONS = 20
 
 
@@ -203,10 +203,12 @@ def prune_model(name: str, runs_dir: Path, out_dir: Path, cfg: dict, profile: st
     for label, (kind, ratio, vspec, vmodel, tuning) in bar:
         folder = folders[label] = out_dir / f"{name}_{label}"
         chosen = list(formats or vspec.formats) if kind == "structured" else list(MAGNITUDE_FORMATS)
-        export_all(vspec, vmodel, folder, formats=chosen, log=lambda *_: None)
+        # every file against the variant's own eager model, checked by the export (its manifest records the verdicts)
+        manifest = export_all(vspec, vmodel, folder, formats=chosen, log=lambda *_: None,
+                              parity_inputs=min(vspec.parity_inputs, PARITY_INPUTS))
         row = {"kind": kind, "ratio": ratio, "fine_tune": tuning}
-        if kind == "structured":   # every format against the variant's own eager model
-            parity = parity_report(folder, eager_runtime(vspec, vmodel), n=min(vspec.parity_inputs, PARITY_INPUTS))
+        if kind == "structured":
+            parity = parity_rows(manifest)
             (folder / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
             row.update(widths=vmodel.widths(), parity=[{k: r[k] for k in ("format", "max_abs_diff", "passed")}
                                                         for r in parity])

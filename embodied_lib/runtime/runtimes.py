@@ -19,6 +19,7 @@ from embodied_lib.config import PARITY_SEED
 from embodied_lib.export import FORMATS, bounded_limit, parity_rule
 from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, read_verified
 from embodied_lib.export.manifest import MANIFEST_NAME, artifact_entry, parse_manifest, read_manifest, read_manifest_bytes
+from embodied_lib.export.parity import compare_outputs, decisions, refusal
 from embodied_lib.export.trust import local_public_key, verify_manifest
 
 
@@ -101,6 +102,9 @@ def load_artifact(export_dir, fmt: str, spec, trusted: bool = False, public_key=
             raise ArtifactError(f"{export_dir}: the manifest's {side} {_contract(declared)} differ from the "
                                 f"{spec.name} contract {_contract([t.to_json() for t in ours])}; {REEXPORT_HINT}")
     entry = artifact_entry(manifest, fmt)
+    refused = refusal(entry)
+    if refused:
+        raise ArtifactError(f"{export_dir}: {refused}")
     if FORMATS[fmt].carries_code:
         if not trusted:
             raise ArtifactError(f"{fmt} files carry code that runs when loaded; load {entry['file']} only from a "
@@ -131,48 +135,11 @@ def run_batched(runtime: Runtime, inputs, batch_size: int = 256) -> tuple[np.nda
     return tuple(np.concatenate(parts) for parts in zip(*chunks))
 
 
-def decisions(judged, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each decision an output carries, per row: ``name -> (decision, margin)``.
-
-    The margin says how far the reference is from flipping that decision (top-1 minus top-2 score for
-    an argmax, distance to the threshold for a binary decision); a row whose margin is within the
-    tolerance is a near-tie that rounding alone may flip, and parity does not count it.
-    """
-    out = {}
-    values = values.reshape(-1, values.shape[-1])   # a per-token output ([B, T, K]): every token is a row
-    if judged.uses_argmax:
-        top2 = np.sort(values, axis=1)[:, -2:]
-        out["argmax"] = (values.argmax(axis=1), top2[:, 1] - top2[:, 0])
-    for rule in judged.decisions:
-        column = values[:, rule.index]
-        out[rule.name] = (column > rule.above, np.abs(column - rule.above))
-    return out
-
-
-def compare_outputs(spec, expected, got, rule: dict | None = None) -> dict:
-    """Max |diff| over every output, and the agreement of every decision the spec's outputs carry.
-
-    ``rule`` (embodied_lib.export.parity_rule; default: the spec's float rule) gives the value tolerance,
-    the tie margin (a decision whose reference margin is within it is a near-tie that rounding alone may
-    flip, and is not counted) and the share of counted decisions that must agree (1.0 for float formats)."""
-    rule = rule or {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
-    max_diff = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected))
-    agreement, ties = {}, 0
-    for ts, e, g in zip(spec.outputs, expected, got):
-        want, have = decisions(ts.judged, e), decisions(ts.judged, g)
-        for name, (reference, margin) in want.items():
-            counted = margin > rule["tie_margin"]
-            ties += int((~counted).sum())
-            key = f"{ts.name}.{name}"
-            agreement[key] = float(np.mean(have[name][0][counted] == reference[counted])) if counted.any() else 1.0
-    passed = max_diff <= rule["tolerance"] and all(a >= rule["agreement"] for a in agreement.values())
-    return {"max_abs_diff": max_diff, "decision_agreement": agreement, "near_ties": ties,
-            "tolerance": rule["tolerance"], "required_agreement": rule["agreement"], "passed": passed}
-
-
 def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None,
                   public_key=None) -> list[dict]:
-    """Every artifact vs ``reference`` on ``n`` sampled inputs, judged as the spec says (compare_outputs).
+    """Every artifact vs ``reference`` on ``n`` sampled inputs, judged as the spec says (compare_outputs): a check
+    again of an export folder. A file whose export-time verdict failed is never loaded (load_artifact refuses it):
+    its row is that verdict, with ``refused`` saying why.
 
     Parity checks exports you made: code-carrying formats load trusted, verified against ``public_key``
     (default: this machine's export key, which export_all signs with)."""
@@ -184,6 +151,14 @@ def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PAR
     for entry in manifest["artifacts"]:
         fmt = entry["format"]
         if formats and fmt not in formats:
+            continue
+        if refusal(entry):
+            verdict = entry.get("parity") or {}
+            rows.append({"format": fmt, "file": entry["file"], "inputs": verdict.get("inputs"),
+                         "max_abs_diff": verdict.get("max_abs_diff"),
+                         "decision_agreement": verdict.get("decision_agreement"), "near_ties": verdict.get("near_ties"),
+                         "tolerance": verdict.get("tolerance"), "required_agreement": verdict.get("agreement"),
+                         "passed": False, "refused": refusal(entry)})
             continue
         runtime = load_artifact(export_dir, fmt, spec, trusted=True, public_key=public_key)
         got = run_batched(runtime, inputs)

@@ -171,7 +171,29 @@ struct ModelFile {
   json entry;               // the manifest's entry for them
 };
 
-// MODEL is a file the manifest lists (same size and sha256, whatever its name). Runs before any runtime parses it.
+// Why a model file's manifest entry forbids loading it (embodied_lib.export.parity.refusal), or "" when it may load:
+// every artifact carries the verdict of the parity check the export ran on it, and only "passed": true is served.
+inline std::string parity_refusal(const std::string& model, const json& entry) {
+  const json verdict = entry.value("parity", json::object());
+  if (verdict.is_object() && verdict.contains("passed") && verdict["passed"].is_boolean() && verdict["passed"].get<bool>())
+    return "";
+  if (!verdict.is_object() || !verdict.contains("passed"))
+    return model + " has no parity verdict in its manifest (an export from before verdicts were recorded, or an "
+                   "edited manifest); re-export it";
+  const json diff = verdict.value("max_abs_diff", json());
+  std::string agreement;
+  const json shares = verdict.value("decision_agreement", json::object());   // a named copy: items() only refers to it
+  if (shares.is_object())
+    for (const auto& [name, share] : shares.items())
+      agreement += (agreement.empty() ? "" : ", ") + name + " " + (share.is_number() ? std::to_string(share.get<double>()) : "?");
+  return model + " failed its parity check at export (max |diff| " +
+         (diff.is_number() ? std::to_string(diff.get<double>()) : std::string("NaN/Inf")) + " against a tolerance of " +
+         verdict.value("tolerance", json()).dump() + ", decision agreement " + (agreement.empty() ? "n/a" : agreement) +
+         " against " + verdict.value("agreement", json()).dump() + " required); it is never served";
+}
+
+// MODEL is a file the manifest lists (same size and sha256, whatever its name), and an artifact whose parity verdict
+// passed (parity_refusal). Runs before any runtime parses it.
 inline ModelFile verify_model_file(const std::string& model, const json& manifest) {
   ModelFile file{model, read_file(model, "model file", kMaxModelBytes), json()};
   const uint64_t size = file.bytes.size();
@@ -181,6 +203,10 @@ inline ModelFile verify_model_file(const std::string& model, const json& manifes
       for (const json& a : manifest[key])
         if (a.is_object() && a.contains("sha256") && a["sha256"] == digest && a.contains("bytes") &&
             a["bytes"].is_number_unsigned() && a["bytes"].get<uint64_t>() == size) {
+          if (std::string(key) == "artifacts") {
+            const std::string refused = parity_refusal(model, a);
+            if (!refused.empty()) throw std::runtime_error(refused);
+          }
           file.entry = a;
           return file;
         }

@@ -108,14 +108,41 @@ pub struct ModelFile {
     pub entry: Value,
 }
 
-/// The model file is one the manifest lists (same size and sha256, whatever its name). Runs before any runtime
-/// parses the file. Returns its bytes and its manifest entry.
+/// Why an artifact's manifest entry forbids loading it (embodied_lib.export.parity.refusal), or None when it may
+/// load: every artifact carries the verdict of the parity check the export ran on it, and only `"passed": true` is
+/// served.
+pub fn parity_refusal(model: &str, entry: &Value) -> Option<String> {
+    let verdict = &entry["parity"];
+    match verdict["passed"].as_bool() {
+        Some(true) => None,
+        None => Some(format!("{model} has no parity verdict in its manifest (an export from before verdicts were \
+                              recorded, or an edited manifest); re-export it")),
+        Some(false) => {
+            let agreement = verdict["decision_agreement"].as_object().map(|m| {
+                m.iter().map(|(k, v)| format!("{k} {}", v.as_f64().map_or("?".into(), |x| format!("{x:.3}"))))
+                    .collect::<Vec<_>>().join(", ")
+            }).filter(|s| !s.is_empty()).unwrap_or_else(|| "n/a".into());
+            let diff = verdict["max_abs_diff"].as_f64().map_or("NaN/Inf".into(), |d| format!("{d:.4}"));
+            Some(format!("{model} failed its parity check at export (max |diff| {diff} against a tolerance of {}, \
+                          decision agreement {agreement} against {} required); it is never served",
+                         verdict["tolerance"], verdict["agreement"]))
+        }
+    }
+}
+
+/// The model file is one the manifest lists (same size and sha256, whatever its name), and an artifact whose parity
+/// verdict passed (parity_refusal). Runs before any runtime parses the file. Returns its bytes and its manifest entry.
 pub fn verify_model_file(model: &str, manifest: &Value) -> Result<ModelFile> {
     let bytes = read_capped(model, "model file", 4 << 30)?;
     let (size, digest) = (bytes.len() as u64, sha256_hex(&bytes));
-    let entry = manifest["artifacts"].as_array().into_iter().flatten()
-        .chain(manifest["extra_files"].as_array().into_iter().flatten())
-        .find(|a| a["sha256"].as_str() == Some(digest.as_str()) && a["bytes"].as_u64() == Some(size))
+    let matches = |a: &&Value| a["sha256"].as_str() == Some(digest.as_str()) && a["bytes"].as_u64() == Some(size);
+    if let Some(entry) = manifest["artifacts"].as_array().into_iter().flatten().find(matches) {
+        if let Some(refused) = parity_refusal(model, entry) {
+            return Err(refused);
+        }
+        return Ok(ModelFile { path: model.to_string(), bytes, entry: entry.clone() });
+    }
+    let entry = manifest["extra_files"].as_array().into_iter().flatten().find(matches)
         .cloned()
         .ok_or_else(|| format!("{model} ({size} bytes) matches no file the manifest lists by size and sha256 \
                                 (truncated, corrupted or replaced?)"))?;
