@@ -223,3 +223,26 @@ def test_cli_writes_the_same_metrics_as_the_notebook(tmp_path):
     assert set(metrics["closed_loop"]) == {"policy", "expert", "random"}
     assert metrics["closed_loop"]["expert"]["episodes"] == 1 and metrics["frames"] > 0
     assert metrics_line(metrics).startswith("closed-loop success")
+
+
+@pytest.mark.slow
+def test_the_model_make_run_trains_passes_its_int8_rules(tmp_path):
+    """Issue 43: which manipulation model the quick profile trains depends on the OpenMP thread count (the sums run
+    in another order): make run trains with the machine's two cores, each make test worker with one. So this trains
+    the quick profile as make run does, two threads, in a process of its own, and checks the INT8 files of that model
+    against their rules: the test suite sees the model make run sees."""
+    import os
+    import subprocess
+    import sys
+
+    from embodied_lib.export import export_all
+    from embodied_lib.registry import load_checkpoint
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, "-m", "embodied_lib.manipulation.train", "--profile", "quick", "--no-eval",
+                    "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")], env=env, check=True,
+                   capture_output=True, timeout=1200)
+    spec, model = load_checkpoint(tmp_path / "run")
+    manifest = export_all(spec, model, tmp_path / "exports", formats=("executorch_int8", "onnx_int8"), log=lambda *_: None)
+    verdicts = {a["format"]: a["parity"] for a in manifest["artifacts"]}
+    assert all(v["passed"] and v["inputs"] == spec.parity_inputs for v in verdicts.values()), verdicts

@@ -3,7 +3,8 @@
     .venv/bin/python tools/int8_parity_study.py train    [--seeds 0 1 2 3 4] [--threads 1 2] [--isa avx2] [--dir runs/int8_study]
     .venv/bin/python tools/int8_parity_study.py quantize [--dir runs/int8_study]
     .venv/bin/python tools/int8_parity_study.py layers   [--dir runs/int8_study]
-    .venv/bin/python tools/int8_parity_study.py task     [--dir runs/int8_study] [--episodes 20]
+    .venv/bin/python tools/int8_parity_study.py task     [--dir runs/int8_study] [--episodes 20] [--only s0_t1 ...]
+    .venv/bin/python tools/int8_parity_study.py report   [--dir runs/int8_study]
 
 ``train``: the quick profile's demonstrations once (seed 0, as ``make run``), then one quick training (warm start,
 behaviour cloning, one DAgger round) per seed and thread count, each in a process of its own with that many OpenMP
@@ -13,7 +14,7 @@ avx2``: with the CPU kernels of a machine without AVX-512, ``..._avx2/``).
 ExecuTorch INT8 program, each judged against eager on the parity inputs by the export's own rule, to
 ``<dir>/quantize.json``: max, p99 and mean |diff|, the gripper agreement, the worst input. ``layers``: per tensor, float vs INT8 (ONNX Runtime's ``qdq_loss_debug``): the
 SQNR of every activation the INT8 graph quantizes, to ``<dir>/layers.json``. ``task``: closed-loop success of float
-and each INT8 file on the held-out scenes, to ``<dir>/task.json``.
+and each INT8 file on the held-out scenes, to ``<dir>/task/<checkpoint>.json``.
 """
 from __future__ import annotations
 
@@ -155,7 +156,7 @@ def layers(args):
 def task(args):
     """Per checkpoint: closed-loop success of eager float32 and of each INT8 file (after the change) on the quick
     profile's held-out scenes (config.EVAL_SEED_BASE: never demonstrations, calibration or parity inputs), through
-    the same policy and rollout as notebook 08's task metrics (profiling.accuracy), to ``<dir>/task.json``."""
+    the same policy and rollout as notebook 08's task metrics (profiling.accuracy), to ``<dir>/task/<checkpoint>.json``."""
     from embodied_lib.config import EVAL_SEED_BASE, get_config
     from embodied_lib.export import FORMATS
     from embodied_lib.export.artifacts import ModelBytes
@@ -163,18 +164,17 @@ def task(args):
     from embodied_lib.registry import load_checkpoint, make_policy
     from embodied_lib.runtime.runtimes import Runtime, eager_runtime
 
-    out_file = args.dir / "task.json"
-    results = json.loads(out_file.read_text()) if out_file.is_file() else {}
     episodes = args.episodes or get_config("manipulation", "quick")["eval_episodes"]
     seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes)
+    (args.dir / "task").mkdir(exist_ok=True)
     for checkpoint in sorted((args.dir / "models").glob("s*_t*")):
-        if checkpoint.name in results:
+        out_file = args.dir / "task" / f"{checkpoint.name}.json"   # one file each: several processes may share the work
+        if out_file.is_file() or (args.only and checkpoint.name not in args.only):
             continue
         spec, model = load_checkpoint(checkpoint)
         folder = args.dir / "exports" / checkpoint.name
         runtimes = {"float32 (eager)": eager_runtime(spec, model)}
         for label, fmt, path in (("onnx_int8", "onnx_int8", folder / "after.int8.onnx"),
-                                 ("onnx_int8 before", "onnx_int8", folder / "before.int8.onnx"),
                                  ("executorch_int8", "executorch_int8", folder / "manipulation.int8.pte")):
             runtimes[label] = Runtime(spec, fmt, path, FORMATS[fmt].load(ModelBytes(path, path.read_bytes()), spec))
         row = {}
@@ -182,23 +182,66 @@ def task(args):
             result = rollout(make_policy(runtime), seeds)
             row[label] = {"episodes": result["episodes"], "success_rate": result["success_rate"],
                           "successes": result["successes"]}
-        results[checkpoint.name] = row
         print(checkpoint.name, {k: v["success_rate"] for k, v in row.items()}, flush=True)
-        out_file.write_text(json.dumps(results, indent=1) + "\n")
+        out_file.write_text(json.dumps(row, indent=1) + "\n")
+
+
+def report(args):
+    """The tables of the closing note, from what the other phases wrote: ``<dir>/report.md``."""
+    lines = []
+    quantized = json.loads((args.dir / "quantize.json").read_text())
+    lines += ["| training | ONNX INT8 before | ONNX INT8 after | ExecuTorch INT8 | worst input (before) |",
+              "|---|---|---|---|---|"]
+
+    def cell(r):
+        return f"{r['max_abs_diff']:.3f} (p99 {r['p99_abs_diff']:.3f}) {'pass' if r['passed'] else '**FAIL**'}"
+    for name, row in quantized.items():
+        before = row["onnx_int8/before"]
+        def vector(v):
+            return "[" + ", ".join(f"{x:.2f}" for x in v) + "]"
+        lines.append(f"| {name} | {cell(before)} | {cell(row['onnx_int8/after'])} | {cell(row['executorch_int8'])} | "
+                     f"#{before['worst_input']} field {before['worst_field']}: {vector(before['worst_expected'])} -> "
+                     f"{vector(before['worst_got'])} |")
+    for label, key in (("before", "onnx_int8/before"), ("after", "onnx_int8/after"), ("ExecuTorch", "executorch_int8")):
+        values = [row[key]["max_abs_diff"] for row in quantized.values()]
+        failed = sum(not row[key]["passed"] for row in quantized.values())
+        lines.append(f"\n{label}: max |diff| {min(values):.3f}-{max(values):.3f} (median {np.median(values):.3f}), "
+                     f"{failed} of {len(values)} over the rule")
+    if (args.dir / "layers.json").is_file():
+        layers = json.loads((args.dir / "layers.json").read_text())
+        tensors = sorted({t for row in layers.values() for t in row})
+        lines += ["", "SQNR (dB, float vs INT8, median over trainings) per quantized tensor:", "",
+                  "| tensor | before | after |", "|---|---|---|"]
+        for t in tensors:
+            med = {v: np.median([row[t] for k, row in layers.items() if k.endswith(v) and t in row] or [np.nan])
+                   for v in ("/before", "/after")}
+            lines.append(f"| {t} | {med['/before']:.1f} | {med['/after']:.1f} |")
+    tasks = {p.stem: json.loads(p.read_text()) for p in sorted((args.dir / "task").glob("*.json"))}
+    if tasks:
+        labels = list(next(iter(tasks.values())))
+        lines += ["", "| training | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for name, row in tasks.items():
+            lines.append(f"| {name} | " + " | ".join(f"{row[k]['success_rate']:.0%}" for k in labels) + " |")
+        pooled = {k: [s for row in tasks.values() for s in row[k]["successes"]] for k in labels}
+        lines.append("| pooled | " + " | ".join(f"{np.mean(v):.1%} of {len(v)}" for v in pooled.values()) + " |")
+    text = "\n".join(lines) + "\n"
+    (args.dir / "report.md").write_text(text)
+    print(text)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=("train", "quantize", "layers", "task"))
+    parser.add_argument("phase", choices=("train", "quantize", "layers", "task", "report"))
     parser.add_argument("--dir", type=Path, default=RUNS_DIR / "int8_study")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--isa", choices=sorted(ISA_ENV), help="train: cap the CPU instruction set (ISA_ENV)")
+    parser.add_argument("--only", nargs="+", help="task: these checkpoints only (e.g. s0_t1 s0_t2)")
     parser.add_argument("--episodes", type=int, default=None, help="task: held-out scenes per model (default: the "
                         "quick profile's eval_episodes)")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    {"train": train, "quantize": quantize, "layers": layers, "task": task}[args.phase](args)
+    {"train": train, "quantize": quantize, "layers": layers, "task": task, "report": report}[args.phase](args)
 
 
 if __name__ == "__main__":
