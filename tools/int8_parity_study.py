@@ -213,9 +213,9 @@ def report(args):
         lines += ["", "SQNR (dB, float vs INT8, median over trainings) per quantized tensor:", "",
                   "| tensor | before | after |", "|---|---|---|"]
         for t in tensors:
-            med = {v: np.median([row[t] for k, row in layers.items() if k.endswith(v) and t in row] or [np.nan])
-                   for v in ("/before", "/after")}
-            lines.append(f"| {t} | {med['/before']:.1f} | {med['/after']:.1f} |")
+            med = {v: [row[t] for k, row in layers.items() if k.endswith(v) and t in row] for v in ("/before", "/after")}
+            lines.append(f"| {t} | " + " | ".join(f"{np.median(m):.1f}" if m else "float (not quantized)"
+                                                  for m in med.values()) + " |")
     tasks = {p.stem: json.loads(p.read_text()) for p in sorted((args.dir / "task").glob("*.json"))}
     if tasks:
         labels = list(next(iter(tasks.values())))
