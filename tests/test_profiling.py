@@ -21,12 +21,14 @@ INT8 = [name for name, f in FORMATS.items() if f.lossy]
 @pytest.fixture(scope="module")
 def decisive_navigation(tmp_path_factory):
     """An untrained navigation net whose last layer is scaled up, so its Q-values have clear winners (an
-    untrained net's near-ties would make 'keeps its decisions' vacuous)."""
+    untrained net's near-ties would make 'keeps its decisions' vacuous). INT8's error grows with the scale: x10 reads
+    max |diff| 0.125 on the 1,000 parity inputs, inside navigation's 0.25 (x40, the scale before the export judged
+    every file, read 0.49 and its INT8 files were refused)."""
     torch.manual_seed(5)
     spec = navigation_spec()
     model = spec.build_model()
     with torch.no_grad():
-        model.fc4.weight.mul_(40)
+        model.fc4.weight.mul_(10)
     out = tmp_path_factory.mktemp("int8") / "navigation"
     export_all(spec, model, out, formats=("safetensors", "executorch", "onnx", *INT8), log=lambda *_: None)
     return spec, model, out
@@ -37,7 +39,9 @@ def test_int8_is_in_the_registry_and_the_manifest(decisive_navigation):
     manifest = read_manifest(out)
     for fmt in INT8:
         entry = artifact_entry(manifest, fmt)
-        assert entry["parity"] == parity_rule(spec, fmt) and entry["parity"]["tolerance"] > spec.tolerance
+        rule = parity_rule(spec, fmt)
+        assert {k: entry["parity"][k] for k in rule} == rule and entry["parity"]["tolerance"] > spec.tolerance
+        assert entry["parity"]["passed"] and 0 < entry["parity"]["max_abs_diff"] <= rule["tolerance"]
         float_entry = artifact_entry(manifest, fmt.removesuffix("_int8"))
         assert entry["bytes"] < 0.35 * float_entry["bytes"], fmt   # int8 weights: about a quarter
         assert float_entry["parity"]["agreement"] == 1.0
