@@ -6,7 +6,9 @@ Two schemes, chosen per model by ``spec.quantization``:
   per output channel, activations per tensor with ranges observed on ``calibration_inputs``, which the
   spec samples from its own seed range (config.CALIBRATION_SEED), never from the evaluation maps,
   scenes or test commands. ExecuTorch: the PT2E flow (``XNNPACKQuantizer`` -> ``prepare_pt2e`` ->
-  calibrate -> ``convert_pt2e``) lowered to XNNPACK; ONNX Runtime: ``quantize_static`` in QDQ format.
+  calibrate -> ``convert_pt2e``) lowered to XNNPACK; ONNX Runtime: ``quantize_static`` in QDQ format. Both leave a
+  softmax and what reads its probabilities float (the XNNPACK quantizer never annotates them; for ONNX Runtime
+  ``save_onnx_int8`` excludes them, and says why).
 - ``dynamic`` (the text pipeline): a sentence has no fixed activation range worth calibrating, and
   prepare_pt2e breaks transformers' attention-mask arithmetic (an int index turns float; measured,
   torch 2.13 / torchao). Linear layers get int8 per-channel weights with activations quantized per call
