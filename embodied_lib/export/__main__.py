@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from embodied_lib.cli import int_in, require_folder, require_writable
 from embodied_lib.config import EXPORTS_DIR, RUNS_DIR
 from embodied_lib.export import FORMATS
-from embodied_lib.export.workflow import export_and_check_all, trained_checkpoints
+from embodied_lib.export.workflow import FloatParityError, export_and_check_all, trained_checkpoints
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,14 +32,24 @@ def main(argv=None):
     for name in names:
         if name not in found:
             parser.error(f"no checkpoint for {name!r} under {args.runs} (found: {sorted(found)})")
-    results = export_and_check_all({name: found[name] for name in names}, args.out, args.formats, args.parity_inputs)
+    try:
+        results = export_and_check_all({name: found[name] for name in names}, args.out, args.formats,
+                                       args.parity_inputs)
+    except FloatParityError as exc:   # the model or the exporter is wrong: nothing downstream should run on it
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for name, result in results.items():
         print(f"{name}:")
         for row in result["parity"]:
             agree = ", ".join(f"{k} {v:.3f}" for k, v in row["decision_agreement"].items()) or "values only"
-            print(f"  parity {row['format']:13s} max|diff| {row['max_abs_diff']:.2e}  "
-                  f"decisions: {agree}  {'ok' if row['passed'] else 'FAILED'}")
+            diff = "NaN/Inf" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.2e}"
+            print(f"  parity {row['format']:13s} max|diff| {diff}  "
+                  f"decisions: {agree}  {'ok' if row['passed'] else 'FAILED (never served)'}")
+        for row in result["parity"]:
+            if not row["passed"]:
+                print(f"  refused by every loader: {row['refused']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
