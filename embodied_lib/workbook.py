@@ -89,8 +89,8 @@ def summary(runs_dir=RUNS_DIR, exports_dir=EXPORTS_DIR) -> str:
             else:
                 check = f"max|diff| {verdict['max_abs_diff']:.1e} {'ok' if verdict['passed'] else 'FAILED (never served)'}"
             lines.append(f"  {a['format']:13s} {a['file']:28s} {a['bytes'] / 1e6:6.2f} MB  {check}")
-            if refusal(a):
-                refused.append(f"  exports/{manifest_path.parent.name}/{refusal(a)}")
+            if reason := refusal(a):
+                refused.append(f"  exports/{manifest_path.parent.name}/{reason}")
         lines.append(f"  golden vectors: {manifest['golden']['file']} ({manifest['golden']['count']})")
     if refused:
         lines += ["Files refused by every loader (Python, C++, Rust, the controllers):", *refused]

@@ -67,12 +67,10 @@ def train(args):
 
 def _parity_row(spec, fmt, path, inputs, expected):
     """export.file_parity's verdict, plus where the error is: p99 of the per-input max |diff| and the worst input."""
-    from embodied_lib.export import FORMATS, PARITY_BATCH, file_parity, outputs_in_batches
-    from embodied_lib.export.artifacts import ModelBytes
+    from embodied_lib.export import file_parity, run_file
 
-    row = file_parity(spec, fmt, path, inputs, expected)
-    run = FORMATS[fmt].load(ModelBytes(path, path.read_bytes()), spec)
-    got = outputs_in_batches(run, inputs, min(PARITY_BATCH, spec.max_batch))
+    got = run_file(spec, fmt, path, inputs)
+    row = file_parity(spec, fmt, path, inputs, expected, got)
     diff = np.abs(got[0] - expected[0])
     worst = int(diff.max(axis=1).argmax())
     return {**row, "p99_abs_diff": float(np.quantile(diff.max(axis=1), 0.99)),

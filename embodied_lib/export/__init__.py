@@ -73,6 +73,8 @@ def parity_rule(spec, fmt: str) -> dict:
         return {"tolerance": spec.int8_tolerance, "tie_margin": spec.int8_tie_margin,
                 "agreement": spec.int8_agreement}
     return {"tolerance": spec.tolerance, "tie_margin": spec.tolerance, "agreement": 1.0}
+
+
 PARITY_BATCH = 256
 
 
@@ -86,19 +88,25 @@ def outputs_in_batches(run, inputs, batch: int) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 
-def file_parity(spec, fmt: str, path: Path, inputs, expected) -> dict:
-    """The file just written, run through its own runtime on the parity ``inputs`` and judged against eager's
-    ``expected`` outputs by its format's rule: the verdict its manifest entry carries (export.parity)."""
+def run_file(spec, fmt: str, path: Path, inputs) -> tuple[np.ndarray, ...]:
+    """The file just written, run through its own runtime on ``inputs`` (in batches it accepts)."""
     form = FORMATS[fmt]
     run = form.load(ModelBytes(path, path.read_bytes()), spec)
-    got = outputs_in_batches(run, inputs, min(PARITY_BATCH, spec.max_batch, form.max_batch or spec.max_batch))
+    return outputs_in_batches(run, inputs, min(PARITY_BATCH, spec.max_batch, form.max_batch or spec.max_batch))
+
+
+def file_parity(spec, fmt: str, path: Path, inputs, expected, got=None) -> dict:
+    """The file just written, run on the parity ``inputs`` (``got``: its outputs, if already run) and judged against
+    eager's ``expected`` outputs by its format's rule: the verdict its manifest entry carries (export.parity)."""
+    got = run_file(spec, fmt, path, inputs) if got is None else got
     if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
         raise ArtifactError(f"{path} returned shapes {[list(g.shape) for g in got]}, eager "
                             f"{[list(e.shape) for e in expected]}: the export is broken")
-    result = compare_outputs(spec, expected, got, parity_rule(spec, fmt))
+    rule = parity_rule(spec, fmt)
+    result = compare_outputs(spec, expected, got, rule)
     if not math.isfinite(result["max_abs_diff"]):   # NaN or Inf in an output: no number to record, and a failure
         result.update(max_abs_diff=None, passed=False)
-    return {**parity_rule(spec, fmt), "inputs": int(inputs[0].shape[0]),
+    return {**rule, "inputs": int(inputs[0].shape[0]),
             **{k: result[k] for k in ("max_abs_diff", "decision_agreement", "near_ties", "passed")}}
 
 
@@ -184,4 +192,5 @@ def export_all(spec, model, out_dir, formats=None, golden_count: int | None = No
     return manifest
 
 
-__all__ = ["ArtifactError", "FORMATS", "bounded_limit", "export_all", "file_parity", "output_limit", "parity_rule"]
+__all__ = ["ArtifactError", "FORMATS", "bounded_limit", "export_all", "file_parity", "output_limit", "outputs_in_batches",
+           "parity_rule", "run_file"]

@@ -54,8 +54,6 @@ def compare_outputs(spec, expected, got, rule: dict | None = None) -> dict:
             "tolerance": rule["tolerance"], "required_agreement": rule["agreement"], "passed": passed}
 
 
-
-
 def refusal(entry: dict) -> str | None:
     """Why the file of manifest ``entry`` must not be loaded (its parity verdict), or None when it may be."""
     verdict = entry.get("parity") or {}
@@ -69,6 +67,17 @@ def refusal(entry: dict) -> str | None:
             f"against a tolerance of {verdict.get('tolerance')}, decision agreement {agreement or 'n/a'} against "
             f"{verdict.get('agreement')} required, on {verdict.get('inputs')} inputs; the file is kept for inspection "
             f"and never served")
+
+
+def verdict_row(entry: dict) -> dict:
+    """A file's row of a parity table, from the verdict its manifest entry records (and why it is refused, if so)."""
+    verdict = entry.get("parity") or {}
+    refused = refusal(entry)
+    return {"format": entry["format"], "file": entry["file"], "inputs": verdict.get("inputs"),
+            "max_abs_diff": verdict.get("max_abs_diff"), "decision_agreement": verdict.get("decision_agreement"),
+            "near_ties": verdict.get("near_ties"), "tolerance": verdict.get("tolerance"),
+            "required_agreement": verdict.get("agreement"), "passed": refused is None,
+            **({"refused": refused} if refused else {})}
 
 
 def served_formats(manifest: dict) -> list[str]:

@@ -154,9 +154,9 @@ def save_onnx_int8(spec, model, program, path, float_softmax: bool = True):
         # ExecuTorch twin leaves them (it annotates conv, linear, add, mul, cat; ONNX Runtime's default quantizes
         # every op it can). Measured (issue 43, tools/int8_parity_study.py): manipulation's spatial softmax spreads
         # its probabilities over 625 cells, mostly below one INT8 step of a per-tensor [0, 1] scale, and the
-        # keypoints they average were the largest loss of the graph (SQNR 24 -> 19 dB); quantized there, 10 quick
-        # trainings read max |diff| 0.25-0.61 (one over its 0.6 rule), float there 0.12-0.24, as the ExecuTorch
-        # INT8 twins (0.13-0.23).
+        # keypoints they average were the largest loss of the graph (SQNR 18.7 dB, 36.0 float); quantized there,
+        # 15 quick trainings read max |diff| 0.25-0.73 (two over the 0.6 rule), float there 0.11-0.24, as the
+        # ExecuTorch INT8 twins (0.13-0.23).
         # reduce_range: 7-bit weights. On x86 without VNNI ONNX Runtime runs U8S8 through VPMADDUBSW, whose
         # 16-bit pair sums saturate at 8-bit weights (its docs' "saturation" note; measured on AVX2 EPYC:
         # navigation max |diff| 0.46 with graph optimisations on, 0.03 off or with reduce_range).

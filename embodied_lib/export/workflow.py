@@ -6,7 +6,7 @@ from pathlib import Path
 
 from embodied_lib.config import RUNS_DIR, cores_allotted
 from embodied_lib.export import FORMATS, export_all
-from embodied_lib.export.parity import refusal
+from embodied_lib.export.parity import verdict_row
 from embodied_lib.parallel import map_tasks
 from embodied_lib.registry import load_checkpoint
 
@@ -26,15 +26,7 @@ class FloatParityError(RuntimeError):
 
 def parity_rows(manifest: dict) -> list[dict]:
     """The parity table of an export: each file's verdict as its manifest entry records it (export.file_parity)."""
-    rows = []
-    for entry in manifest["artifacts"]:
-        verdict = entry["parity"]
-        rows.append({"format": entry["format"], "file": entry["file"], "lossy": FORMATS[entry["format"]].lossy,
-                     "inputs": verdict["inputs"], "max_abs_diff": verdict["max_abs_diff"],
-                     "decision_agreement": verdict["decision_agreement"], "near_ties": verdict["near_ties"],
-                     "tolerance": verdict["tolerance"], "required_agreement": verdict["agreement"],
-                     "passed": verdict["passed"], **({} if verdict["passed"] else {"refused": refusal(entry)})})
-    return rows
+    return [{**verdict_row(entry), "lossy": FORMATS[entry["format"]].lossy} for entry in manifest["artifacts"]]
 
 
 def export_and_check(checkpoint_dir, out_dir, formats=None, parity_inputs: int | None = None, skip=(),

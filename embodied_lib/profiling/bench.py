@@ -132,7 +132,8 @@ def rust_vs_cpp(export_dir: Path, batch1_dir: Path | None, measured: list[dict],
         if folder is None:
             continue
         manifest = read_manifest(folder)
-        files = {a["format"]: a["file"] for a in manifest["artifacts"] if a["format"] in served_formats(manifest)}
+        served = served_formats(manifest)
+        files = {a["format"]: a["file"] for a in manifest["artifacts"] if a["format"] in served}
         for fmt in ("executorch", "executorch_int8"):
             runners = (fmt, fmt.replace("executorch", "executorch_rs"))   # C++, Rust
             if fmt not in files or not all((r, files[fmt]) in per_call for r in runners):

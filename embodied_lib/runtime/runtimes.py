@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from embodied_lib.config import PARITY_SEED
-from embodied_lib.export import FORMATS, bounded_limit, parity_rule
+from embodied_lib.export import FORMATS, bounded_limit, outputs_in_batches, parity_rule
 from embodied_lib.export.artifacts import REEXPORT_HINT, ArtifactError, read_verified
 from embodied_lib.export.manifest import MANIFEST_NAME, artifact_entry, parse_manifest, read_manifest, read_manifest_bytes
-from embodied_lib.export.parity import compare_outputs, decisions, refusal
+from embodied_lib.export.parity import compare_outputs, decisions, refusal, verdict_row
 from embodied_lib.export.trust import local_public_key, verify_manifest
 
 
@@ -130,9 +130,7 @@ def eager_runtime(spec, model) -> Runtime:
 
 
 def run_batched(runtime: Runtime, inputs, batch_size: int = 256) -> tuple[np.ndarray, ...]:
-    n, batch_size = inputs[0].shape[0], min(batch_size, runtime.spec.max_batch)
-    chunks = [runtime(*(a[i:i + batch_size] for a in inputs)) for i in range(0, n, batch_size)]
-    return tuple(np.concatenate(parts) for parts in zip(*chunks))
+    return outputs_in_batches(runtime, inputs, min(batch_size, runtime.spec.max_batch))
 
 
 def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PARITY_SEED, formats=None,
@@ -153,12 +151,7 @@ def parity_report(export_dir, reference: Runtime, n: int = 1000, seed: int = PAR
         if formats and fmt not in formats:
             continue
         if refusal(entry):
-            verdict = entry.get("parity") or {}
-            rows.append({"format": fmt, "file": entry["file"], "inputs": verdict.get("inputs"),
-                         "max_abs_diff": verdict.get("max_abs_diff"),
-                         "decision_agreement": verdict.get("decision_agreement"), "near_ties": verdict.get("near_ties"),
-                         "tolerance": verdict.get("tolerance"), "required_agreement": verdict.get("agreement"),
-                         "passed": False, "refused": refusal(entry)})
+            rows.append(verdict_row(entry))
             continue
         runtime = load_artifact(export_dir, fmt, spec, trusted=True, public_key=public_key)
         got = run_batched(runtime, inputs)
