@@ -179,3 +179,15 @@ def test_the_workflow_goes_on_past_a_failed_int8_file_and_stops_on_a_float_one(n
     with pytest.raises(workflow.FloatParityError, match="float files failed parity"):
         workflow.export_and_check("unused", out, formats=["executorch"], parity_inputs=50, log=lambda *_: None)
     assert read_manifest(out)["artifacts"][0]["parity"]["passed"] is False
+
+
+def test_a_verdict_of_nan_outputs_is_refused_with_its_reason():
+    """A file whose outputs held NaN or Inf records max_abs_diff null (no number to record); its refusal says so
+    instead of failing to format the missing number."""
+    from embodied_lib.export.parity import refusal, verdict_row
+
+    entry = {"format": "onnx_int8", "file": "m.int8.onnx", "parity": {
+        "tolerance": 0.6, "tie_margin": 0.01, "agreement": 0.95, "inputs": 100, "max_abs_diff": None,
+        "decision_agreement": {"action.gripper_closed": 0.5}, "near_ties": 0, "passed": False}}
+    assert "max |diff| NaN/Inf against a tolerance of 0.6" in refusal(entry)
+    assert verdict_row(entry)["passed"] is False and "NaN/Inf" in verdict_row(entry)["refused"]

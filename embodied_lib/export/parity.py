@@ -63,7 +63,9 @@ def refusal(entry: dict) -> str | None:
         return (f"{entry.get('file')} has no parity verdict in its manifest (an export from before verdicts were "
                 f"recorded, or an edited manifest); {REEXPORT_HINT}")
     agreement = ", ".join(f"{k} {v:.3f}" for k, v in (verdict.get("decision_agreement") or {}).items())
-    return (f"{entry.get('file')} failed its parity check at export: max |diff| {verdict.get('max_abs_diff', float('nan')):.4g} "
+    diff = verdict.get("max_abs_diff")   # None: the file's outputs held NaN or Inf
+    return (f"{entry.get('file')} failed its parity check at export: max |diff| "
+            f"{'NaN/Inf' if diff is None else f'{diff:.4g}'} "
             f"against a tolerance of {verdict.get('tolerance')}, decision agreement {agreement or 'n/a'} against "
             f"{verdict.get('agreement')} required, on {verdict.get('inputs')} inputs; the file is kept for inspection "
             f"and never served")
